@@ -1,0 +1,3 @@
+from fer_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""`fer-tui`: the TUI with no subcommand, or one of stats|train|evaluate|live|export.
+
+Importing this module must stay cheap (no torch, no textual): subcommand modules are imported
+only to add their arguments, and they defer their heavy imports into `run()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from fer_tui import __version__
+from fer_tui.errors import FerError
+
+#: subcommand -> one-line help; each lives in fer_tui/commands/<name>.py with
+#: `add_arguments(parser)` and `run(args) -> int`.
+COMMANDS: dict[str, str] = {
+    "stats": "per-split, per-class counts and problems found in the data",
+    "train": "train ResNets from a TOML config (writes a run directory)",
+    "evaluate": "the paper's Table 1 and Table 2 for one or more checkpoints",
+    "live": "webcam/video face detection and expression recognition",
+    "export": "export a checkpoint to ONNX or TorchScript",
+}
+
+
+def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # on subcommands the default is SUPPRESS, so `fer-tui --data X stats` and
+    # `fer-tui stats --data X` both work and neither overwrites the other with None
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--data", default=default,
+                        help="FER-2013 folder, .zip, .tar.gz or fer2013.csv (default: "
+                        "$FER_TUI_DATA, ./data/fer2013, the user cache dir)")
+    parser.add_argument("--runs-dir", default=default,
+                        help="where training runs live (default: $FER_TUI_RUNS or ./runs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fer-tui",
+        description="Terminal dashboard for facial-expression recognition on FER-2013. "
+        "With no command, opens the dashboard.",
+    )
+    parser.add_argument("--version", action="version", version=f"fer-tui {__version__}")
+    _add_common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"fer_tui.commands.{name}")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _add_common(p, suppress=True)
+        module.add_arguments(p)
+    return parser
+
+
+def _run_tui(args: argparse.Namespace) -> int:
+    from fer_tui.tui.app import make_app
+
+    app = make_app(data=args.data, runs_dir=args.runs_dir)
+    app.run()
+    return app.return_code or 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return _run_tui(args)
+        module = importlib.import_module(f"fer_tui.commands.{args.command}")
+        return int(module.run(args) or 0)
+    except FerError as exc:
+        print(f"fer-tui: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("fer-tui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `fer-tui stats | head`: the reader went away; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

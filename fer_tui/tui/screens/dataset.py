@@ -1,0 +1,20 @@
+"""The Dataset screen (placeholder)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from fer_tui.tui.settings import Settings
+
+
+class DatasetScreen(Screen[None]):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Dataset: class counts per split, imbalance, pixel statistics, sample faces and the problems found in the data (coming soon).", classes="placeholder")  # noqa: E501
+        yield Footer()

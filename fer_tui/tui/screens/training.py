@@ -1,0 +1,20 @@
+"""The Training screen (placeholder)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from fer_tui.tui.settings import Settings
+
+
+class TrainingScreen(Screen[None]):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("Training: start all three ResNets in the background, watch epochs, loss and accuracy, stop and resume (coming soon).", classes="placeholder")  # noqa: E501
+        yield Footer()
