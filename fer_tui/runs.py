@@ -293,6 +293,8 @@ class RunState:
     img_per_s: float | None = None
     eta_seconds: float | None = None
     started_t: float | None = None
+    resumed_t: float | None = None
+    """Time of the latest `start` event (the first one, or the last resume)."""
     last_t: float | None = None
     ended: str | None = None
     """"finished", "stopped" or "failed" once the trainer said so; None while it may run."""
@@ -313,6 +315,7 @@ class RunState:
             self.device = (event.get("env") or {}).get("device", self.device)
             if self.started_t is None:
                 self.started_t = t
+            self.resumed_t = t
             start_epoch = int(event.get("start_epoch") or 1)
             # a resume continues after the last completed epoch: drop anything newer
             self.history = [h for h in self.history if h.get("epoch", 0) < start_epoch]
