@@ -53,6 +53,7 @@ def make_app(
     checkpoints_dir: str | os.PathLike[str] | None = None,
     configs_dir: str | os.PathLike[str] | None = None,
     poll_interval: float = 0.5,
+    rescan_interval: float = 3.0,
 ) -> FerApp:
     """Build the App for the CLI and for tests."""
     from fer_tui import paths
@@ -64,5 +65,6 @@ def make_app(
             checkpoints_dir=Path(checkpoints_dir) if checkpoints_dir else paths.checkpoints_dir(),
             configs_dir=Path(configs_dir) if configs_dir else paths.configs_dir(),
             poll_interval=poll_interval,
+            rescan_interval=rescan_interval,
         )
     )
