@@ -19,3 +19,33 @@ CSV_EMOTION_TO_CLASS: dict[int, int] = {
     5: CLASSES.index("surprise"),
     6: CLASSES.index("neutral"),
 }
+
+#: The two splits every source provides, and the sub-splits of "test" when a source tells them
+#: apart (the original Usage values PublicTest and PrivateTest).
+SPLITS: tuple[str, ...] = ("train", "test")
+SUBSPLITS: tuple[str, ...] = ("public_test", "private_test")
+
+#: File-name prefixes of the Kaggle export -> the test sub-split they belong to.
+SUBSPLIT_PREFIXES: dict[str, str] = {"PublicTest": "public_test", "PrivateTest": "private_test"}
+
+#: fer2013.csv Usage value (lower case) -> (split, sub-split)
+CSV_USAGE: dict[str, tuple[str, str | None]] = {
+    "training": ("train", None),
+    "publictest": ("test", "public_test"),
+    "privatetest": ("test", "private_test"),
+}
+
+_CLASS_BY_NAME = {name: i for i, name in enumerate(CLASSES)}
+
+
+def class_index(folder_name: str) -> int | None:
+    """The index into CLASSES of a class folder name (case-insensitive), or None if unknown."""
+    return _CLASS_BY_NAME.get(folder_name.strip().lower())
+
+
+def subsplit_of(file_name: str) -> str | None:
+    """The test sub-split of a Kaggle file name (`PublicTest_1.jpg` -> "public_test"), or None."""
+    for prefix, sub in SUBSPLIT_PREFIXES.items():
+        if file_name.startswith(prefix):
+            return sub
+    return None
