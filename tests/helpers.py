@@ -38,3 +38,39 @@ def make_folder_dataset(
                     name = "PrivateTest"
                 cv2.imwrite(str(folder / f"{name}_{label}{i:05d}{ext}"), img)
     return root
+
+
+def make_tiny_checkpoint(
+    path: Path, arch: str = "resnet18", steps: int = 0, data: Path | None = None,
+    classes: tuple[str, ...] | None = None, seed: int = 0,
+) -> Path:
+    """A real fer-tui checkpoint that is quick to run: `arch` with the ImageNet stem on one
+    channel (48x48 -> 12x12 before layer1), random weights, then `steps` SGD steps on the
+    train split of `data` (a Kaggle-layout folder) when given. `classes` overrides the class
+    list in the metadata (to test the class-set check)."""
+    import torch
+
+    from fer_tui.models import build_model, model_meta, save_checkpoint
+
+    torch.manual_seed(seed)
+    model = build_model(arch, stem="imagenet", in_channels=1)
+    if steps and data is not None:
+        from fer_tui.data.load import load_dataset
+        from fer_tui.preprocess import to_input
+
+        train = load_dataset(data).splits["train"]
+        x = to_input(torch.as_tensor(train.images))
+        y = torch.as_tensor(train.labels)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        model.train()
+        for _ in range(steps):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    meta = model_meta(arch, stem="imagenet", in_channels=1, epoch=steps)
+    if classes is not None:
+        meta["classes"] = list(classes)
+        meta["num_classes"] = len(classes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, model.eval(), meta)
+    return path
