@@ -1,15 +1,133 @@
-"""`fer-tui evaluate` (not written yet)."""
+"""`fer-tui evaluate`: the paper's Table 1 and Table 2 for one or more checkpoints."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from typing import TextIO
 
-from fer_tui.errors import FerError
+JSON_HELP = (
+    "write the report as JSON to OUT ('-' for stdout). One checkpoint: the report "
+    '{"model", "data", "tta", "accuracy", "weighted_avg", "macro_avg", "auc_macro_ovr", '
+    '"auc_weighted_ovr", "classes", "confusion_matrix", ...}. Several: '
+    '{"models": [report, ...], "mean": per-class and Table 1 means}'
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--checkpoint", action="append", required=True, metavar="PATH",
+                        help="a fer-tui checkpoint (checkpoints/*.pt or runs/<run>/best.pt); "
+                        "repeat for several models")
+    parser.add_argument("--split", default="test",
+                        help="the split to evaluate: test (default), public_test, private_test "
+                        "or train")
+    parser.add_argument("--tta", default="none", choices=("none", "flip", "tencrop"),
+                        help="test-time augmentation: none (default), flip (the face and its "
+                        "mirror), tencrop (5 crops and their mirrors)")
+    parser.add_argument("--json", metavar="OUT", help=JSON_HELP)
+    parser.add_argument("--predictions", metavar="OUT.csv",
+                        help="one row per image: index, path, true, pred, p_<class> x7 "
+                        "(several checkpoints: OUT.1-<arch>.csv, OUT.2-<arch>.csv, ...)")
+    parser.add_argument("--markdown", metavar="OUT.md", help="write both tables as Markdown")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per batch (256)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="recompute even if these files were evaluated before")
+
+
+class ProgressBar:
+    """A one-line progress bar with rate and ETA on stderr (a line per stage when not a tty)."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self.stage: str | None = None
+        self.started = 0.0
+        self.last_draw = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != self.stage:
+            self.finish()
+            self.stage, self.started = stage, now
+            if stage == "data":
+                self.stream.write("loading the data...\n")
+                self.stream.flush()
+                return
+            if not self.tty:
+                self.stream.write(f"{stage}: {total} images\n")
+        if stage == "data" or not self.tty:
+            return
+        if done < total and now - self.last_draw < 0.1:
+            return
+        self.last_draw = now
+        frac = done / total if total else 1.0
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else float("nan")
+        bar = "#" * int(frac * self.width)
+        eta_txt = f"ETA {eta:4.0f}s" if eta == eta else "ETA    ?"
+        self.stream.write(f"\r{self.stage} [{bar:<{self.width}}] {done}/{total} "
+                          f"{rate:6.0f} img/s {eta_txt}")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.stage is not None and self.stage != "data" and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.stage = None
 
 
 def run(args: argparse.Namespace) -> int:
-    raise FerError("`fer-tui evaluate` is not implemented yet")
+    from pathlib import Path
+
+    from fer_tui import evaluate as ev
+    from fer_tui.errors import CheckpointError
+
+    # every cheap check before the data is decoded and the models run
+    for path in args.checkpoint:
+        if not Path(path).is_file():
+            raise CheckpointError(f"no checkpoint at {path}: check the path (shipped ones are "
+                                  f"in checkpoints/, trained ones in runs/<run>/best.pt)")
+    ev.check_split_name(args.split)
+    ev.check_output_path(args.json, "--json")
+    ev.check_output_path(args.predictions, "--predictions")
+    ev.check_output_path(args.markdown, "--markdown")
+
+    bar = ProgressBar()
+    try:
+        results = ev.evaluate_checkpoints(
+            args.checkpoint, data=getattr(args, "data", None), split=args.split, tta=args.tta,
+            device=args.device, batch_size=args.batch_size, use_cache=not args.no_cache,
+            progress=bar)
+    finally:
+        bar.finish()
+    reports = [r.report for r in results]
+    for result in results:
+        if result.cached:
+            print(f"(cached) {ev.model_label(result.report)}", file=sys.stderr)
+
+    to_stdout = args.json == "-"
+    text = ev.format_report(reports)
+    (sys.stderr if to_stdout else sys.stdout).write(text)
+    if args.json:
+        payload = ev.json_payload(reports)
+        if to_stdout:
+            import json
+
+            print(json.dumps(payload, indent=1, allow_nan=False))
+        else:
+            ev.write_json(args.json, payload)
+            print(f"wrote {args.json}", file=sys.stderr)
+    if args.markdown:
+        ev.atomic_write_text(args.markdown, ev.to_markdown(reports))
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    if args.predictions:
+        for i, result in enumerate(results):
+            out = ev.predictions_path(args.predictions, i, len(results),
+                                      result.report["model"].get("arch") or "model")
+            ev.write_predictions(out, result)
+            print(f"wrote {out}", file=sys.stderr)
+    return 0
