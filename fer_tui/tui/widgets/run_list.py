@@ -1,0 +1,82 @@
+"""RunList: every run under the runs dir, newest first, one row each."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+from fer_tui.runs import STATUSES
+from fer_tui.tui.widgets.format import duration, percent
+from fer_tui.tui.widgets.run_view import RunView
+
+COLUMNS = ("status", "run", "arch", "recipe", "epoch", "best val acc", "elapsed", "ETA")
+
+
+class RunList(DataTable[Text | str]):
+    """A DataTable of RunViews keyed by run id; the status cell is coloured by state."""
+
+    COMPONENT_CLASSES = {f"run-list--{status}" for status in STATUSES}
+
+    DEFAULT_CSS = """
+    RunList > .run-list--running { color: $success; text-style: bold; }
+    RunList > .run-list--finished { color: $primary; }
+    RunList > .run-list--failed { color: $error; text-style: bold; }
+    RunList > .run-list--stopped { color: $warning; }
+    RunList > .run-list--crashed { color: $error; text-style: italic; }
+    RunList > .run-list--pending { color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.views: dict[str, RunView] = {}
+
+    def on_mount(self) -> None:
+        for column in COLUMNS:
+            self.add_column(column, key=column)
+
+    @property
+    def selected(self) -> RunView | None:
+        """The run under the cursor."""
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except CellDoesNotExist:
+            return None
+        return self.views.get(str(key.value))
+
+    def _cells(self, view: RunView) -> list[Text | str]:
+        style = self.get_component_rich_style(f"run-list--{view.status}", partial=True)
+        return [
+            Text(view.status, style=style),
+            view.run_id,
+            view.arch,
+            view.recipe,
+            view.epochs_text,
+            percent(view.best_metric),
+            duration(view.elapsed_seconds),
+            duration(view.eta_seconds) if view.status == "running" else "",
+        ]
+
+    def show(self, view: RunView) -> None:
+        """Add the run's row, or update it in place."""
+        new = view.run_id not in self.views
+        self.views[view.run_id] = view
+        cells = self._cells(view)
+        if new:
+            selected = self.selected
+            self.add_row(*cells, key=view.run_id)
+            self.sort("run", reverse=True)
+            if selected is not None:  # keep the cursor on the run it was on
+                self.move_cursor(row=self.get_row_index(selected.run_id), animate=False)
+            return
+        for column, cell in zip(COLUMNS, cells, strict=True):
+            self.update_cell(view.run_id, column, cell)
+
+    def remove(self, run_id: str) -> None:
+        self.views.pop(run_id, None)
+        try:
+            self.remove_row(run_id)
+        except RowDoesNotExist:
+            pass

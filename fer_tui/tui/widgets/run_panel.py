@@ -1,0 +1,125 @@
+"""RunPanel: one model's run at a glance: epoch progress, ETA, img/s, lr and sparklines."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, ProgressBar, Sparkline, Static
+
+from fer_tui.runs import STATUSES
+from fer_tui.tui.widgets.format import duration, number, percent
+from fer_tui.tui.widgets.run_view import RunView
+
+#: (RunView field, label, formatter) for each sparkline row.
+CURVES = (
+    ("train_loss", "train loss", number),
+    ("val_loss", "val loss", number),
+    ("train_acc", "train acc", percent),
+    ("val_acc", "val acc", percent),
+)
+
+
+class RunPanel(Vertical):
+    """Shows one RunView (or an empty slot for an arch that has no run yet)."""
+
+    DEFAULT_CSS = """
+    RunPanel {
+        height: auto;
+        border: round $panel-lighten-2;
+        border-title-color: $text;
+        border-title-style: bold;
+        padding: 0 1;
+        width: 1fr;
+    }
+    RunPanel.-running { border: round $success; }
+    RunPanel.-finished { border: round $primary; }
+    RunPanel.-failed { border: round $error; }
+    RunPanel.-stopped, RunPanel.-crashed { border: round $warning; }
+    RunPanel .run-status { text-style: bold; }
+    RunPanel.-running .run-status { color: $success; }
+    RunPanel.-failed .run-status, RunPanel.-crashed .run-status { color: $error; }
+    RunPanel.-stopped .run-status { color: $warning; }
+    RunPanel ProgressBar { width: 1fr; }
+    RunPanel ProgressBar Bar { width: 1fr; }
+    RunPanel .curve { height: 1; }
+    RunPanel .curve-label { width: 11; color: $text-muted; }
+    RunPanel .curve-value { width: 7; text-align: right; }
+    RunPanel Sparkline { width: 1fr; height: 1; }
+    RunPanel .run-message { color: $text-muted; height: auto; }
+    RunPanel.-failed .run-message { color: $error; }
+    RunPanel.-empty .run-info, RunPanel.-empty ProgressBar, RunPanel.-empty .curve {
+        display: none;
+    }
+    """
+
+    def __init__(self, arch: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.arch = arch
+        self.view: RunView | None = None
+        self.border_title = arch
+
+    def compose(self) -> ComposeResult:
+        yield Label("no run yet", classes="run-status")
+        yield ProgressBar(total=1, show_eta=False, show_percentage=True)
+        yield Label("", classes="run-info")
+        for key, label, _ in CURVES:
+            with Horizontal(classes="curve", id=f"curve-{key.replace('_', '-')}"):
+                yield Label(label, classes="curve-label")
+                yield Sparkline([], summary_function=max)
+                yield Label("-", classes="curve-value")
+        yield Static("", classes="run-message")
+
+    def on_mount(self) -> None:
+        self.show(self.view)
+
+    def show(self, view: RunView | None) -> None:
+        """Render `view`; None shows the empty slot."""
+        self.view = view
+        if not self.is_mounted:
+            return
+        for status in (*STATUSES, "empty"):
+            self.remove_class(f"-{status}")
+        message = self.query_one(".run-message", Static)
+        status_label = self.query_one(".run-status", Label)
+        if view is None:
+            self.add_class("-empty")
+            self.border_title = self.arch
+            self.border_subtitle = ""
+            status_label.update("no run yet")
+            message.update("press s to start training")
+            return
+        self.add_class(f"-{view.status}")
+        self.border_title = f"{view.arch} · {view.recipe}"
+        self.border_subtitle = view.run_id
+        where = f" on {view.device}" if view.device else ""
+        status_label.update(f"{view.status}{where} · epoch {view.epochs_text}")
+        bar = self.query_one(ProgressBar)
+        bar.update(total=max(view.epochs, 1), progress=view.progress)
+        info = [f"ETA {duration(view.eta_seconds)}" if view.status == "running" else
+                f"took {duration(view.elapsed_seconds)}"]
+        if view.img_per_s:
+            info.append(f"{view.img_per_s:,.0f} img/s")
+        info.append(f"lr {number(view.lr)}")
+        if view.best_metric is not None:
+            info.append(f"best {percent(view.best_metric)}@{view.best_epoch}")
+        self.query_one(".run-info", Label).update(" · ".join(info))
+        for key, _, fmt in CURVES:
+            row = self.query_one(f"#curve-{key.replace('_', '-')}", Horizontal)
+            values = [v for v in getattr(view, key) if v is not None]
+            row.query_one(Sparkline).data = values
+            row.query_one(".curve-value", Label).update(fmt(values[-1]) if values else "-")
+        message.update(_message(view))
+
+
+def _message(view: RunView) -> str:
+    if view.status == "failed":
+        return f"failed: {view.error}  (r resume)"
+    if view.status == "stopped":
+        return f"stopped after epoch {view.epoch}: r resumes it"
+    if view.status == "crashed":
+        return f"crashed (trainer died after epoch {view.epoch}): r resumes it"
+    if view.status == "pending":
+        return "waiting for the trainer to start"
+    if view.status == "finished":
+        return f"finished: e evaluates {view.best_checkpoint.name}"
+    return ""

@@ -1,0 +1,272 @@
+"""The Training screen: run list, live panels, start/stop/resume, errors on screen."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Button, Input, Select, Static
+
+from fer_tui import launch
+from fer_tui.tui.app import make_app
+from fer_tui.tui.screens.training import TrainingScreen
+from fer_tui.tui.widgets.curves import CurvesScreen
+from fer_tui.tui.widgets.run_list import RunList
+from fer_tui.tui.widgets.run_panel import RunPanel
+from fer_tui.tui.widgets.start_dialog import StartDialog
+
+FAKE = Path(__file__).resolve().parents[1] / "data" / "runs" / "fake_trainer.py"
+SMOKE = 'name = "smoke"\narchs = ["resnet18"]\n[train]\nepochs = 3\ndevice = "cpu"\n'
+
+
+def write_run(runs: Path, name: str, events: list[dict], lock_pid: int | None = None) -> Path:
+    """A hand-written run dir: config.toml, events.jsonl and maybe a run.lock."""
+    run = runs / name
+    run.mkdir(parents=True)
+    (run / "config.toml").write_text(SMOKE)
+    with open(run / "events.jsonl", "w") as f:
+        for e in events:
+            f.write(json.dumps({"v": 1, "t": 1000.0, **e}) + "\n")
+    if lock_pid is not None:
+        (run / "run.lock").write_text(f"{lock_pid} host\n")
+    return run
+
+
+def start(arch: str, epochs: int = 3) -> dict:
+    return {"type": "start", "arch": arch, "recipe": "scratch", "epochs": epochs,
+            "start_epoch": 1, "steps_per_epoch": 10, "env": {"device": "cpu"}}
+
+
+def epoch(e: int, epochs: int = 3) -> dict:
+    return {"type": "epoch", "epoch": e, "epochs": epochs, "train_loss": 2.0 / e,
+            "train_acc": 0.3 + 0.1 * e, "val_loss": 2.2 / e, "val_acc": 0.25 + 0.1 * e,
+            "lr": 0.1, "seconds": 30.0, "img_per_s": 900.0, "eta_seconds": 30.0 * (epochs - e),
+            "best_metric": 0.25 + 0.1 * e, "best_epoch": e}
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    """Four runs of the group 20260101-120000 in every ended state, plus one live run."""
+    runs = tmp_path / "runs"
+    write_run(runs, "20260101-120000-resnet18",
+              [start("resnet18"), epoch(1), epoch(2), epoch(3),
+               {"type": "end", "best_metric": 0.55, "best_epoch": 3}])
+    write_run(runs, "20260101-120000-resnet34",
+              [start("resnet34"), epoch(1),
+               {"type": "error", "message": "CUDA out of memory. Tried to allocate 2.00 GiB",
+                "traceback": "Traceback (most recent call last): ..."}])
+    write_run(runs, "20260101-120000-resnet50",
+              [start("resnet50"), epoch(1), {"type": "stopped", "epoch": 1, "reason": "SIGTERM"}])
+    write_run(runs, "20260101-110000-resnet50", [start("resnet50"), epoch(1)])  # crashed
+    return runs
+
+
+def app_for(runs: Path, **kwargs):
+    kwargs.setdefault("configs_dir", runs.parent / "configs")
+    return make_app(runs_dir=runs, poll_interval=0.05, rescan_interval=0.1, **kwargs)
+
+
+async def until(pilot, predicate, timeout: float = 10.0) -> None:
+    """Let the app run until `predicate()` holds (or fail after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the screen did not get there in time")
+        await pilot.pause(0.05)
+
+
+def statuses(app) -> dict[str, str]:
+    return {run_id: v.status for run_id, v in app.screen.query_one(RunList).views.items()}
+
+
+def panel_text(app, arch: str) -> str:
+    panel = app.screen.query_one(f"#panel-{arch}", RunPanel)
+    texts = [str(w.render()) for w in panel.query("Label, Static")]
+    return " | ".join([panel.border_title or "", *texts])
+
+
+async def test_lists_runs_with_their_statuses(runs: Path) -> None:
+    """Every run dir is listed with the status its events (and lock) imply."""
+    app = app_for(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await until(pilot, lambda: len(statuses(app)) == 4)
+        assert statuses(app) == {
+            "20260101-120000-resnet18": "finished",
+            "20260101-120000-resnet34": "failed",
+            "20260101-120000-resnet50": "stopped",
+            "20260101-110000-resnet50": "crashed",
+        }
+        table = app.screen.query_one(RunList)
+        row = table.get_row("20260101-120000-resnet18")
+        assert [str(c) for c in row[:6]] == [
+            "finished", "20260101-120000-resnet18", "resnet18", "scratch", "3/3", "55.0%"]
+        assert table.coordinate_to_cell_key((0, 0)).row_key.value == "20260101-120000-resnet50"
+
+
+async def test_failed_run_shows_its_error_and_stopped_offers_resume(runs: Path) -> None:
+    """A failed run's panel shows the trainer's error; a stopped one says r resumes it."""
+    app = app_for(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await until(pilot, lambda: "CUDA out of memory" in panel_text(app, "resnet34"))
+        assert "failed" in panel_text(app, "resnet34")
+        # the newest resnet50 run (stopped) is shown, not the older crashed one
+        assert "stopped after epoch 1: r resumes it" in panel_text(app, "resnet50")
+        assert "20260101-120000-resnet50" in app.screen.query_one("#panel-resnet50").border_subtitle
+
+
+async def test_appended_epoch_shows_up_live(tmp_path: Path) -> None:
+    """Appending an epoch line to a running run's events moves its panel to the new epoch."""
+    runs = tmp_path / "runs"
+    run = write_run(runs, "20260101-130000-resnet18", [start("resnet18", 5), epoch(1, 5)],
+                    lock_pid=os.getpid())
+    app = app_for(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await until(pilot, lambda: "epoch 1/5" in panel_text(app, "resnet18"))
+        assert statuses(app) == {run.name: "running"}
+        with open(run / "events.jsonl", "a") as f:
+            f.write(json.dumps({"v": 1, "t": time.time(), **epoch(2, 5)}) + "\n")
+            f.write('{"v": 1, "t": 1, "type": "st')  # a torn line must not break anything
+        await until(pilot, lambda: "epoch 2/5" in panel_text(app, "resnet18"))
+        panel = app.screen.query_one("#panel-resnet18", RunPanel)
+        assert panel.view.val_acc == pytest.approx((0.35, 0.45))
+        assert panel.has_class("-running")
+        assert "ETA" in panel_text(app, "resnet18") and "900 img/s" in panel_text(app, "resnet18")
+
+
+async def test_new_run_dir_appears_after_a_rescan(runs: Path) -> None:
+    """A run started elsewhere (another terminal) appears in the list by itself."""
+    app = app_for(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await until(pilot, lambda: len(statuses(app)) == 4)
+        write_run(runs, "20260102-090000-resnet18", [start("resnet18")])
+        await until(pilot, lambda: "20260102-090000-resnet18" in statuses(app))
+
+
+async def test_curves_chart_opens_with_all_models(runs: Path) -> None:
+    """`p` opens the chart with one entry per model shown in the panels."""
+    app = app_for(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await until(pilot, lambda: len(statuses(app)) == 4)
+        await pilot.press("p")
+        assert isinstance(app.screen, CurvesScreen)
+        assert sorted(v.arch for v in app.screen.views) == ["resnet18", "resnet34", "resnet50"]
+        await pilot.press("escape")
+        assert isinstance(app.screen, TrainingScreen)
+
+
+@pytest.fixture
+def configs(tmp_path: Path) -> Path:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "smoke.toml").write_text(SMOKE)
+    (configs / "broken.toml").write_text('[train]\nepochz = 3\n')
+    return configs
+
+
+async def test_start_dialog_shows_a_config_error(tmp_path: Path, configs: Path) -> None:
+    """Starting from a config with a typo keeps the dialog open with the key named."""
+    app = app_for(tmp_path / "runs", configs_dir=configs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await pilot.press("s")
+        dialog = app.screen
+        assert isinstance(dialog, StartDialog)
+        dialog.query_one("#start-config", Select).value = str(configs / "broken.toml")
+        await pilot.click("#start-go")
+        error = str(dialog.query_one("#start-error", Static).render())
+        assert "epochz" in error and "did you mean 'epochs'" in error
+        assert app.screen is dialog
+
+
+async def test_cuda_without_gpu_offers_cpu(tmp_path, configs, monkeypatch) -> None:
+    """Asking for cuda with no GPU says so and a 'Start on CPU' button starts on the CPU."""
+    monkeypatch.setattr(launch, "gpu_available", lambda: False)
+    started: list[str] = []
+    monkeypatch.setattr(launch, "_spawn", lambda argv, log, on_exit: started.append(argv) or 4242)
+    app = app_for(tmp_path / "runs", configs_dir=configs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await pilot.press("s")
+        dialog = app.screen
+        dialog.query_one("#start-device", Select).value = "cuda"
+        await pilot.click("#start-go")
+        assert "no GPU found" in str(dialog.query_one("#start-error", Static).render())
+        assert dialog.query_one("#start-cpu", Button).display
+        await pilot.click("#start-cpu")
+        await pilot.pause()
+        assert isinstance(app.screen, TrainingScreen)
+        assert started and started[0][started[0].index("--device") + 1] == "cpu"
+
+
+async def test_bad_epochs_and_unwritable_runs_dir(tmp_path: Path, configs: Path) -> None:
+    """A non-numeric epoch count and a runs dir that cannot be created are shown inline."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    app = app_for(blocker / "runs", configs_dir=configs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await pilot.press("s")
+        dialog = app.screen
+        dialog.query_one("#start-epochs", Input).value = "0"
+        await pilot.click("#start-go")
+        assert "epochs must be at least 1" in str(dialog.query_one("#start-error").render())
+        dialog.query_one("#start-epochs", Input).value = "2"
+        await pilot.click("#start-go")
+        assert "not writable" in str(dialog.query_one("#start-error").render()) or \
+            "cannot create the runs directory" in str(dialog.query_one("#start-error").render())
+
+
+@pytest.fixture
+def fake_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launch, "TRAINER", [sys.executable, str(FAKE)])
+    monkeypatch.setenv("FAKE_STEP_S", "0.1")
+
+
+@pytest.mark.slow
+async def test_start_stop_resume_with_the_fake_trainer(tmp_path, configs, fake_trainer) -> None:
+    """s starts a run that appears and advances; x stops it (SIGTERM); r resumes it."""
+    runs = tmp_path / "runs"
+    app = app_for(runs, configs_dir=configs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await pilot.press("s")
+        dialog = app.screen
+        dialog.query_one("#start-config", Select).value = str(configs / "smoke.toml")
+        dialog.query_one("#start-arch", Select).value = "resnet18"
+        dialog.query_one("#start-epochs", Input).value = "20"  # outlasts the test
+        await pilot.click("#start-go")
+        await until(pilot, lambda: "running" in statuses(app).values(), timeout=15)
+        await until(pilot, lambda: "epoch 1/20" in panel_text(app, "resnet18"), timeout=15)
+        (run_id,) = statuses(app)
+        await pilot.press("x")
+        await until(pilot, lambda: statuses(app)[run_id] == "stopped", timeout=15)
+        assert "r resumes it" in panel_text(app, "resnet18")
+        await pilot.press("r")
+        await until(pilot, lambda: statuses(app)[run_id] == "running", timeout=15)
+        await pilot.press("r")  # a second start of the same run is refused
+        await pilot.pause()
+        assert any("already running" in n.message for n in app._notifications)
+        await pilot.press("x")
+        await until(pilot, lambda: statuses(app)[run_id] == "stopped", timeout=15)
+
+
+async def test_actions_without_runs_warn(tmp_path: Path) -> None:
+    """x, r and e with no run say there is nothing selected instead of failing."""
+    app = app_for(tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        for key in "xre":
+            await pilot.press(key)
+        await pilot.pause()
+        assert [n.message for n in app._notifications].count(
+            "no run selected: start one with s") == 3
+        assert "No runs in" in str(app.screen.query_one("#runs-hint").render())
