@@ -27,6 +27,7 @@ import json
 import os
 import tempfile
 import threading
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -306,7 +307,7 @@ def _read_cache(path: Path, fingerprint: str) -> FerData | None:
             subs = {sub: z[f"{sub}_index"] for sub in meta.get("subsplits", [])}
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         # truncated, foreign or older-format file: treat as a miss and overwrite it
         return None
     data = FerData(

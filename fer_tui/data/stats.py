@@ -60,9 +60,9 @@ def duplicates(train: Split, test: Split) -> dict[str, object]:
 
 def blank_mask(images: np.ndarray) -> np.ndarray:
     """True for images of a single flat grey (FER-2013 has a few all-black ones)."""
-    flat = images.reshape(len(images), -1)
-    if not len(flat):
+    if not len(images):
         return np.zeros(0, bool)
+    flat = images.reshape(len(images), -1)
     return flat.min(axis=1) == flat.max(axis=1)
 
 
