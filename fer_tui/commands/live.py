@@ -1,15 +1,229 @@
-"""`fer-tui live` (not written yet)."""
+"""`fer-tui live`: webcam/video -> faces -> expressions, in an OpenCV window and/or a file.
+
+Per frame one record: JSONL (`--output x.jsonl`, or `-` for stdout, flushed per line: the Live
+screen reads that), or CSV with one row per face (a frame with no face still gets a row).
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
 
-from fer_tui.errors import FerError
+from fer_tui.errors import FerError, LiveError
+
+DEFAULT_CHECKPOINT = "resnet18.pt"
+
+
+def find_checkpoint(checkpoints_dir: Path, runs_dir: Path | None = None) -> Path | None:
+    """The shipped checkpoints/resnet18.pt, else the newest runs/*/best.pt, else None."""
+    shipped = checkpoints_dir / DEFAULT_CHECKPOINT
+    if shipped.is_file():
+        return shipped
+    if runs_dir is not None and runs_dir.is_dir():
+        best = sorted(runs_dir.glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
+        if best:
+            return best[-1]
+    return None
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH like 64x36, got {text!r}") from None
+    if not (4 <= w <= 320 and 4 <= h <= 240):
+        raise argparse.ArgumentTypeError("preview size must be between 4x4 and 320x240")
+    return w, h
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--source", default="0",
+                        help="camera index, video file, folder of images or rtsp/http URL "
+                        "(default: 0, the first webcam)")
+    parser.add_argument("--checkpoint", default=None,
+                        help=f"model checkpoint (default: checkpoints/{DEFAULT_CHECKPOINT}, "
+                        f"else the newest runs/*/best.pt)")
+    parser.add_argument("--no-window", action="store_true",
+                        help="no OpenCV window (headless: servers, SSH, the Live screen)")
+    parser.add_argument("--output", default=None,
+                        help="write one record per frame: OUT.jsonl, OUT.csv, or - for JSONL "
+                        "on stdout")
+    parser.add_argument("--max-frames", type=_positive, default=None,
+                        help="stop after this many frames")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
+                        help="inference engine (onnxruntime needs the [onnx] extra; the model "
+                        "is exported to the cache dir on first use)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--every", type=_positive, default=None,
+                        help="run face detection every N frames, tracking in between "
+                        "(default: 5)")
+    parser.add_argument("--classify-every", type=_positive, default=None,
+                        help="classify each face every N frames (default: 1)")
+    parser.add_argument("--hold", type=float, default=0.5,
+                        help="seconds a shown label stays before it may change (default: 0.5)")
+    parser.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                        help="--realtime plays a file at its frame rate and drops frames like "
+                        "a camera; --no-realtime never drops (default: drop for cameras and "
+                        "URLs only)")
+    parser.add_argument("--preview", type=_size, default=None, metavar="WxH",
+                        help="add a small grey copy of each frame to the records (e.g. 64x36)")
+    parser.add_argument("--live-config", default=None, metavar="TOML",
+                        help="detection/tracking parameters (see fer_tui.live.LiveConfig)")
+    parser.add_argument("--threads", type=_positive, default=None,
+                        help="CPU threads for inference (default: torch's choice)")
+
+
+class RecordWriter:
+    """JSONL or CSV records, flushed per frame so a reader (or a crash) sees every line."""
+
+    def __init__(self, target: str | None) -> None:
+        self.kind = "none"
+        self.fh: IO[str] | None = None
+        self._csv: Any = None
+        self._classes: list[str] = []
+        if target is None:
+            return
+        if target == "-":
+            self.kind, self.fh = "jsonl", sys.stdout
+            return
+        path = Path(target)
+        if path.suffix.lower() not in (".jsonl", ".csv"):
+            raise FerError(f"--output {target}: use a .jsonl or .csv file, or - for stdout")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise FerError(f"cannot write {path}: {exc.strerror}") from None
+        self.kind = path.suffix.lower()[1:]
+
+    def write(self, rec: dict[str, Any]) -> None:
+        if self.fh is None:
+            return
+        if self.kind == "jsonl":
+            self.fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
+        else:
+            self._write_csv(rec)
+        self.fh.flush()
+
+    def _write_csv(self, rec: dict[str, Any]) -> None:
+        from fer_tui.data.index import CLASSES
+
+        if self._csv is None:
+            self._csv = csv.writer(self.fh)
+            self._csv.writerow(
+                ["frame", "timestamp", "media_s", "faces", "track_id", "x", "y", "w", "h",
+                 "label", "confidence", *[f"p_{c}" for c in CLASSES],
+                 *[f"raw_{c}" for c in CLASSES], "fps", "capture_ms", "detect_ms",
+                 "classify_ms", "total_ms"])
+        t = rec["timings_ms"]
+        head = [rec["frame"], rec["timestamp"], rec["media_s"], len(rec["faces"])]
+        tail = [rec["fps"], t["capture"], t["detect"], t["classify"], t["total"]]
+        if not rec["faces"]:
+            self._csv.writerow(head + [""] * (7 + 2 * len(CLASSES)) + tail)
+        for f in rec["faces"]:
+            self._csv.writerow(head + [f["track_id"], *f["box"], f["label"], f["confidence"],
+                                       *[f["probs"][c] for c in CLASSES],
+                                       *[f["probs_raw"][c] for c in CLASSES]] + tail)
+
+    def close(self) -> None:
+        if self.fh is not None and self.fh is not sys.stdout:
+            self.fh.close()
+
+
+def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    from fer_tui import paths
+
+    found = find_checkpoint(paths.checkpoints_dir(), paths.runs_dir(runs_dir))
+    if found is None:
+        raise FerError(
+            f"no checkpoint: checkpoints/{DEFAULT_CHECKPOINT} is not shipped yet and no run has "
+            f"a best.pt. Train one (`fer-tui train --config configs/<recipe>.toml`) and pass "
+            f"--checkpoint runs/<run>/best.pt")
+    return found
+
+
+def _progress(n: int, total: int | None, start: float) -> None:
+    rate = n / max(time.perf_counter() - start, 1e-9)
+    if total:
+        eta = (total - n) / rate if rate else 0
+        done = int(30 * n / total)
+        line = f"\r[{'#' * done}{'.' * (30 - done)}] {n}/{total} frames {rate:5.1f} fps " \
+               f"ETA {eta:4.0f}s"
+    else:
+        line = f"\r{n} frames {rate:5.1f} fps"
+    sys.stderr.write(line)
+    sys.stderr.flush()
 
 
 def run(args: argparse.Namespace) -> int:
-    raise FerError("`fer-tui live` is not implemented yet")
+    from dataclasses import replace
+
+    from fer_tui import live
+
+    cfg = live.load_live_config(args.live_config)
+    if args.every:
+        cfg = replace(cfg, detect_every=args.every)
+    if args.classify_every:
+        cfg = replace(cfg, classify_every=args.classify_every)
+    window = not args.no_window
+    if window:
+        live.check_display()  # before loading the model: fail in milliseconds, not seconds
+    checkpoint = resolve_checkpoint(args.checkpoint, getattr(args, "runs_dir", None))
+    model, meta, device = live.load_model(checkpoint, backend=args.backend, device=args.device,
+                                          threads=args.threads)
+    transform = live.face_transform(
+        meta, channels_last=args.backend == "torch" and device.type == "cpu")
+    writer = RecordWriter(args.output)
+    results = live.realtime_prediction(
+        model, transform, args.hold, device, args.source, image_size=int(meta["image_size"]),
+        config=cfg, classes=meta["classes"], realtime=args.realtime, max_frames=args.max_frames,
+        preview=args.preview, keep_frames=window)
+    if window:
+        live.open_window()
+    show_progress = sys.stderr.isatty() and args.output != "-"
+    frames = with_faces = faces = 0
+    start = time.perf_counter()
+    try:
+        for result in results:
+            writer.write(live.to_record(result, meta["classes"]))
+            frames += 1
+            faces += len(result.faces)
+            with_faces += bool(result.faces)
+            if window and result.frame is not None:
+                if not live.show(live.draw_overlay(result.frame, result, meta["classes"])):
+                    break
+            if show_progress and frames % 10 == 0:
+                _progress(frames, args.max_frames, start)
+    except BrokenPipeError:
+        # the reader (the Live screen, `| head`) went away: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        results.close()
+        writer.close()
+        if window:
+            live.close_window()
+    seconds = time.perf_counter() - start
+    if show_progress:
+        sys.stderr.write("\n")
+    print(f"live: {frames} frames, {with_faces} with a face, {faces} faces, "
+          f"{frames / max(seconds, 1e-9):.1f} fps ({args.backend}, {device.type})",
+          file=sys.stderr)
+    if frames == 0:
+        raise LiveError(f"{args.source} gave no frames")
+    return 0
