@@ -74,3 +74,33 @@ def make_tiny_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, model.eval(), meta)
     return path
+
+
+def make_face_video(
+    path: Path, frames: int = 24, size: tuple[int, int] = (640, 480), fps: float = 30.0,
+    face: bool = True, face_side: int = 360, step: int = 4,
+) -> Path:
+    """An MJPG video of `skimage.data.astronaut()` (a real photo with one frontal face),
+    `face_side` pixels square, sliding `step` px right per frame over a grey background; with
+    face=False a smooth gradient with no face in it."""
+    import cv2
+
+    w, h = size
+    base = np.full((h, w, 3), 96, np.uint8)
+    if face:
+        from skimage.data import astronaut
+
+        photo = cv2.resize(cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR), (face_side, face_side))
+    else:
+        base[:] = np.linspace(40, 200, w, dtype=np.uint8)[None, :, None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for i in range(frames):
+        img = base.copy()
+        if face:
+            x = (i * step) % max(1, w - face_side)
+            y = (h - face_side) // 2
+            img[y : y + face_side, x : x + face_side] = photo
+        writer.write(img)
+    writer.release()
+    return path
