@@ -50,13 +50,17 @@ from fer_tui.errors import DataError
 from fer_tui.paths import DATA_ENV, cache_dir, data_candidates
 
 __all__ = [
-    "CLASSES", "FerData", "Problem", "Split", "Progress", "cache_path", "load_dataset",
-    "resolve_source",
+    "CLASSES", "FerData", "LoadCancelled", "Problem", "Split", "Progress", "cache_path",
+    "load_dataset", "resolve_source",
 ]
 
 #: `progress(done, total)`: images for folders and zips, bytes of the file for tar and CSV
 #: streams (whose image count is unknown until the end). May be called from worker threads.
 Progress = Callable[[int, int], None]
+
+
+class LoadCancelled(Exception):
+    """`load_dataset(cancelled=...)` returned True: decoding stopped early, nothing cached."""
 
 SIDE = 48
 _BATCH = 256
@@ -101,6 +105,7 @@ def load_dataset(
     cache: bool = True,
     progress: Progress | None = None,
     workers: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> FerData:
     """FER-2013 as uint8 arrays, from the cache when the source has not changed.
 
@@ -109,9 +114,11 @@ def load_dataset(
         cache: read and write the decoded cache (False: always decode, write nothing).
         progress: called as decoding advances (not called on a cache hit).
         workers: decode threads (default: up to 4, one per core).
+        cancelled: polled while decoding (a TUI worker's `is_cancelled`); True stops early.
 
     Raises:
         DataError: no data, an unknown form, a wrong layout, a bad CSV header, or no images.
+        LoadCancelled: `cancelled()` became True.
     """
     root = resolve_source(source)
     fmt, path = detect_format(root)
@@ -127,11 +134,11 @@ def load_dataset(
         if hit is not None:
             return hit
     if fmt == "csv":
-        splits, subs, problems = _load_csv(path, progress)
+        splits, subs, problems = _load_csv(path, progress, cancelled)
     else:
         if src is None:
             src = ZipSource(path) if fmt == "zip" else TarSource(path)
-        splits, subs, problems = _load_images(src, progress, workers)
+        splits, subs, problems = _load_images(src, progress, workers, cancelled)
     from fer_tui.data.stats import find_problems
 
     problems += find_problems(splits, str(path))
@@ -185,37 +192,50 @@ def _decode_batch(batch: list[Entry]) -> list[tuple[Entry, np.ndarray | None, Pr
 
 
 def _load_images(
-    src: FolderSource | ZipSource | TarSource, progress: Progress | None, workers: int | None
+    src: FolderSource | ZipSource | TarSource,
+    progress: Progress | None,
+    workers: int | None,
+    cancelled: Callable[[], bool] | None,
 ) -> tuple[dict[str, Split], dict[str, np.ndarray], list[Problem]]:
     n_workers = workers or min(4, os.cpu_count() or 1)
     futures: list[Future[list[tuple[Entry, np.ndarray | None, Problem | None]]]] = []
     done = [0]
     lock = threading.Lock()
     total = src.total
+    # a few batches in flight per thread: the reader never runs far ahead of the decoders, so
+    # memory stays small and a cancel (quitting the TUI mid-decode) takes effect at once
+    in_flight = threading.BoundedSemaphore(2 * n_workers)
 
-    def count(fut: Future[list[tuple[Entry, np.ndarray | None, Problem | None]]]) -> None:
+    def finished(fut: Future[list[tuple[Entry, np.ndarray | None, Problem | None]]]) -> None:
+        in_flight.release()
         if progress is None or total is None or fut.cancelled() or fut.exception():
             return
         with lock:
             done[0] += len(fut.result())
             progress(done[0], total)
 
+    def submit(batch: list[Entry]) -> None:
+        in_flight.acquire()
+        futures.append(pool.submit(_decode_batch, batch))
+        futures[-1].add_done_callback(finished)
+
     with ThreadPoolExecutor(n_workers, thread_name_prefix="fer-decode") as pool:
         batch: list[Entry] = []
         try:
             for entry in src.read():
                 batch.append(entry)
-                if len(batch) == _BATCH:
-                    futures.append(pool.submit(_decode_batch, batch))
-                    futures[-1].add_done_callback(count)
-                    batch = []
-                    if progress is not None and total is None:
-                        pos = src.position()
-                        if pos is not None:
-                            progress(*pos)
+                if len(batch) < _BATCH:
+                    continue
+                if cancelled is not None and cancelled():
+                    raise LoadCancelled()
+                submit(batch)
+                batch = []
+                if progress is not None and total is None:
+                    pos = src.position()
+                    if pos is not None:
+                        progress(*pos)
             if batch:
-                futures.append(pool.submit(_decode_batch, batch))
-                futures[-1].add_done_callback(count)
+                submit(batch)
         except BaseException:
             for fut in futures:
                 fut.cancel()
@@ -256,11 +276,17 @@ def _load_images(
 
 
 def _load_csv(
-    path: Path, progress: Progress | None
+    path: Path, progress: Progress | None, cancelled: Callable[[], bool] | None
 ) -> tuple[dict[str, Split], dict[str, np.ndarray], list[Problem]]:
     from fer_tui.data.csvfile import read_csv
 
-    rows = read_csv(path, progress)
+    def report(done: int, total: int) -> None:
+        if cancelled is not None and cancelled():
+            raise LoadCancelled()
+        if progress is not None:
+            progress(done, total)
+
+    rows = read_csv(path, report)
     if not any(rows.labels.values()):
         first = rows.problems[0].message if rows.problems else "no data rows"
         raise DataError(f"{path}: no usable rows ({first})")

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_tui.data.load import cache_path, load_dataset
+from fer_tui.data import load
+from fer_tui.data.load import LoadCancelled, cache_path, load_dataset
 from tests.data_builders import make_tar
 from tests.helpers import make_folder_dataset, synthetic_faces
 
@@ -89,3 +90,18 @@ def test_cache_leaves_no_temp_files(folder: Path) -> None:
     """The atomic write leaves only the final cache file behind."""
     load_dataset(folder)
     assert [p.name for p in cache_path(folder).parent.iterdir()] == [cache_path(folder).name]
+
+
+def test_cancelled_load_stops_and_caches_nothing(folder: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel (the TUI quitting mid-decode) stops decoding early and writes no cache."""
+    monkeypatch.setattr(load, "_BATCH", 4)
+    polls: list[int] = []
+
+    def cancelled() -> bool:
+        polls.append(1)
+        return len(polls) >= 2
+
+    with pytest.raises(LoadCancelled):
+        load_dataset(folder, cancelled=cancelled)
+    assert len(polls) == 2 and not cache_path(folder).exists()
