@@ -46,8 +46,8 @@ class TrainingScreen(Screen[None]):
     ]
 
     DEFAULT_CSS = """
-    TrainingScreen #run-list { height: 1fr; min-height: 4; }
-    TrainingScreen #run-panels { height: auto; }
+    TrainingScreen #run-list { height: auto; max-height: 40%; min-height: 4; }
+    TrainingScreen #run-panels { height: 1fr; }
     TrainingScreen #runs-hint { color: $text-muted; padding: 0 1; height: auto; }
     TrainingScreen #runs-hint.-hidden { display: none; }
     """

@@ -24,7 +24,8 @@ class RunPanel(Vertical):
 
     DEFAULT_CSS = """
     RunPanel {
-        height: auto;
+        height: 1fr;
+        min-height: 12;
         border: round $panel-lighten-2;
         border-title-color: $text;
         border-title-style: bold;
@@ -41,10 +42,10 @@ class RunPanel(Vertical):
     RunPanel.-stopped .run-status { color: $warning; }
     RunPanel ProgressBar { width: 1fr; }
     RunPanel ProgressBar Bar { width: 1fr; }
-    RunPanel .curve { height: 1; }
+    RunPanel .curve { height: 1fr; min-height: 1; }
     RunPanel .curve-label { width: 11; color: $text-muted; }
     RunPanel .curve-value { width: 7; text-align: right; }
-    RunPanel Sparkline { width: 1fr; height: 1; }
+    RunPanel Sparkline { width: 1fr; height: 1fr; }
     RunPanel .run-message { color: $text-muted; height: auto; }
     RunPanel.-failed .run-message { color: $error; }
     RunPanel.-empty .run-info, RunPanel.-empty ProgressBar, RunPanel.-empty .curve {
@@ -61,7 +62,8 @@ class RunPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Label("no run yet", classes="run-status")
         yield ProgressBar(total=1, show_eta=False, show_percentage=True)
-        yield Label("", classes="run-info")
+        yield Label("", classes="run-info", id="run-speed")
+        yield Label("", classes="run-info", id="run-best")
         for key, label, _ in CURVES:
             with Horizontal(classes="curve", id=f"curve-{key.replace('_', '-')}"):
                 yield Label(label, classes="curve-label")
@@ -95,14 +97,15 @@ class RunPanel(Vertical):
         status_label.update(f"{view.status}{where} · epoch {view.epochs_text}")
         bar = self.query_one(ProgressBar)
         bar.update(total=max(view.epochs, 1), progress=view.progress)
-        info = [f"ETA {duration(view.eta_seconds)}" if view.status == "running" else
-                f"took {duration(view.elapsed_seconds)}"]
+        speed = [f"ETA {duration(view.eta_seconds)}" if view.status == "running" else
+                 f"took {duration(view.elapsed_seconds)}"]
         if view.img_per_s:
-            info.append(f"{view.img_per_s:,.0f} img/s")
-        info.append(f"lr {number(view.lr)}")
+            speed.append(f"{view.img_per_s:,.0f} img/s")
+        self.query_one("#run-speed", Label).update(" · ".join(speed))
+        best = [f"lr {number(view.lr)}"]
         if view.best_metric is not None:
-            info.append(f"best {percent(view.best_metric)}@{view.best_epoch}")
-        self.query_one(".run-info", Label).update(" · ".join(info))
+            best.append(f"best {percent(view.best_metric)} (ep {view.best_epoch})")
+        self.query_one("#run-best", Label).update(" · ".join(best))
         for key, _, fmt in CURVES:
             row = self.query_one(f"#curve-{key.replace('_', '-')}", Horizontal)
             values = [v for v in getattr(view, key) if v is not None]
