@@ -60,12 +60,12 @@ def check_runs_dir(runs_dir: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _check_device(device: str, config_device: str) -> None:
-    if device not in DEVICES:
+def _check_device(device: str | None, config_device: str) -> None:
+    if device is not None and device not in DEVICES:
         raise ConfigError(f"device {device!r} is not one of {', '.join(DEVICES)}")
-    wanted = config_device if device == "auto" else device
+    wanted = device if device is not None else config_device
     if wanted == "cuda" and not gpu_available():
-        where = "the config asks for cuda" if device == "auto" else "device cuda was asked for"
+        where = "device cuda was asked for" if device == "cuda" else "the config asks for cuda"
         raise NoGpuError(f"no GPU found ({where}); use device cpu (or auto) to train on the CPU")
 
 
@@ -114,13 +114,15 @@ def start_training(
     archs: Sequence[str] | str,
     *,
     runs_dir: str | os.PathLike[str],
-    device: str = "auto",
+    device: str | None = None,
     epochs: int | None = None,
     data: str | os.PathLike[str] | None = None,
     limit: int | None = None,
     on_exit: ExitCallback | None = None,
 ) -> int:
     """Validate, then spawn a detached trainer for `archs` ("all" or one arch); return its pid.
+
+    `device` None keeps the config's `train.device`; "auto", "cpu" or "cuda" overrides it.
 
     Raises ConfigError (bad config, arch, epochs or limit; NoGpuError for cuda without a
     GPU), RunError (runs dir not writable) or DataError (a --data path that does not exist).
@@ -138,7 +140,9 @@ def start_training(
 
     argv = [*TRAINER, "--config", str(Path(config_path).absolute())]
     argv += ["--arch", arch]
-    argv += ["--runs-dir", str(runs), "--device", device]
+    argv += ["--runs-dir", str(runs)]
+    if device is not None:
+        argv += ["--device", device]
     if epochs is not None:
         argv += ["--epochs", str(epochs)]
     if limit is not None:
@@ -174,14 +178,14 @@ def stop_run(run_dir: str | os.PathLike[str]) -> int:
 def resume_run(
     run_dir: str | os.PathLike[str],
     *,
-    device: str = "auto",
+    device: str | None = None,
     data: str | os.PathLike[str] | None = None,
     on_exit: ExitCallback | None = None,
 ) -> int:
     """Spawn a detached trainer continuing a stopped, crashed or failed run; return its pid.
 
     Refused (RunError) while the run is being trained (a second start of the same run) and
-    once it has finished.
+    once it has finished. `device` None keeps the run's configured device.
     """
     run_dir = Path(run_dir).absolute()
     if not (run_dir / CONFIG).is_file() and not (run_dir / EVENTS).is_file():
@@ -200,7 +204,9 @@ def resume_run(
         raise DataError(f"dataset {data} does not exist: pass --data to your FER-2013 copy")
     runs = check_runs_dir(run_dir.parent)
     argv = [*TRAINER, "--config", str(run_dir / CONFIG), "--resume", str(run_dir)]
-    argv += ["--runs-dir", str(runs), "--device", device]
+    argv += ["--runs-dir", str(runs)]
+    if device is not None:  # a flag is written into the run's config: only when asked
+        argv += ["--device", device]
     if data is not None:
         argv += ["--data", str(Path(data).absolute())]
     return _spawn(argv, _log_path(runs, f"resume-{run_dir.name}"), on_exit)

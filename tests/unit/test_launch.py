@@ -63,13 +63,17 @@ def test_unwritable_runs_dir_is_a_run_error(tmp_path: Path, fake_trainer: None) 
 
 
 def test_cuda_without_gpu_says_use_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """cuda asked for (by flag or by the config under auto) with no GPU points to the CPU."""
+    """cuda asked for (by flag, or by the config when no device is given) points to the CPU."""
     monkeypatch.setattr(launch, "gpu_available", lambda: False)
     with pytest.raises(launch.NoGpuError, match="no GPU found.*device cpu"):
         launch.start_training(write_config(tmp_path), "resnet18", runs_dir=tmp_path, device="cuda")
     config = write_config(tmp_path, device="cuda")
     with pytest.raises(launch.NoGpuError, match="config asks for cuda"):
-        launch.start_training(config, "resnet18", runs_dir=tmp_path, device="auto")
+        launch.start_training(config, "resnet18", runs_dir=tmp_path)
+    monkeypatch.setattr(launch, "_spawn", lambda argv, log, on_exit: 7)
+    # an explicit auto (or cpu) overrides the config's cuda: that is the way out
+    assert launch.start_training(config, "resnet18", runs_dir=tmp_path, device="auto") == 7
+    assert launch.start_training(config, "resnet18", runs_dir=tmp_path, device="cpu") == 7
 
 
 @pytest.mark.parametrize(
@@ -172,3 +176,19 @@ def test_resume_of_a_non_run_is_refused(tmp_path: Path) -> None:
 def test_log_tail_of_a_missing_log_is_empty(tmp_path: Path) -> None:
     """A log that was never written gives an empty tail, not an exception."""
     assert launch.log_tail(tmp_path / "gone.log") == ""
+
+
+def test_device_flag_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No device chosen keeps the config's (no --device flag, which the trainer would save)."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(launch, "_spawn", lambda argv, log, on_exit: calls.append(argv) or 1)
+    config = write_config(tmp_path)
+    launch.start_training(config, "all", runs_dir=tmp_path / "runs")
+    launch.start_training(config, "resnet50", runs_dir=tmp_path / "runs", device="cpu")
+    assert "--device" not in calls[0] and calls[0][calls[0].index("--arch") + 1] == "all"
+    assert calls[1][calls[1].index("--device") + 1] == "cpu"
+    run = tmp_path / "runs" / "20260101-000000-resnet18"
+    run.mkdir()
+    (run / "config.toml").write_text(CONFIG.format(device="cpu"))
+    launch.resume_run(run)
+    assert "--device" not in calls[2] and calls[2][calls[2].index("--resume") + 1] == str(run)

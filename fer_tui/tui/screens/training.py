@@ -207,7 +207,7 @@ class TrainingScreen(Screen[None]):
             return
         self.notify(f"stopping {view.run_id} (SIGTERM to pid {pid}); it saves and exits")
 
-    def action_resume_run(self, device: str = "auto") -> None:
+    def action_resume_run(self, device: str | None = None) -> None:
         """Continue the selected stopped/crashed/failed run in its own dir."""
         view = self._selected()
         if view is None:

@@ -30,7 +30,8 @@ class StartRequest:
     config: Path
     arch: str
     """"all" or one torchvision arch name."""
-    device: str
+    device: str | None
+    """None = the config's train.device."""
     epochs: int | None
     limit: int | None
 
@@ -99,8 +100,8 @@ class StartDialog(ModalScreen[int | None]):
                 )
             with Horizontal(classes="field"):
                 yield Label("device")
-                yield Select([(d, d) for d in DEVICES], value="auto", allow_blank=False,
-                             id="start-device")
+                yield Select([("as in the config", ""), *((d, d) for d in DEVICES)], value="",
+                             allow_blank=False, id="start-device")
             with Horizontal(classes="field"):
                 yield Label("epochs")
                 yield Input(placeholder="from the config", type="integer", id="start-epochs")
@@ -139,7 +140,7 @@ class StartDialog(ModalScreen[int | None]):
         return StartRequest(
             config=Path(str(config)),
             arch=str(self.query_one("#start-arch", Select).value),
-            device=str(self.query_one("#start-device", Select).value),
+            device=str(self.query_one("#start-device", Select).value) or None,
             epochs=self._number("#start-epochs", "epochs"),
             limit=self._number("#start-limit", "limit"),
         )
