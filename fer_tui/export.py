@@ -78,10 +78,14 @@ def export_torchscript(model: nn.Module, meta: dict[str, Any], path: str | os.Pa
     """Write `model` traced to TorchScript with the checkpoint meta as `meta.json`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.inference_mode(False), torch.no_grad():
-        traced = torch.jit.trace(model.eval(), _example(meta), check_trace=False)
     tmp = path.with_name(path.name + ".tmp")
-    torch.jit.save(traced, str(tmp), _extra_files={"meta.json": json.dumps(meta, default=str)})
+    # torch.jit is deprecated in favour of torch.export, but a traced file is still what
+    # C++/mobile runtimes load; the warnings would only alarm the user
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(model.eval(), _example(meta), check_trace=False)
+        torch.jit.save(traced, str(tmp),
+                       _extra_files={"meta.json": json.dumps(meta, default=str)})
     os.replace(tmp, path)
     return path
 
@@ -115,7 +119,9 @@ def load_exported(path: str | os.PathLike[str], fmt: str) -> Any:
     """A callable float batch -> logits for an exported file."""
     if fmt == "onnx":
         return OrtModel(path)
-    return torch.jit.load(str(path), map_location="cpu").eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu").eval()
 
 
 def parity(model: nn.Module, meta: dict[str, Any], exported: Any, *, faces: int = 16,

@@ -267,19 +267,30 @@ class _FolderReader:
         pass
 
 
+def _open_capture(target: int | str) -> cv2.VideoCapture:
+    # a failed open makes OpenCV log a page of backend errors; our LiveError says it in a line
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(target)
+    finally:
+        logging.setLogLevel(level)
+
+
 def open_reader(source: str) -> _VideoReader | _FolderReader:
     """A camera index, video file, image folder or URL, opened and checked."""
     source = str(source).strip()
     if source.isdigit():
         index = int(source)
-        cap = cv2.VideoCapture(index)
+        cap = _open_capture(index)
         if not cap.isOpened():
             cap.release()
             raise LiveError(f"no camera at index {index}: check that a webcam is plugged in and "
                             f"allowed (try --source 0, or a video file)")
         reader = _VideoReader(cap, live=True, name=f"camera {index}")
     elif "://" in source:
-        cap = cv2.VideoCapture(source)
+        cap = _open_capture(source)
         if not cap.isOpened():
             cap.release()
             raise LiveError(f"cannot open stream {source}: check the URL, the network and "
@@ -296,7 +307,7 @@ def open_reader(source: str) -> _VideoReader | _FolderReader:
         if not path.exists():
             raise LiveError(f"no such video, folder or camera: {source} (use a camera index "
                             f"like 0, a video file, a folder of images or an rtsp:// URL)")
-        cap = cv2.VideoCapture(str(path))
+        cap = _open_capture(str(path))
         if not cap.isOpened():
             cap.release()
             raise LiveError(f"cannot open {path} as a video: not a video file, or a codec "

@@ -1,0 +1,186 @@
+"""The live pipeline core: sources, detection on a real face, tracking, smoothing, records."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from fer_tui import live
+from fer_tui.errors import ConfigError, LiveError
+from tests.helpers import make_face_video, make_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("live")
+    return {
+        "face": make_face_video(root / "face.avi", frames=24),
+        "empty": make_face_video(root / "empty.avi", frames=12, face=False),
+        "ckpt": make_tiny_checkpoint(root / "tiny.pt"),
+    }
+
+
+@pytest.fixture(scope="module")
+def model(clips: dict[str, Path]):
+    torch.set_num_threads(1)  # the CPU is shared; one thread keeps a run predictable
+    return live.load_model(clips["ckpt"], device="cpu")
+
+
+def _run(model, source: str, **kw) -> list[live.FrameResult]:
+    net, meta, device = model
+    gen = live.realtime_prediction(net, live.face_transform(meta), 0.0, device, source,
+                                   image_size=meta["image_size"], **kw)
+    return list(gen)
+
+
+def test_real_face_is_found_in_most_frames(clips, model) -> None:
+    """Every frame of the astronaut video yields a result, >= 90% with the face, probs sum to 1."""
+    results = _run(model, str(clips["face"]))
+    assert [r.index for r in results] == list(range(24))
+    with_face = [r for r in results if r.faces]
+    assert len(with_face) >= 0.9 * len(results)
+    for r in with_face:
+        (face,) = r.faces
+        assert face.probs.sum() == pytest.approx(1.0, abs=1e-5)
+        assert face.probs_raw.sum() == pytest.approx(1.0, abs=1e-5)
+        assert face.label in live.CLASSES
+        x, y, w, h = face.box
+        assert 40 < w < 250 and 0 <= x and x + w <= 640
+    assert set(results[5].timings) == {"capture", "detect", "classify", "total"}
+
+
+def test_tracker_follows_the_moving_face(clips, model) -> None:
+    """The face keeps one track id while it slides right, and its box moves with it."""
+    results = _run(model, str(clips["face"]), config=live.LiveConfig(detect_every=8))
+    tracked = [r.faces[0] for r in results if r.faces]
+    assert {f.track_id for f in tracked} == {tracked[0].track_id}
+    # the photo moves 4 px per frame: 23 frames -> ~92 px
+    assert tracked[-1].box[0] - tracked[0].box[0] > 50
+
+
+def test_video_without_faces_gives_empty_records(clips, model) -> None:
+    """A faceless video is not an error: every frame has a record with zero faces."""
+    results = _run(model, str(clips["empty"]))
+    assert len(results) == 12
+    assert all(r.faces == [] for r in results)
+    rec = live.to_record(results[0])
+    assert rec["faces"] == [] and rec["frame"] == 0
+
+
+def test_image_folder_source(tmp_path: Path, clips, model) -> None:
+    """A folder of images is read in name order; unreadable files are skipped."""
+    cap = cv2.VideoCapture(str(clips["face"]))
+    for i in range(3):
+        ok, img = cap.read()
+        assert ok
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), img)
+    cap.release()
+    (tmp_path / "zz.jpg").write_bytes(b"not an image")
+    results = _run(model, str(tmp_path))
+    assert len(results) == 3
+    assert all(r.faces for r in results)
+
+
+def test_max_frames_and_preview(clips, model) -> None:
+    """max_frames stops early; preview adds a w*h grey copy that fits the asked size."""
+    results = _run(model, str(clips["face"]), max_frames=5, preview=(64, 36))
+    assert len(results) == 5
+    p = live.to_record(results[0])["preview"]
+    assert (p["w"], p["h"]) == (48, 36)  # 4:3 frame inside 64x36
+    assert len(base64.b64decode(p["data"])) == 48 * 36
+
+
+def test_camera_that_does_not_exist(model) -> None:
+    """Camera index 99 fails at once with a message naming the index."""
+    with pytest.raises(LiveError, match="no camera at index 99"):
+        _run(model, "99")
+
+
+def test_unreadable_video(tmp_path: Path, model) -> None:
+    """A file that is not a video gives a clear LiveError, not an OpenCV traceback."""
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(LiveError, match="clip.mp4"):
+        _run(model, str(bad))
+    with pytest.raises(LiveError, match="no such video"):
+        _run(model, str(tmp_path / "missing.avi"))
+
+
+def test_empty_folder(tmp_path: Path, model) -> None:
+    """A folder without images names the problem."""
+    with pytest.raises(LiveError, match="no images"):
+        _run(model, str(tmp_path))
+
+
+def test_tracks_keep_separate_histories() -> None:
+    """Two faces keep their own ids and EMAs; a lost face is dropped after max_misses."""
+    cfg = live.LiveConfig(max_misses=1, ema_alpha=0.5)
+    tracker = live.FaceTracker(cfg, label_hold_seconds=0.0)
+    small = np.zeros((240, 320), np.uint8)
+    a, b = np.array([10, 10, 50, 50], np.float32), np.array([200, 20, 60, 60], np.float32)
+    tracker.update(np.stack([a, b]), small)
+    ids = {t.track_id for t in tracker.tracks}
+    assert len(ids) == 2
+    tracker.update(np.stack([b + 3, a + 2]), small)  # moved a little, listed in other order
+    assert {t.track_id for t in tracker.tracks} == ids
+    one, two = np.eye(7)[3], np.eye(7)[0]
+    ta, tb = sorted(tracker.tracks, key=lambda t: t.box[0])
+    tracker.smooth(ta, one, 0.0)
+    tracker.smooth(tb, two, 0.0)
+    tracker.smooth(ta, two, 0.1)
+    assert ta.probs[3] == pytest.approx(0.5) and ta.probs[0] == pytest.approx(0.5)
+    assert tb.probs[0] == pytest.approx(1.0)
+    tracker.update(np.stack([b]), small)
+    tracker.update(np.stack([b]), small)
+    assert [t.track_id for t in tracker.tracks] == [tb.track_id]
+
+
+def test_label_hold_stops_flicker() -> None:
+    """The shown label changes only once it has been shown for label_hold_seconds."""
+    tracker = live.FaceTracker(live.LiveConfig(ema_alpha=1.0), label_hold_seconds=1.0)
+    t = live.Track(1, np.array([0, 0, 10, 10], np.float32))
+    tracker.smooth(t, np.eye(7)[2], 0.0)
+    tracker.smooth(t, np.eye(7)[5], 0.5)
+    assert t.label == 2  # held
+    tracker.smooth(t, np.eye(7)[5], 1.2)
+    assert t.label == 5
+
+
+def test_live_config_file(tmp_path: Path) -> None:
+    """A TOML file overrides fields; an unknown key names the close match; bad values fail."""
+    good = tmp_path / "live.toml"
+    good.write_text("detect_every = 3\nscale_factor = 1.2\n")
+    cfg = live.load_live_config(good)
+    assert cfg.detect_every == 3 and cfg.scale_factor == 1.2
+    bad = tmp_path / "bad.toml"
+    bad.write_text("detect_evry = 3\n")
+    with pytest.raises(ConfigError, match="detect_every"):
+        live.load_live_config(bad)
+    bad.write_text("scale_factor = 1.0\n")
+    with pytest.raises(ConfigError, match="scale_factor"):
+        live.load_live_config(bad)
+
+
+def test_window_needs_a_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without DISPLAY/WAYLAND_DISPLAY on Linux the window path says to use --no-window."""
+    monkeypatch.setattr(live.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(LiveError, match="--no-window"):
+        live.check_display()
+
+
+def test_overlay_draws_box_and_bars(clips, model) -> None:
+    """draw_overlay changes the pixels of the box edge and beside the face."""
+    (result,) = _run(model, str(clips["face"]), max_frames=1, keep_frames=True)
+    img = result.frame.copy()
+    out = live.draw_overlay(result.frame, result)
+    x, y, w, h = result.faces[0].box
+    assert not np.array_equal(out[y, x : x + w], img[y, x : x + w])
+    assert not np.array_equal(out[y : y + 90, x + w + 6 : x + w + 100],
+                              img[y : y + 90, x + w + 6 : x + w + 100])
