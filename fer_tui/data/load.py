@@ -139,10 +139,12 @@ def load_dataset(
         if src is None:
             src = ZipSource(path) if fmt == "zip" else TarSource(path)
         splits, subs, problems = _load_images(src, progress, workers, cancelled)
-    from fer_tui.data.stats import find_problems
+    from fer_tui.data.stats import find_problems, summarise
 
-    problems += find_problems(splits, str(path))
-    data = FerData(path, fmt, fingerprint, splits, problems)
+    _add_subsplits(splits, subs)
+    summary = summarise(splits)
+    problems += find_problems(splits, str(path), summary)
+    data = FerData(path, fmt, fingerprint, splits, problems, summary=summary)
     if cache:
         try:
             _write_cache(target, data, subs)
@@ -153,7 +155,6 @@ def load_dataset(
                 f"start decodes again. Set FER_TUI_CACHE to a writable folder",
                 str(target),
             ))
-    _add_subsplits(data, subs)
     return data
 
 
@@ -309,10 +310,10 @@ def _subsplit_index(subs: list[str | None]) -> dict[str, np.ndarray]:
     return index if all(len(i) for i in index.values()) else {}
 
 
-def _add_subsplits(data: FerData, subs: dict[str, np.ndarray]) -> None:
+def _add_subsplits(splits: dict[str, Split], subs: dict[str, np.ndarray]) -> None:
     for sub in SUBSPLITS:
         if sub in subs:
-            data.splits[sub] = data.splits["test"].subset(subs[sub])
+            splits[sub] = splits["test"].subset(subs[sub])
 
 
 # --- cache -----------------------------------------------------------------------------------
@@ -330,7 +331,7 @@ def _read_cache(path: Path, fingerprint: str) -> FerData | None:
                             z[f"{name}_names"].tolist())
                 for name in SPLITS
             }
-            subs = {sub: z[f"{sub}_index"] for sub in meta.get("subsplits", [])}
+            _add_subsplits(splits, {sub: z[f"{sub}_index"] for sub in meta.get("subsplits", [])})
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
@@ -339,8 +340,8 @@ def _read_cache(path: Path, fingerprint: str) -> FerData | None:
     data = FerData(
         Path(meta["source"]), meta["format"], fingerprint, splits,
         [Problem(**p) for p in meta.get("problems", [])], from_cache=True,
+        summary=meta.get("summary"),
     )
-    _add_subsplits(data, subs)
     return data
 
 
@@ -353,6 +354,7 @@ def _write_cache(path: Path, data: FerData, subs: dict[str, np.ndarray]) -> None
         "source": str(data.source),
         "subsplits": sorted(subs),
         "problems": [p.to_dict() for p in data.problems],
+        "summary": data.summary,
     }
     arrays: dict[str, np.ndarray] = {
         "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),

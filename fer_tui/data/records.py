@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,3 +74,6 @@ class FerData:
     problems: list[Problem] = field(default_factory=list)
     from_cache: bool = False
     """True when the arrays came from the decoded cache rather than the source."""
+    summary: dict[str, Any] | None = None
+    """Grey-level histograms per split and duplicate counts (`stats.summarise`): computed once
+    when decoding and cached with the arrays, so statistics on a cached load cost nothing."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,19 @@ def blank_mask(images: np.ndarray) -> np.ndarray:
     return flat.min(axis=1) == flat.max(axis=1)
 
 
-def find_problems(splits: dict[str, Split], source: str) -> list[Problem]:
+def summarise(splits: dict[str, Split]) -> dict[str, Any]:
+    """The costly part of the statistics (every pixel is read), as plain JSON-able values."""
+    dup = duplicates(splits["train"], splits["test"])
+    return {
+        "histograms": {name: pixel_histogram(split.images).tolist()
+                       for name, split in splits.items()},
+        "duplicates": {**dup, "example": list(dup["example"]) if dup["example"] else None},
+    }
+
+
+def find_problems(
+    splits: dict[str, Split], source: str, summary: dict[str, Any] | None = None
+) -> list[Problem]:
     """Dataset-level problems: missing splits, empty classes, duplicates, blank images."""
     problems: list[Problem] = []
     for name in SPLITS:
@@ -82,8 +95,7 @@ def find_problems(splits: dict[str, Split], source: str) -> list[Problem]:
             if n == 0:
                 problems.append(Problem(
                     "empty_class", f"{name}/{cls} has no images", f"{name}/{cls}", count=0))
-    train, test = splits["train"], splits["test"]
-    dup = duplicates(train, test)
+    dup = (summary or summarise(splits))["duplicates"]
     if dup["across"]:
         ex_test, ex_train = dup["example"]  # type: ignore[misc]
         problems.append(Problem(
@@ -118,9 +130,10 @@ def imbalance(counts: dict[str, int]) -> dict[str, object]:
     }
 
 
-def split_stats(split: Split) -> dict[str, object]:
+def split_stats(split: Split, hist: np.ndarray | None = None) -> dict[str, object]:
+    """Total, per-class counts and pixel mean/std of one split."""
     counts = split.counts()
-    mean, std = mean_std(pixel_histogram(split.images))
+    mean, std = mean_std(hist if hist is not None else pixel_histogram(split.images))
     return {
         "total": len(split),
         "classes": counts,
@@ -141,10 +154,11 @@ def dataset_stats(data: FerData) -> dict[str, object]:
     "duplicates_within_splits", "problems"}`; pixel figures are on the 0-255 scale over train+test,
     imbalance is over train.
     """
-    splits = {name: split_stats(split) for name, split in data.splits.items()}
-    hist = sum(pixel_histogram(data.splits[n].images) for n in SPLITS)
-    mean, std = mean_std(np.asarray(hist))
-    dup = duplicates(data.splits["train"], data.splits["test"])
+    summary = data.summary or summarise(data.splits)
+    hists = {name: np.asarray(h, np.int64) for name, h in summary["histograms"].items()}
+    splits = {name: split_stats(split, hists.get(name)) for name, split in data.splits.items()}
+    mean, std = mean_std(sum(hists[n] for n in SPLITS))
+    dup = summary["duplicates"]
     return {
         "source": str(data.source),
         "format": data.format,
@@ -161,11 +175,15 @@ def dataset_stats(data: FerData) -> dict[str, object]:
 
 
 def sample_indices(
-    split: Split, per_class: int, seed: int = 0, classes: Iterable[int] | None = None
+    split: Split, per_class: int, seed: int = 0, classes: Iterable[int] | None = None,
+    blank: np.ndarray | None = None,
 ) -> list[list[int]]:
-    """Up to `per_class` random indices of each class (blank images left out), per class."""
+    """Up to `per_class` random indices of each class (blank images left out), per class.
+
+    `blank` is `blank_mask(split.images)` when the caller has it already (it scans every pixel).
+    """
     rng = np.random.default_rng(seed)
-    usable = ~blank_mask(split.images)
+    usable = ~(blank if blank is not None else blank_mask(split.images))
     picks = []
     for c in classes if classes is not None else range(len(CLASSES)):
         idx = np.flatnonzero((split.labels == c) & usable)

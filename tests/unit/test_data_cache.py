@@ -105,3 +105,16 @@ def test_cancelled_load_stops_and_caches_nothing(folder: Path,
     with pytest.raises(LoadCancelled):
         load_dataset(folder, cancelled=cancelled)
     assert len(polls) == 2 and not cache_path(folder).exists()
+
+
+def test_statistics_from_the_cache_equal_fresh_ones(folder: Path) -> None:
+    """Pixel statistics and duplicate counts cached at decode time match a fresh computation."""
+    from fer_tui.data.stats import dataset_stats
+
+    fresh = dataset_stats(load_dataset(folder, cache=False))
+    load_dataset(folder)
+    cached = load_dataset(folder)
+    assert cached.from_cache and cached.summary is not None
+    assert dataset_stats(cached) == fresh
+    cached.summary = None  # recomputed from the arrays
+    assert dataset_stats(cached) == fresh
