@@ -269,7 +269,11 @@ class EventTail:
 
 def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """All complete events of a run (a torn last line is ignored)."""
-    return EventTail(Path(run_dir) / EVENTS).read_new(max_bytes=1 << 40)
+    # read in chunks: `f.read(n)` allocates n bytes up front, so one huge read fails
+    tail, events = EventTail(Path(run_dir) / EVENTS), []
+    while chunk := tail.read_new():
+        events += chunk
+    return events
 
 
 # --- state --------------------------------------------------------------------------------
