@@ -1,0 +1,145 @@
+"""`fer-tui live` and `fer-tui export` from the command line: records, exit codes, window."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fer_tui.cli import main
+from tests.helpers import make_face_video, make_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("cli-live")
+    return {"video": make_face_video(root / "face.avi", frames=20),
+            "ckpt": make_tiny_checkpoint(root / "tiny.pt")}
+
+
+def _live(assets, *extra: str) -> list[str]:
+    return ["live", "--source", str(assets["video"]), "--checkpoint", str(assets["ckpt"]),
+            "--no-window", "--threads", "1", *extra]
+
+
+def test_headless_jsonl(assets, tmp_path: Path, capsys) -> None:
+    """One JSONL record per frame with boxes, labels, both probability sets and timings."""
+    out = tmp_path / "r.jsonl"
+    assert main(_live(assets, "--output", str(out))) == 0
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["frame"] for r in recs] == list(range(20))
+    assert sum(bool(r["faces"]) for r in recs) >= 18
+    face = next(r for r in recs if r["faces"])["faces"][0]
+    assert set(face) >= {"box", "label", "confidence", "probs", "probs_raw", "track_id"}
+    assert sum(face["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert sum(face["probs_raw"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert set(recs[0]["timings_ms"]) == {"capture", "detect", "classify", "total"}
+    assert "live: 20 frames" in capsys.readouterr().err
+
+
+def test_headless_csv_and_max_frames(assets, tmp_path: Path) -> None:
+    """CSV has one row per face with the seven smoothed and seven raw probabilities."""
+    out = tmp_path / "r.csv"
+    assert main(_live(assets, "--output", str(out), "--max-frames", "5")) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [int(r["frame"]) for r in rows] == [0, 1, 2, 3, 4]
+    probs = [float(v) for k, v in rows[0].items() if k.startswith("p_")]
+    assert len(probs) == 7 and sum(probs) == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_stdout_stream(assets) -> None:
+    """`--output -` streams JSONL on stdout (what the Live screen reads), preview included."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer_tui", *_live(assets, "--output", "-", "--max-frames", "3",
+                                                 "--preview", "32x24")],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    recs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(recs) == 3 and recs[0]["preview"]["w"] == 32
+
+
+def test_camera_open_failure_exits_2(assets, capsys) -> None:
+    """A camera index with no camera is a one-line error and exit code 2."""
+    code = main(["live", "--source", "99", "--checkpoint", str(assets["ckpt"]), "--no-window"])
+    assert code == 2
+    assert "no camera at index 99" in capsys.readouterr().err
+
+
+def test_missing_checkpoint_exits_2(assets, tmp_path: Path, capsys, monkeypatch) -> None:
+    """No --checkpoint and none shipped/trained: the error says how to get one."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("fer_tui.paths.project_root", lambda: tmp_path)
+    code = main(["live", "--source", str(assets["video"]), "--no-window"])
+    assert code == 2
+    assert "fer-tui train" in capsys.readouterr().err
+
+
+def test_unreadable_video_exits_2(assets, tmp_path: Path, capsys) -> None:
+    """A corrupt video file is reported by name, exit code 2."""
+    bad = tmp_path / "broken.avi"
+    bad.write_bytes(b"RIFF" + b"\x00" * 500)
+    code = main(["live", "--source", str(bad), "--checkpoint", str(assets["ckpt"]),
+                 "--no-window"])
+    assert code == 2
+    assert "broken.avi" in capsys.readouterr().err
+
+
+def test_window_without_display_exits_2(assets, monkeypatch, capsys) -> None:
+    """Asking for the window with no display suggests --no-window."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    code = main(["live", "--source", str(assets["video"]), "--checkpoint", str(assets["ckpt"])])
+    assert code == 2
+    assert "--no-window" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb not installed")
+def test_window_under_xvfb(assets, tmp_path: Path) -> None:
+    """With a (virtual) display the OpenCV window path runs and still writes every record."""
+    display = f":{90 + os.getpid() % 100}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)
+        out = tmp_path / "w.jsonl"
+        env = {**os.environ, "DISPLAY": display}
+        env.pop("WAYLAND_DISPLAY", None)
+        proc = subprocess.run(
+            [sys.executable, "-m", "fer_tui", "live", "--source", str(assets["video"]),
+             "--checkpoint", str(assets["ckpt"]), "--max-frames", "8", "--threads", "1",
+             "--output", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        xvfb.terminate()
+        xvfb.wait(timeout=10)
+    assert proc.returncode == 0, proc.stderr
+    assert len(out.read_text().splitlines()) == 8
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_prints_parity(assets, tmp_path: Path, capsys, fmt: str) -> None:
+    """`fer-tui export --json` writes the file and reports parity within 1e-4."""
+    out = tmp_path / f"m.{fmt}"
+    assert main(["export", "--checkpoint", str(assets["ckpt"]), "--format", fmt,
+                 "--output", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["ok"] and rep["max_abs_diff"] <= 1e-4 and out.is_file()
+
+
+def test_export_missing_checkpoint(tmp_path: Path, capsys) -> None:
+    """Exporting a checkpoint that is not there exits 2 with the path in the message."""
+    code = main(["export", "--checkpoint", str(tmp_path / "nope.pt"), "--output",
+                 str(tmp_path / "x.onnx")])
+    assert code == 2 and "nope.pt" in capsys.readouterr().err
