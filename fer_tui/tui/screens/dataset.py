@@ -9,7 +9,6 @@ error panel on the screen; `l` loads again once the data is fixed.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -79,13 +78,12 @@ class DatasetScreen(Screen[None]):
     class DataLoaded(Message):
         """The data and its statistics are ready."""
 
-        def __init__(self, data: FerData, stats: dict[str, Any], blank: dict[str, np.ndarray],
-                     seconds: float) -> None:
+        def __init__(self, data: FerData, stats: dict[str, Any],
+                     blank: dict[str, np.ndarray]) -> None:
             super().__init__()
             self.data = data
             self.stats = stats
             self.blank = blank
-            self.seconds = seconds
 
     class LoadFailed(Message):
         """The data could not be loaded; `message` says why and what to do."""
@@ -138,7 +136,6 @@ class DatasetScreen(Screen[None]):
         from fer_tui.data.load import LoadCancelled, load_dataset, resolve_source
         from fer_tui.data.stats import blank_mask, dataset_stats
 
-        start = time.monotonic()
         try:
             source = resolve_source(self.settings.data)
             self.app.call_from_thread(
@@ -157,7 +154,7 @@ class DatasetScreen(Screen[None]):
         except FerError as exc:
             self.post_message(self.LoadFailed(str(exc)))
             return
-        self.post_message(self.DataLoaded(data, stats, blank, time.monotonic() - start))
+        self.post_message(self.DataLoaded(data, stats, blank))
 
     def _set_loading_label(self, text: str) -> None:
         self.query_one("#dataset-loading-label", Label).update(Text(text))
@@ -193,10 +190,10 @@ class DatasetScreen(Screen[None]):
         self.data, self.stats, self._blank = message.data, message.stats, message.blank
         data, stats = message.data, message.stats
         total = sum(len(data.splits[s]) for s in ("train", "test"))
-        how = "from cache" if data.from_cache else "decoded and cached"
+        how = "read from cache" if data.from_cache else "decoded, now cached"
         self.query_one("#dataset-source", Static).update(Text(
-            f"{data.source} · {data.format} · {total:,} images · {how} in "
-            f"{message.seconds:.1f}s · fingerprint {data.fingerprint}"))
+            f"{data.source} · {data.format} · {total:,} images · {how} · "
+            f"fingerprint {data.fingerprint}"))
         self.query_one(ClassBars).counts = {
             name: split["classes"] for name, split in stats["splits"].items()}
         self.query_one("#dataset-summary", Static).update(self._summary(stats))
