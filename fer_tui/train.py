@@ -47,13 +47,12 @@ from fer_tui.preprocess import to_input
 from fer_tui.runs import (
     BEST,
     CONFIG,
-    EVENTS,
     LAST,
-    EventTail,
     EventWriter,
     RunLock,
     atomic_write_text,
     new_run_dir,
+    read_events,
 )
 
 # --- command line -----------------------------------------------------------------------------
@@ -155,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
 # --- several archs: one child process each ---------------------------------------------------
 
+#: How a child trainer is started (before its arguments); tests point it at a stand-in.
+CHILD: list[str] = [sys.executable, "-m", "fer_tui", "train"]
+
 
 def train_many(cfgs: list[RunConfig], runs_dir_arg: str | None, *, as_json: bool = False) -> int:
     """Create every run dir now (watchers see them as pending), then train each in a child."""
@@ -185,8 +187,7 @@ def train_many(cfgs: list[RunConfig], runs_dir_arg: str | None, *, as_json: bool
         for d in dirs:
             if stopping:
                 break
-            argv = [sys.executable, "-m", "fer_tui", "train", "--run-dir", str(d),
-                    "--config", str(d / CONFIG)]
+            argv = [*CHILD, "--run-dir", str(d), "--config", str(d / CONFIG)]
             if together:
                 with open(d / "stdout.log", "ab") as log:
                     procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
@@ -225,10 +226,7 @@ def _wait(p: subprocess.Popen[bytes]) -> int:
 
 def summarize(run_dir: Path) -> dict[str, Any]:
     """The --json summary of a run, from its events."""
-    tail = EventTail(Path(run_dir) / EVENTS)
-    events: list[dict[str, Any]] = []
-    while chunk := tail.read_new():
-        events += chunk
+    events = read_events(run_dir)
     epochs = [e for e in events if e.get("type") == "epoch"]
     last = epochs[-1] if epochs else {}
     kinds = [e.get("type") for e in events if e.get("type") in ("end", "stopped", "error")]

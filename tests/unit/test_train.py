@@ -1,0 +1,326 @@
+"""fer_tui.train: run dirs, events, checkpoints, resume after SIGKILL/SIGTERM, the lock, errors.
+
+Runs use a ResNet18 with the ImageNet stem at 16x16 on a few synthetic faces, so a step costs
+milliseconds; the subprocess tests run with one thread so their floats match the in-process run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fer_tui import train
+from fer_tui.models import load_checkpoint, read_checkpoint
+from fer_tui.runs import LOCK, read_events, read_run
+
+TINY = """
+name = "tiny"
+archs = ["resnet18"]
+[model]
+stem = "imagenet"
+image_size = 16
+[augment]
+erasing_p = 0.5
+[train]
+epochs = {epochs}
+batch_size = 4
+lr = 0.05
+warmup_epochs = 0.5
+device = "cpu"
+log_every_steps = 1
+"""
+
+KEYS = {
+    "start": {"arch", "recipe", "epochs", "start_epoch", "steps_per_epoch", "resumed", "config",
+              "env"},
+    "step": {"epoch", "step", "step_in_epoch", "steps_per_epoch", "loss", "lr", "img_per_s"},
+    "epoch": {"epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
+              "img_per_s", "eta_seconds", "best_metric", "best_epoch"},
+    "end": {"epoch", "best_metric", "best_epoch", "seconds"},
+    "stopped": {"epoch", "reason"},
+    "error": {"message", "traceback"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One thread: faster on shared cores, and the same float sums as the subprocesses."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(tmp_path: Path, epochs: int = 2) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(epochs=epochs))
+    return path
+
+
+def args(cfg: Path, data: Path, runs: Path, *extra: str) -> list[str]:
+    return ["--config", str(cfg), "--data", str(data), "--runs-dir", str(runs), "--limit", "24",
+            *extra]
+
+
+def only_run(runs: Path) -> Path:
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "fer_tui.train", *argv], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_event(run_dir: Path, pred, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(pred(e) for e in read_events(run_dir)) if run_dir.exists() else False:
+            return
+        assert proc.poll() is None, "the trainer exited before the awaited event"
+        time.sleep(0.02)
+    raise AssertionError("event not seen in time")
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)["model"]
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), f"{k} differs"
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted 2-epoch run: the run dir every interrupted run is compared with."""
+    tmp = tmp_path_factory.mktemp("ref")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert train.main(args(tiny_config(tmp), tiny_data, tmp / "runs")) == 0
+    finally:
+        torch.set_num_threads(before)
+    return only_run(tmp / "runs")
+
+
+def test_run_writes_config_events_and_loadable_checkpoints(reference: Path) -> None:
+    """A run leaves the resolved config, schema-exact events, and last/best checkpoints."""
+    assert 'limit = 24' in (reference / "config.toml").read_text()
+    events = read_events(reference)
+    for e in events:
+        assert set(e) - {"v", "t", "type"} == KEYS[e["type"]], e["type"]
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    assert [e["epoch"] for e in events if e["type"] == "epoch"] == [1, 2]
+    assert events[0]["steps_per_epoch"] == 6  # 24 images / batch 4
+    assert kinds.count("step") == 12
+    model, meta = load_checkpoint(reference / "best.pt", arch="resnet18")
+    assert not model.training and meta["stem"] == "imagenet" and meta["image_size"] == 16
+    assert meta["recipe"] == "tiny" and meta["data_fingerprint"]
+    assert read_checkpoint(reference / "last.pt")["epoch"] == 2
+    assert not (reference / LOCK).exists()
+    assert read_run(reference).status() == "finished"
+
+
+def test_cli_json_summary(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`--json` prints run_dir, best metric/epoch, epochs, seconds and the final val_acc."""
+    from fer_tui.cli import main
+
+    code = main(["train", *args(tiny_config(tmp_path, 1), tiny_data, tmp_path / "r"), "--json"])
+    assert code == 0
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    assert run["status"] == "finished" and run["epochs"] == 1 and run["best_epoch"] == 1
+    assert run["val_acc"] == run["best_metric"] and run["seconds"] > 0
+    assert Path(run["run_dir"]).parent == tmp_path / "r"
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_uninterrupted(
+    reference: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """kill -9 after epoch 1, then --resume: same epochs, no gap, bit-identical weights."""
+    runs = tmp_path / "runs"
+    proc = spawn(args(tiny_config(tmp_path), tiny_data, runs), tmp_path / "log")
+    deadline = time.monotonic() + 120
+    while not (runs.exists() and any(runs.iterdir())):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    run_dir = only_run(runs)
+    wait_event(run_dir, lambda e: e["type"] == "epoch", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert read_run(run_dir).status() == "crashed"
+    assert train.main(["--resume", str(run_dir)]) == 0
+    events = read_events(run_dir)
+    starts = [e for e in events if e["type"] == "start"]
+    assert starts[-1]["resumed"] is True and starts[-1]["start_epoch"] in (1, 2)
+    state = read_run(run_dir)
+    assert [h["epoch"] for h in state.history] == [1, 2] and state.status() == "finished"
+    ref_epochs = [e for e in read_events(reference) if e["type"] == "epoch"]
+    assert state.history[-1]["train_loss"] == ref_epochs[-1]["train_loss"]
+    assert_same_weights(run_dir / "last.pt", reference / "last.pt")
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_saves_and_resume_is_exact(
+    reference: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """SIGTERM mid-epoch: exit 0, `stopped`, last.pt with the step; resume ends identical."""
+    run_dir = tmp_path / "run"
+    proc = spawn([*args(tiny_config(tmp_path), tiny_data, tmp_path), "--run-dir", str(run_dir)],
+                 tmp_path / "log")
+    wait_event(run_dir, lambda e: e["type"] == "step" and e["step"] == 2, proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, (tmp_path / "log").read_text()
+    events = read_events(run_dir)
+    assert events[-1]["type"] == "stopped" and events[-1]["reason"] == "SIGTERM"
+    ckpt = read_checkpoint(run_dir / "last.pt")
+    assert ckpt["epoch"] == 0 and 2 <= ckpt["step_in_epoch"] < 6
+    assert not (run_dir / LOCK).exists()
+    assert train.main(["--resume", str(run_dir)]) == 0
+    state = read_run(run_dir)
+    assert [h["epoch"] for h in state.history] == [1, 2]
+    ref = [e for e in read_events(reference) if e["type"] == "epoch"]
+    assert [h["train_loss"] for h in state.history] == [e["train_loss"] for e in ref]
+    assert_same_weights(run_dir / "last.pt", reference / "last.pt")
+
+
+def test_second_trainer_refused_and_stale_lock_taken_over(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A live pid in run.lock refuses a second trainer; a dead pid's lock is taken over."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run_dir / LOCK).write_text(f"{sleeper.pid} host\n")
+        argv = [*args(tiny_config(tmp_path, 1), tiny_data, tmp_path), "--run-dir", str(run_dir)]
+        assert train.main(argv) == 2
+        assert f"pid {sleeper.pid}" in capsys.readouterr().err
+        assert (run_dir / LOCK).read_text().startswith(str(sleeper.pid))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert train.main(argv) == 0  # the sleeper is dead now: its lock is stale
+    assert read_run(run_dir).status() == "finished"
+
+
+def test_error_event_for_offline_pretrained_weights(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A failure inside the run is an `error` event with message and traceback, exit 2."""
+    import torchvision
+
+    def offline(*a, **k):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", offline)
+    cfg = tmp_path / "paper.toml"
+    cfg.write_text('name = "p"\narchs = ["resnet18"]\n[model]\nstem = "imagenet"\n'
+                   'in_channels = 3\nweights = "IMAGENET1K_V1"\n[train]\ndevice = "cpu"\n')
+    assert train.main(args(cfg, tiny_data, tmp_path / "runs")) == 2
+    err = capsys.readouterr().err
+    assert "IMAGENET1K_V1" in err and "Traceback" not in err
+    run_dir = only_run(tmp_path / "runs")
+    last = read_events(run_dir)[-1]
+    assert last["type"] == "error" and "IMAGENET1K_V1" in last["message"]
+    assert "Traceback" in last["traceback"]
+    assert read_run(run_dir).status() == "failed" and not (run_dir / LOCK).exists()
+
+
+def test_cuda_without_gpu_is_a_clear_error_and_creates_nothing(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`--device cuda` on a CPU-only machine says to use cpu, and leaves no run dir."""
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    runs = tmp_path / "runs"
+    assert train.main([*args(tiny_config(tmp_path), tiny_data, runs), "--device", "cuda"]) == 2
+    assert "--device cpu" in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_resume_of_a_finished_run_asks_for_more_epochs(reference: Path, capsys) -> None:
+    """Resuming a finished run is refused with the fix (--epochs), and the lock is released."""
+    assert train.main(["--resume", str(reference)]) == 2
+    assert "--epochs" in capsys.readouterr().err
+    assert not (reference / LOCK).exists()
+
+
+CHILD = """
+import sys, time, json
+from pathlib import Path
+run_dir = Path(sys.argv[sys.argv.index("--run-dir") + 1])
+siblings = sorted(p.name for p in run_dir.parent.iterdir())
+log = run_dir.parent / "children.jsonl"
+with open(log, "a") as f:
+    f.write(json.dumps({"run": run_dir.name, "t0": time.time(), "siblings": siblings}) + "\\n")
+time.sleep(0.2)
+with open(run_dir / "events.jsonl", "w") as f:
+    f.write(json.dumps({"v": 1, "t": time.time(), "type": "start", "arch": run_dir.name[16:]}))
+    f.write("\\n" + json.dumps({"v": 1, "t": time.time(), "type": "end"}) + "\\n")
+with open(log, "a") as f:
+    f.write(json.dumps({"run": run_dir.name, "t1": time.time()}) + "\\n")
+sys.exit(3 if "resnet34" in run_dir.name else 0)
+"""
+
+
+def test_several_archs_pending_dirs_children_in_turn_and_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """All run dirs (with config) exist before the first child; on CPU one child at a time;
+    a failed child makes the whole command fail, naming the run."""
+    from fer_tui.config import load_config
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    monkeypatch.setattr(train, "CHILD", [sys.executable, str(script)])
+    cfg = load_config(tiny_config(tmp_path))
+    cfgs = [cfg.for_arch(a) for a in ("resnet18", "resnet34", "resnet50")]
+    assert train.train_many(cfgs, str(tmp_path / "runs"), as_json=True) == 1
+    out = capsys.readouterr()
+    assert "resnet34" in out.err and "failed" in out.err
+    log = [json.loads(line) for line in (tmp_path / "runs" / "children.jsonl").open()]
+    starts = [e for e in log if "t0" in e]
+    assert len(starts) == 3 and all(len(e["siblings"]) >= 3 for e in starts)
+    times = [e.get("t0", e.get("t1")) for e in log]
+    assert [("t0" in e) for e in log] == [True, False] * 3 and times == sorted(times)
+    runs = json.loads(out.out)["runs"]
+    assert [r["arch"] for r in runs] == ["resnet18", "resnet34", "resnet50"]
+    for r in runs:
+        text = Path(r["run_dir"], "config.toml").read_text()
+        assert f'archs = ["{r["arch"]}"]' in text
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
+    """Warmup rises linearly to the peak lr; cosine ends at zero on the last step."""
+    from fer_tui.config import TrainConfig
+
+    f = train.lr_lambda(TrainConfig(epochs=10, warmup_epochs=1, schedule="cosine"), 10)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(99) < 0.001
+    assert all(f(i) >= f(i + 1) for i in range(10, 99))
+
+
+def test_holdout_is_stratified_and_disjoint() -> None:
+    """The held-out slice keeps each class's share and never overlaps training."""
+    import numpy as np
+
+    labels = np.repeat(np.arange(7), [100, 10, 50, 200, 80, 60, 40])
+    keep, held = train.holdout_split(labels, 0.1, seed=0)
+    assert not set(keep) & set(held) and len(keep) + len(held) == len(labels)
+    assert np.bincount(labels[held]).tolist() == [10, 1, 5, 20, 8, 6, 4]
