@@ -247,7 +247,13 @@ def checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata of a fer-tui checkpoint, after checking it is a 7-class FER-2013 one."""
     from fer_tui.models import read_checkpoint
 
-    meta = read_checkpoint(path)["meta"]
+    try:
+        meta = read_checkpoint(path)["meta"]
+    except FerError:
+        raise
+    except Exception as exc:  # torch.load raises struct.error etc. on some garbage files
+        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint "
+                              f"({type(exc).__name__}: {exc})") from None
     if list(meta.get("classes", [])) != list(CLASSES):
         raise CheckpointError(f"{path} was trained for classes {meta.get('classes')}, not "
                               f"{list(CLASSES)}: fer-tui needs a 7-class FER-2013 checkpoint")
@@ -611,7 +617,8 @@ def _tta_line(reports: Sequence[dict[str, Any]]) -> str:
     return f"test-time augmentation: {', '.join(ttas)}"
 
 
-def _paper_note() -> str:
+def paper_note() -> str:
+    """One line on where the paper's figures come from, and whether they are filled in."""
     ref = paper_reference()
     if ref.get("verified"):
         return "paper: Sheng & Lau, Tables 1 and 2"
@@ -659,7 +666,7 @@ def format_report(reports: Sequence[dict[str, Any]]) -> str:
     if len(reports) > 1:
         parts.append(format_table2(mean_report(reports),
                                    title=f"Table 2: per class, mean of {len(reports)} models"))
-    parts.append(_paper_note())
+    parts.append(paper_note())
     return "\n\n".join(parts) + "\n"
 
 
@@ -669,7 +676,7 @@ def to_markdown(reports: Sequence[dict[str, Any]]) -> str:
            f"- data: {reports[0]['data'].get('source')} (split {reports[0]['data']['split']}, "
            f"{reports[0]['n']} images, fingerprint {reports[0]['data'].get('fingerprint')})",
            "- Table 1 AUC: one-vs-rest, macro average; the weighted average is beside it",
-           f"- {_paper_note()}", "", "## Table 1", ""]
+           f"- {paper_note()}", "", "## Table 1", ""]
     out.append(_md_table(*_table1_cells(reports)))
     for report in reports:
         out += ["", f"## Table 2: {model_label(report)} (TTA {report.get('tta')})", ""]

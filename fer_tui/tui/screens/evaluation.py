@@ -1,20 +1,400 @@
-"""The Evaluation screen (placeholder)."""
+"""The Evaluation screen: the paper's Table 1 and Table 2 for the checkpoints you pick.
+
+Checkpoints on offer: the shipped ones (`settings.checkpoints_dir/*.pt`) and `best.pt` of every
+finished run under `settings.runs_dir`. `e` evaluates the picked ones on the test split in a
+thread worker (fer_tui.evaluate, the same code as `fer-tui evaluate`); results are cached per
+(checkpoint, data, split, TTA), and cached ones are shown as soon as the screen opens.
+Other screens open a checkpoint here with `select_checkpoint(path)` after
+`app.switch_mode("evaluation")`. Torch is only imported inside the worker.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
 
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Label,
+    ProgressBar,
+    Select,
+    SelectionList,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from fer_tui import evaluate as ev
+from fer_tui.errors import FerError
 from fer_tui.tui.settings import Settings
+from fer_tui.tui.widgets.confusion import ConfusionTable
+from fer_tui.tui.widgets.metric_table import ClassTableView, Table1View
+from fer_tui.tui.widgets.roc_plot import RocPlot
+
+
+class CheckpointsFound(Message):
+    """The checkpoint scan finished: what is on offer, and cached reports for the picks."""
+
+    def __init__(self, found: list[tuple[str, Path]], picked: list[Path],
+                 cached: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.found = found
+        self.picked = picked
+        self.cached = cached
+
+
+class EvaluationProgressed(Message):
+    """The worker moved on (a stage and how far it is)."""
+
+    def __init__(self, stage: str, done: int, total: int) -> None:
+        super().__init__()
+        self.stage, self.done, self.total = stage, done, total
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, EvaluationProgressed)
+
+
+class EvaluationFinished(Message):
+    """Reports for the evaluated checkpoints, in the order they were picked."""
+
+    def __init__(self, reports: list[dict[str, Any]], cached: int) -> None:
+        super().__init__()
+        self.reports = reports
+        self.cached = cached
+
+
+def finished_run_checkpoints(runs_dir: Path) -> list[Path]:
+    """best.pt of every run whose trainer said `end`, oldest first."""
+    from fer_tui.runs import BEST, iter_run_states
+
+    out = []
+    for state in iter_run_states(runs_dir):
+        best = state.run_dir / BEST
+        if state.ended == "finished" and best.is_file():
+            out.append(best)
+    return out
 
 
 class EvaluationScreen(Screen[None]):
-    def __init__(self, settings: Settings) -> None:
+    """Pick checkpoints, evaluate, and compare with the paper's tables."""
+
+    BINDINGS = [
+        Binding("e", "evaluate", "Evaluate"),
+        Binding("r", "rescan", "Rescan"),
+        Binding("m", "export('md')", "Markdown"),
+        Binding("c", "export('csv')", "CSV"),
+        Binding("j", "export('json')", "JSON"),
+    ]
+
+    DEFAULT_CSS = """
+    EvaluationScreen #eval-side { width: 40; padding: 0 1; }
+    EvaluationScreen #checkpoints { height: 1fr; min-height: 5; }
+    EvaluationScreen #no-checkpoints { color: $text-muted; height: auto; padding: 0 1; }
+    EvaluationScreen #no-checkpoints.-hidden { display: none; }
+    EvaluationScreen #tta-row { height: auto; }
+    EvaluationScreen #tta-row Label { padding: 1 1 0 0; }
+    EvaluationScreen #tta { width: 1fr; }
+    EvaluationScreen #eval-progress { height: 1; margin: 1 0 0 0; }
+    EvaluationScreen #eval-status { height: auto; min-height: 2; color: $text-muted; }
+    EvaluationScreen #eval-status.-error { color: $error; }
+    EvaluationScreen #eval-tabs { width: 1fr; }
+    EvaluationScreen .table-note { color: $text-muted; height: auto; padding: 0 1; }
+    EvaluationScreen RocPlot { height: 1fr; min-height: 12; }
+    """
+
+    def __init__(self, settings: Settings, reports_dir: str | os.PathLike[str] | None = None
+                 ) -> None:
         super().__init__()
         self.settings = settings
+        self.reports_dir = Path(reports_dir) if reports_dir else Path("reports")
+        """Where the export keys write (relative to the working directory)."""
+        self.reports: list[dict[str, Any]] = []
+        self.selected: int | None = None
+        """Table 2's model: an index into `reports`, or None for the mean."""
+        self._scanned = False
+        self._wanted: list[Path] = []
+        """Checkpoints asked for by select_checkpoint before the scan finished."""
+        self._focus: Path | None = None
+        self._data: Any = None
+        """The loaded FerData, kept between evaluations (decoding it is the slow part)."""
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Evaluation: Table 1 and Table 2 for any checkpoint, beside the paper's figures (coming soon).", classes="placeholder")  # noqa: E501
+        with Horizontal(id="evaluation-body"):
+            with Vertical(id="eval-side"):
+                yield Static("Checkpoints", classes="section-title")
+                yield SelectionList[str](id="checkpoints")
+                yield Static(self._hint(), id="no-checkpoints", classes="-hidden")
+                with Horizontal(id="tta-row"):
+                    yield Label("TTA")
+                    yield Select([(t, t) for t in ev.TTAS], value="none", allow_blank=False,
+                                 id="tta")
+                yield ProgressBar(id="eval-progress", show_eta=True)
+                yield Static("Looking for checkpoints...", id="eval-status")
+            with TabbedContent(id="eval-tabs"):
+                with TabPane("Table 1", id="tab-table1"):
+                    with VerticalScroll():
+                        yield Static("", id="table1-title", classes="table-note")
+                        yield Table1View(id="table1")
+                        yield Static(ev.paper_note(), id="paper-note", classes="table-note")
+                with TabPane("Table 2", id="tab-table2"):
+                    with VerticalScroll():
+                        yield Static("", id="table2-title", classes="table-note")
+                        yield ClassTableView(id="table2")
+                with TabPane("Confusion", id="tab-confusion"):
+                    with VerticalScroll():
+                        yield Static("", id="confusion-title", classes="table-note")
+                        yield ConfusionTable(id="confusion")
+                with TabPane("ROC", id="tab-roc"):
+                    yield RocPlot(id="roc")
         yield Footer()
+
+    def _hint(self) -> str:
+        return (f"No checkpoints found. Put shipped ones (*.pt) in "
+                f"{self.settings.checkpoints_dir}, or train one: `fer-tui train --config "
+                f"configs/<recipe>.toml` (or the Training screen, key 2); finished runs in "
+                f"{self.settings.runs_dir} appear here. Press r to look again.")
+
+    def on_mount(self) -> None:
+        self.query_one("#eval-progress", ProgressBar).display = False
+        self.scan_checkpoints()
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    @property
+    def tta(self) -> str:
+        value = self.query_one("#tta", Select).value
+        return value if isinstance(value, str) else "none"
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def scan_checkpoints(self) -> None:
+        """List checkpoints and look up cached reports for the default picks (no torch)."""
+        shipped = sorted(Path(self.settings.checkpoints_dir).glob("*.pt"))
+        runs = finished_run_checkpoints(Path(self.settings.runs_dir))
+        found = [(p.name, p) for p in shipped] + [(f"{p.parent.name}/{p.name}", p) for p in runs]
+        # shipped ones side by side like the paper; else the newest finished run
+        picked = shipped or runs[-1:]
+        cached = []
+        for path in picked:
+            report = ev.find_cached_report(path, tta="none", source=self._source())
+            if report is not None:
+                cached.append(report)
+        if len(cached) != len(picked):
+            cached = []  # show all picks or none, never a partial Table 1
+        self.post_message(CheckpointsFound(found, picked, cached))
+
+    def _source(self) -> str | None:
+        if self.settings.data:
+            return self.settings.data
+        try:
+            from fer_tui.data.load import resolve_source
+
+            return str(resolve_source(None))
+        except FerError:
+            return None
+
+    @on(CheckpointsFound)
+    def _show_checkpoints(self, message: CheckpointsFound) -> None:
+        self._scanned = True
+        picks = self.query_one("#checkpoints", SelectionList)
+        current = set(picks.selected)
+        picks.clear_options()
+        wanted = [str(p) for p in self._wanted]
+        paths = [str(p) for _, p in message.found]
+        for label, path in message.found:
+            chosen = str(path) in current or path in message.picked or str(path) in wanted
+            picks.add_option((label, str(path), chosen))
+        for path in self._wanted:
+            if str(path) not in paths:
+                picks.add_option((f"{path.parent.name}/{path.name}", str(path), True))
+        hint = self.query_one("#no-checkpoints", Static)
+        hint.set_class(picks.option_count > 0, "-hidden")
+        if message.cached and not self._wanted:
+            self._show_reports(message.cached)
+            when = time.strftime("%H:%M %d %b", time.localtime())
+            self._status(f"Cached results (TTA none), shown at {when}; press e to re-evaluate.")
+        elif picks.option_count == 0:
+            self._status("Nothing to evaluate yet.")
+        else:
+            self._status("Pick checkpoints (space) and press e to evaluate.")
+        if self._wanted:
+            self._wanted = []
+            self.action_evaluate()
+
+    def select_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Pick `path` (adding it to the list), evaluate, and show it in Table 2.
+
+        For other screens: `app.switch_mode("evaluation")`, then call this on `app.screen`.
+        """
+        path = Path(path)
+        self._focus = path
+        if not self._scanned or not self.is_mounted:
+            self._wanted.append(path)
+            return
+        picks = self.query_one("#checkpoints", SelectionList)
+        values = [picks.get_option_at_index(i).value for i in range(picks.option_count)]
+        if str(path) in values:
+            picks.select(str(path))
+        else:
+            picks.add_option((f"{path.parent.name}/{path.name}", str(path), True))
+        self.query_one("#no-checkpoints", Static).set_class(True, "-hidden")
+        self.action_evaluate()
+
+    def action_rescan(self) -> None:
+        self._status("Looking for checkpoints...")
+        self.scan_checkpoints()
+
+    # --- evaluation -------------------------------------------------------------------
+
+    def action_evaluate(self) -> None:
+        picks = self.query_one("#checkpoints", SelectionList)
+        chosen = [Path(v) for v in picks.selected]
+        if not chosen:
+            self.notify("Pick at least one checkpoint (space in the list) first.",
+                        severity="warning")
+            return
+        bar = self.query_one("#eval-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=None, progress=0)
+        self._status(f"Evaluating {len(chosen)} checkpoint(s), TTA {self.tta}...")
+        self.run_evaluation(chosen, self.tta)
+
+    @work(thread=True, exclusive=True, group="evaluate", exit_on_error=False,
+          description="evaluate checkpoints")
+    def run_evaluation(self, checkpoints: list[Path], tta: str) -> None:
+        worker = get_current_worker()
+
+        def progress(stage: str, done: int, total: int) -> None:
+            self.post_message(EvaluationProgressed(stage, done, total))
+
+        if self._data is None:
+            self._data = ev.load_data(self.settings.data, progress)
+        results = ev.evaluate_checkpoints(
+            checkpoints, data=self._data, tta=tta, progress=progress,
+            cancelled=lambda: worker.is_cancelled)
+        if not worker.is_cancelled:
+            cached = sum(r.cached for r in results)
+            self.post_message(EvaluationFinished([r.report for r in results], cached))
+
+    @on(EvaluationProgressed)
+    def _progressed(self, message: EvaluationProgressed) -> None:
+        bar = self.query_one("#eval-progress", ProgressBar)
+        if message.stage == "data":
+            bar.update(total=None)
+            self._status(f"Loading the data ({self.settings.data or 'default places'})...")
+            return
+        bar.update(total=message.total, progress=message.done)
+        self._status(f"{message.stage.replace('predict ', 'Predicting ')} "
+                     f"(TTA {self.tta}): {message.done}/{message.total}")
+
+    @on(EvaluationFinished)
+    def _finished(self, message: EvaluationFinished) -> None:
+        self.query_one("#eval-progress", ProgressBar).display = False
+        self._show_reports(message.reports)
+        n = len(message.reports)
+        from_cache = f", {message.cached} from the cache" if message.cached else ""
+        self._status(f"Evaluated {n} checkpoint(s) on the test split, TTA "
+                     f"{message.reports[0]['tta']}{from_cache}. Export: m / c / j.")
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, ev.Cancelled):
+            return
+        text = str(error) if isinstance(error, FerError) else (
+            f"{type(error).__name__}: {error}")
+        self.query_one("#eval-progress", ProgressBar).display = False
+        self._status(text, error=True)
+        self.notify(text, title="Evaluation failed", severity="error", timeout=10)
+
+    def _status(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#eval-status", Static)
+        status.update(text)
+        status.set_class(error, "-error")
+
+    # --- views ------------------------------------------------------------------------
+
+    def _show_reports(self, reports: list[dict[str, Any]]) -> None:
+        self.reports = reports
+        focus = None
+        if self._focus is not None:
+            focus = next((i for i, r in enumerate(reports)
+                          if Path(r["model"]["checkpoint"]) == self._focus), None)
+            self._focus = None
+        self.selected = focus if focus is not None else (0 if len(reports) == 1 else None)
+        split = reports[0]["data"]["split"]
+        self.query_one("#table1-title", Static).update(
+            f"Table 1: weighted averages on {split} ({reports[0]['n']} images), TTA "
+            f"{', '.join(sorted({r['tta'] for r in reports}))}. AUC: one-vs-rest, macro "
+            f"(compared with the paper) and support-weighted. Green/red: better/worse than the "
+            f"paper. Highlight a row to see its Table 2.")
+        self.query_one("#table1", Table1View).show(reports)
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        if not self.reports:
+            return
+        if self.selected is None and len(self.reports) > 1:
+            report = ev.mean_report(self.reports)
+            title = f"Table 2: per class, mean of {len(self.reports)} models"
+            one = None
+        else:
+            one = self.reports[self.selected or 0]
+            report = one
+            title = f"Table 2: per class, {ev.model_label(one)}, TTA {one['tta']}"
+        self.query_one("#table2-title", Static).update(
+            title + " (paper: mean of its three models)")
+        self.query_one("#table2", ClassTableView).show(report)
+        confusion_title = self.query_one("#confusion-title", Static)
+        if one is None:
+            confusion_title.update("Confusion matrix: highlight one model's row in Table 1.")
+            self.query_one("#confusion", ConfusionTable).show(None)
+            self.query_one("#roc", RocPlot).show(None)
+            return
+        confusion_title.update(f"Confusion matrix, {ev.model_label(one)} (rows: true class, "
+                               f"columns: predicted; shade: share of the row)")
+        self.query_one("#confusion", ConfusionTable).show(one)
+        self.query_one("#roc", RocPlot).show(one, f"ROC (one-vs-rest), {ev.model_label(one)}")
+
+    @on(DataTable.RowHighlighted, "#table1")
+    def _table1_row(self, event: DataTable.RowHighlighted) -> None:
+        model = self.query_one("#table1", Table1View).model_at(event.cursor_row)
+        if model != self.selected:
+            self.selected = model
+            self._show_selected()
+
+    # --- export -----------------------------------------------------------------------
+
+    def action_export(self, kind: str) -> None:
+        """Write Tables 1 and 2 to reports/evaluation-<time>.<md|csv|json>."""
+        if not self.reports:
+            self.notify("Nothing to export yet: press e to evaluate first.", severity="warning")
+            return
+        text = {
+            "md": lambda: ev.to_markdown(self.reports),
+            "csv": lambda: ev.metrics_csv(self.reports),
+            "json": lambda: json.dumps(ev.json_payload(self.reports), indent=1,
+                                       allow_nan=False) + "\n",
+        }[kind]()
+        path = self.reports_dir / f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
+        try:
+            self.reports_dir.mkdir(parents=True, exist_ok=True)
+            ev.atomic_write_text(path, text)
+        except OSError as exc:
+            self.notify(f"Cannot write {path}: {exc.strerror}", severity="error")
+            return
+        self.notify(f"Wrote {path}", title="Exported")

@@ -1,0 +1,42 @@
+"""The confusion matrix as a heat-map table: counts, shaded by the row-normalised fraction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.color import Color
+from textual.widgets import DataTable
+
+
+class ConfusionTable(DataTable):
+    """Rows are true classes, columns predictions; a cell shows `count  pct%` of its row."""
+
+    DEFAULT_CSS = """
+    ConfusionTable { height: auto; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="none", zebra_stripes=False, **kwargs)
+
+    def show(self, report: dict[str, Any] | None) -> None:
+        self.clear(columns=True)
+        if report is None:
+            return
+        names = list(report["classes"])
+        self.add_column("true \\ pred", key="true")
+        for name in names:
+            self.add_column(name, key=name)
+        # shade from the panel colour towards the theme's accent, so any theme reads
+        base = Color.parse(self.app.theme_variables.get("panel", "#1e1e1e"))
+        hot = Color.parse(self.app.theme_variables.get("accent", "#ffa62b"))
+        counts, fracs = report["confusion_matrix"], report["confusion_matrix_normalized"]
+        for name, row, frac in zip(names, counts, fracs, strict=True):
+            cells: list[Text] = [Text(name, style="bold")]
+            for j, (n, f) in enumerate(zip(row, frac, strict=True)):
+                bg = base.blend(hot, float(f))
+                fg = "black" if bg.brightness > 0.55 else "white"
+                diag = names[j] == name
+                cells.append(Text(f"{n:>5} {f:4.0%}", justify="right",
+                                  style=f"{'bold ' if diag else ''}{fg} on {bg.hex}"))
+            self.add_row(*cells, key=name)

@@ -1,0 +1,158 @@
+"""The Evaluation screen: pick, evaluate in a worker, both tables beside the paper, export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from fer_tui.tui.app import make_app
+from tests.helpers import make_tiny_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoints dir with one (untrained, quick) resnet18."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    make_tiny_checkpoint(folder / "resnet18.pt")
+    return folder
+
+
+async def _until(pilot, condition, timeout: float = 60.0) -> None:
+    """Wait (letting workers run) until `condition()` holds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        assert loop.time() < end, "timed out waiting for the screen"
+        await pilot.pause(0.05)
+
+
+def _cells(table) -> list[str]:
+    return [str(c) for row in range(table.row_count) for c in table.get_row_at(row)]
+
+
+def _headers(table) -> list[str]:
+    return [str(c.label) for c in table.columns.values()]
+
+
+async def test_evaluates_and_shows_both_tables_with_the_paper(
+    ckpt_dir: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """A shipped checkpoint is picked, `e` evaluates it in a worker, and Table 1 (with the
+    paper's row and delta), Table 2 (with paper columns), the confusion matrix and ROC show."""
+    app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=ckpt_dir)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        picks = screen.query_one("#checkpoints")
+        await _until(pilot, lambda: picks.option_count == 1)
+        assert picks.selected == [str(ckpt_dir / "resnet18.pt")]
+        await pilot.press("e")
+        table1 = screen.query_one("#table1")
+        await _until(pilot, lambda: table1.row_count > 0)
+        cells = _cells(table1)
+        assert "resnet18 checkpoints0/resnet18.pt" in cells[0] or cells[0].startswith("resnet18")
+        assert any("paper resnet18" in c for c in cells)
+        assert any("Δ vs paper" in c for c in cells)
+        assert "7178" in cells  # the paper's support beside our 28
+        assert "AUC (macro)" in _headers(table1)
+        table2 = screen.query_one("#table2")
+        assert table2.row_count == 7 + 2
+        assert {"paper F1", "ΔF1", "paper AUC"} <= set(_headers(table2))
+        assert "angry" in _cells(table2)
+        assert screen.query_one("#confusion").row_count == 7
+        status = str(screen.query_one("#eval-status").render())
+        assert "TTA none" in status
+
+
+async def test_cached_results_show_when_the_screen_opens(
+    ckpt_dir: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After one evaluation, a new session shows Table 1 at once, without predicting."""
+    from fer_tui import evaluate as ev
+
+    ev.evaluate_checkpoints([ckpt_dir / "resnet18.pt"], data=tiny_data)
+
+    def no_predict(*a: object, **k: object) -> None:
+        raise AssertionError("predicted although the result is cached")
+
+    monkeypatch.setattr(ev, "_predict", no_predict)
+    app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=ckpt_dir)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("3")
+        table1 = app.screen.query_one("#table1")
+        await _until(pilot, lambda: table1.row_count == 3)
+        assert "Cached" in str(app.screen.query_one("#eval-status").render())
+
+
+async def test_export_keys_write_reports(
+    ckpt_dir: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """m, c and j write Markdown, CSV and JSON under ./reports and say where."""
+    monkeypatch.chdir(tmp_path)
+    app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=ckpt_dir)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        await pilot.press("j")  # nothing yet: a warning, no file
+        await pilot.pause()
+        assert not (tmp_path / "reports").exists()
+        await _until(pilot, lambda: screen.query_one("#checkpoints").option_count == 1)
+        await pilot.press("e")
+        await _until(pilot, lambda: bool(screen.reports))
+        for key in "mcj":
+            await pilot.press(key)
+            await pilot.pause()
+    written = sorted(p.suffix for p in (tmp_path / "reports").iterdir())
+    assert written == [".csv", ".json", ".md"]
+    payload = json.loads(next((tmp_path / "reports").glob("*.json")).read_text())
+    assert payload["model"]["arch"] == "resnet18" and payload["tta"] == "none"
+    md = next((tmp_path / "reports").glob("*.md")).read_text()
+    assert "## Table 1" in md and "paper resnet18" in md
+
+
+async def test_no_checkpoints_says_how_to_get_one(tiny_data: Path, tmp_path: Path) -> None:
+    """An empty checkpoints dir and no runs: a hint naming the folder and `fer-tui train`."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=empty)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("3")
+        hint = app.screen.query_one("#no-checkpoints")
+        await _until(pilot, lambda: not hint.has_class("-hidden"))
+        text = str(hint.render())
+        assert "fer-tui train" in text and str(empty) in text
+        await pilot.press("e")  # nothing picked: a warning, not a crash
+        await pilot.pause()
+
+
+async def test_bad_checkpoint_shows_an_error_and_select_checkpoint_works(
+    ckpt_dir: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """A broken file gives an on-screen error; select_checkpoint (the Training screen's way
+    in) adds a checkpoint from elsewhere, evaluates it and shows it in Table 2."""
+    broken = tmp_path / "ck"
+    broken.mkdir()
+    (broken / "broken.pt").write_bytes(b"junk")
+    app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=broken)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        await _until(pilot, lambda: screen.query_one("#checkpoints").option_count == 1)
+        await pilot.press("e")
+        status = screen.query_one("#eval-status")
+        await _until(pilot, lambda: status.has_class("-error"))
+        assert "broken.pt" in str(status.render())
+
+        other = make_tiny_checkpoint(tmp_path / "runs-elsewhere" / "run1" / "best.pt")
+        screen.select_checkpoint(other)
+        # both are picked now; the broken one fails the whole evaluation, so unpick it
+        screen.query_one("#checkpoints").deselect(str(broken / "broken.pt"))
+        screen.action_evaluate()
+        await _until(pilot, lambda: bool(screen.reports))
+        assert screen.reports[0]["model"]["checkpoint"] == str(other)
+        assert "run1/best.pt" in str(screen.query_one("#table2-title").render())
