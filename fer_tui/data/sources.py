@@ -37,6 +37,7 @@ HOW_TO_GET = (
 
 # files a desktop or an unzip tool leaves beside the images; never data, never a problem
 _JUNK_NAMES = {"thumbs.db", "desktop.ini", "__macosx"}
+_JUNK_FILES = {"Thumbs.db", "thumbs.db", "desktop.ini", "Desktop.ini"}
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 
 
@@ -136,38 +137,45 @@ class FolderSource:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.problems: list[Problem] = []
-        self.entries: list[Entry] = []
-        digest = hashlib.sha256(f"v{LOADER_VERSION}|folder|{root.resolve()}".encode())
+        #: (split, label, class folder path, sorted file names) per class folder
+        self._folders: list[tuple[str, int, str, list[str]]] = []
+        # one stat per file is the whole cost of a cached load of a folder, so this loop stays
+        # lean: no Path objects, one hash update at the end
+        lines = [f"v{LOADER_VERSION}|folder|{root.resolve()}"]
         for split, split_dir in sorted(_split_dirs(root).items()):
             for class_dir in sorted(os.scandir(split_dir), key=lambda e: e.name):
                 if _is_junk(class_dir.name) or not class_dir.is_dir():
                     continue
+                files = []
+                prefix = f"{split}/{class_dir.name}/"
+                with os.scandir(class_dir.path) as it:
+                    for f in it:
+                        name = f.name
+                        if name[0] == "." or name in _JUNK_FILES or not f.is_file():
+                            continue
+                        st = f.stat()
+                        files.append(name)
+                        lines.append(f"{prefix}{name}|{st.st_size}|{st.st_mtime_ns}")
+                files.sort()
                 label = class_index(class_dir.name)
-                files = sorted(
-                    (f for f in os.scandir(class_dir.path)
-                     if f.is_file() and not _is_junk(f.name)),
-                    key=lambda e: e.name,
-                )
-                for f in files:
-                    st = f.stat()
-                    digest.update(f"{split}/{class_dir.name}/{f.name}|{st.st_size}|"
-                                  f"{st.st_mtime_ns}\n".encode())
                 if label is None:
                     self.problems.append(_unknown_class(split, class_dir.name, len(files)))
                     continue
-                for f in files:
-                    self.entries.append(
-                        Entry(split, label, f"{split}/{CLASSES[label]}/{f.name}", Path(f.path)))
-        self.fingerprint = digest.hexdigest()[:16]
-        self.total: int | None = len(self.entries)
-        if not self.entries:
+                self._folders.append((split, label, class_dir.path, files))
+        lines[1:] = sorted(lines[1:])
+        self.fingerprint = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+        self.total: int | None = sum(len(files) for *_, files in self._folders)
+        if not self.total:
             raise DataError(
                 f"{root} has no images in class folders: expected {EXPECTED_LAYOUT}"
                 + _found_summary(root)
             )
 
     def read(self) -> Iterator[Entry]:
-        yield from self.entries
+        for split, label, folder, files in self._folders:
+            prefix = f"{split}/{CLASSES[label]}/"
+            for name in files:
+                yield Entry(split, label, prefix + name, Path(folder, name))
 
     def position(self) -> tuple[int, int] | None:
         return None
