@@ -1,20 +1,283 @@
-"""The Live screen (placeholder)."""
+"""The Live screen: runs `fer-tui live --output -` in a child process and shows its stream.
+
+OpenCV's window wants the main thread of its process, so the pipeline runs in a child
+(`python -m fer_tui live ...`) that writes one JSON record per frame on stdout. An async worker
+reads it, keeps the newest record and posts it about ten times a second (`RecordReceived`,
+which `can_replace` an older one still queued). Where there is no display (over SSH), the
+terminal-only mode asks the child for a small grey preview in each record and draws it here
+with half-blocks. The child is killed when the screen stops it, unmounts or the app exits.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Static
 
 from fer_tui.tui.settings import Settings
+from fer_tui.tui.widgets.big_label import BigLabel
+from fer_tui.tui.widgets.frame_preview import FramePreview
+from fer_tui.tui.widgets.prob_bars import ProbBars
+
+
+def has_display() -> bool:
+    """Whether an OpenCV window can open here (Linux needs X11 or Wayland)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+class RecordReceived(Message):
+    """The child produced a frame record; only the newest one matters."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__()
+        self.record = record
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RecordReceived)
+
+
+class ChildEnded(Message):
+    """The `fer-tui live` child exited (return code, last lines of its stderr)."""
+
+    def __init__(self, code: int, stderr: list[str]) -> None:
+        super().__init__()
+        self.code = code
+        self.stderr = stderr
 
 
 class LiveScreen(Screen[None]):
-    def __init__(self, settings: Settings) -> None:
+    """Webcam or video: current label, seven probabilities, faces, FPS and stage latencies."""
+
+    BINDINGS = [
+        Binding("s", "start", "Start"),
+        Binding("x", "stop", "Stop"),
+        Binding("t", "toggle_terminal", "Terminal-only"),
+    ]
+
+    DEFAULT_CSS = """
+    LiveScreen #live-form { height: 3; padding: 0 1; }
+    LiveScreen #live-form Label { padding: 1 1 0 0; }
+    LiveScreen #live-source { width: 24; }
+    LiveScreen #live-checkpoint { width: 1fr; }
+    LiveScreen #live-form Button { min-width: 9; margin-left: 1; }
+    LiveScreen #live-display { padding: 0 1; color: $text-muted; height: auto; }
+    LiveScreen #live-error { display: none; margin: 0 1; }
+    LiveScreen #live-error.-shown { display: block; }
+    LiveScreen #live-body { height: 1fr; }
+    LiveScreen #live-preview { margin: 0 1; }
+    LiveScreen #live-side { width: 1fr; }
+    LiveScreen #live-stats { padding: 1 1; height: auto; }
+    """
+
+    terminal_only: reactive[bool] = reactive(False)
+    running: reactive[bool] = reactive(False)
+
+    def __init__(self, settings: Settings, *, preview_size: tuple[int, int] = (64, 48),
+                 update_hz: float = 10.0) -> None:
         super().__init__()
         self.settings = settings
+        self.preview_size = preview_size
+        self.update_hz = update_hz
+        self.display_ok = has_display()
+        self._proc: asyncio.subprocess.Process | None = None
+        self.last_record: dict[str, Any] | None = None
+        self.set_reactive(LiveScreen.terminal_only, not self.display_ok)
+
+    def _default_checkpoint(self) -> str:
+        from fer_tui.commands.live import find_checkpoint
+
+        found = find_checkpoint(Path(self.settings.checkpoints_dir), Path(self.settings.runs_dir))
+        return str(found) if found else ""
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("Live: webcam or video with the current label and the seven probabilities (coming soon).", classes="placeholder")  # noqa: E501
+        with Horizontal(id="live-form"):
+            yield Label("source")
+            yield Input("0", id="live-source",
+                        placeholder="camera index, video file, image folder or URL")
+            yield Label("checkpoint")
+            yield Input(self._default_checkpoint(), id="live-checkpoint",
+                        placeholder="checkpoints/resnet18.pt or runs/<run>/best.pt")
+            yield Checkbox("terminal only", not self.display_ok, id="live-terminal")
+            yield Button("Start", id="live-start", variant="success")
+            yield Button("Stop", id="live-stop", variant="error", disabled=True)
+        yield Static(id="live-display")
+        yield Static(id="live-error", classes="error-panel")
+        with Horizontal(id="live-body"):
+            yield FramePreview(id="live-preview")
+            with Vertical(id="live-side"):
+                yield BigLabel(id="live-label")
+                yield ProbBars(id="live-probs")
+                yield Static("faces -   FPS -", id="live-stats")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch_terminal_only(self.terminal_only)
+
+    # ------------------------------------------------------------------ view state
+
+    def watch_terminal_only(self, value: bool) -> None:
+        box = self.query_one("#live-terminal", Checkbox)
+        with box.prevent(Checkbox.Changed):  # the box follows the state; no echo back
+            box.value = value
+        self.query_one(FramePreview).display = value
+        if not self.display_ok:
+            text = ("No display here (DISPLAY and WAYLAND_DISPLAY are unset, e.g. over SSH): "
+                    "terminal-only mode draws a low-resolution preview of the frame below.")
+            if not value:
+                text += " [b]Without it the OpenCV window cannot open: press t.[/b]"
+        elif value:
+            text = "Terminal-only mode: the frame is previewed here, no OpenCV window."
+        else:
+            text = ("The OpenCV window opens on the display (q or Esc in it closes it); "
+                    "t switches to terminal-only mode.")
+        self.query_one("#live-display", Static).update(text)
+
+    def watch_running(self, value: bool) -> None:
+        self.query_one("#live-start", Button).disabled = value
+        self.query_one("#live-stop", Button).disabled = not value
+
+    def _show_error(self, text: str | None) -> None:
+        panel = self.query_one("#live-error", Static)
+        panel.update(text or "")
+        panel.set_class(bool(text), "-shown")
+
+    # ------------------------------------------------------------------ actions
+
+    @on(Checkbox.Changed, "#live-terminal")
+    def _terminal_changed(self, event: Checkbox.Changed) -> None:
+        self.terminal_only = event.value
+
+    def action_toggle_terminal(self) -> None:
+        self.terminal_only = not self.terminal_only
+
+    @on(Button.Pressed, "#live-start")
+    @on(Input.Submitted)
+    def action_start(self) -> None:
+        if self.running:
+            return
+        source = self.query_one("#live-source", Input).value.strip() or "0"
+        checkpoint = self.query_one("#live-checkpoint", Input).value.strip()
+        argv = [sys.executable, "-m", "fer_tui", "live", "--output", "-", "--source", source,
+                "--realtime"]  # a video file plays at its own speed, like a camera
+        if checkpoint:
+            argv += ["--checkpoint", checkpoint]
+        if self.terminal_only:
+            w, h = self.preview_size
+            argv += ["--no-window", "--preview", f"{w}x{h}"]
+        self._show_error(None)
+        self.running = True
+        self.run_pipeline(argv)
+
+    @on(Button.Pressed, "#live-stop")
+    def action_stop(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.terminate()
+
+    def on_unmount(self) -> None:
+        self._kill()
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            try:
+                self._proc.kill()
+            except ProcessLookupError:
+                pass
+
+    # ------------------------------------------------------------------ the child
+
+    @work(exclusive=True, group="live", exit_on_error=False)
+    async def run_pipeline(self, argv: list[str]) -> None:
+        """Start `fer-tui live`, forward its newest record ~10 times a second, report its end."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, limit=1 << 22)
+        except OSError as exc:
+            self.post_message(ChildEnded(-1, [f"cannot start fer-tui live: {exc}"]))
+            return
+        self._proc = proc
+        stderr: deque[str] = deque(maxlen=12)
+
+        async def read_stderr() -> None:
+            assert proc.stderr is not None
+            async for raw in proc.stderr:
+                line = raw.decode(errors="replace").rstrip()
+                if line:
+                    stderr.append(line)
+
+        err_task = asyncio.create_task(read_stderr())
+        period, last, pending = 1.0 / self.update_hz, 0.0, None
+        try:
+            assert proc.stdout is not None
+            async for raw in proc.stdout:
+                try:
+                    pending = json.loads(raw)
+                except ValueError:
+                    continue
+                now = time.monotonic()
+                if now - last >= period:
+                    self.post_message(RecordReceived(pending))
+                    last, pending = now, None
+            if pending is not None:
+                self.post_message(RecordReceived(pending))
+            code = await proc.wait()
+            await err_task
+            self.post_message(ChildEnded(code, list(stderr)))
+        finally:
+            # cancelled (screen gone, app exiting) or failed: never leave the child behind
+            if proc.returncode is None:
+                proc.kill()
+            err_task.cancel()
+
+    @on(RecordReceived)
+    def _record(self, message: RecordReceived) -> None:
+        rec = self.last_record = message.record
+        faces = rec.get("faces", [])
+        label = self.query_one(BigLabel)
+        bars = self.query_one(ProbBars)
+        if faces:
+            label.word = faces[0]["label"]
+            bars.show_probs(faces[0]["probs"], faces[0]["label"])
+        else:
+            label.word = "no face"
+            bars.show_probs(None)
+        t = rec.get("timings_ms", {})
+        self.query_one("#live-stats", Static).update(
+            f"faces [b]{len(faces)}[/b]   [b]{rec.get('fps', 0):.1f}[/b] FPS   "
+            f"frame {rec.get('frame')}   dropped {rec.get('dropped', 0)}\n"
+            f"capture {t.get('capture', 0):.1f} ms   detect {t.get('detect', 0):.1f} ms   "
+            f"classify {t.get('classify', 0):.1f} ms   total {t.get('total', 0):.1f} ms")
+        if self.terminal_only:
+            self.query_one(FramePreview).show_record(rec)
+
+    @on(ChildEnded)
+    def _ended(self, message: ChildEnded) -> None:
+        self.running = False
+        self._proc = None
+        errors = [ln.removeprefix("fer-tui: error: ") for ln in message.stderr
+                  if ln.startswith("fer-tui: error:")]
+        summary = next((ln for ln in reversed(message.stderr) if ln.startswith("live: ")), "")
+        if errors:
+            self._show_error(errors[-1])
+        elif message.code not in (0, -15, 130):
+            tail = "\n".join(message.stderr[-6:]) or "(no output)"
+            self._show_error(f"fer-tui live exited with code {message.code}:\n{tail}")
+        elif summary:
+            self.notify(summary, title="Live ended")

@@ -1,0 +1,126 @@
+"""The Live screen: terminal-only mode on a video, errors from the child, no display."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Static
+
+from fer_tui.data.index import CLASSES
+from fer_tui.tui.app import make_app
+from fer_tui.tui.screens.live import LiveScreen
+from fer_tui.tui.widgets.big_label import BigLabel, block_text
+from fer_tui.tui.widgets.frame_preview import FramePreview, render_halfblocks
+from fer_tui.tui.widgets.prob_bars import ProbBars, bar
+from tests.helpers import make_face_video, make_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("live-screen")
+    ckpts = root / "checkpoints"
+    return {"video": make_face_video(root / "face.avi", frames=20),
+            "ckpt": make_tiny_checkpoint(ckpts / "resnet18.pt"), "ckpts": ckpts}
+
+
+@pytest.fixture
+def no_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fer_tui.tui.screens.live.sys.platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+
+
+async def _wait(pilot, cond, timeout: float = 90.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting for the Live screen")
+        await pilot.pause(0.2)
+
+
+def _text(widget: Static) -> str:
+    return str(widget.render())
+
+
+@pytest.mark.slow
+async def test_terminal_only_shows_label_bars_and_preview(assets, tmp_path, no_display) -> None:
+    """With no display, a video source shows a big label, seven bars, FPS and the preview."""
+    app = make_app(runs_dir=tmp_path, checkpoints_dir=assets["ckpts"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        assert isinstance(screen, LiveScreen)
+        assert "No display" in _text(screen.query_one("#live-display", Static))
+        assert screen.terminal_only
+        # the shipped-checkpoint default was found in checkpoints_dir
+        assert screen.query_one("#live-checkpoint", Input).value == str(assets["ckpt"])
+        screen.query_one("#live-source", Input).value = str(assets["video"])
+        await pilot.click("#live-start")
+        await _wait(pilot, lambda: screen.last_record is not None and not screen.running)
+        label = screen.query_one(BigLabel)
+        assert label.word in CLASSES
+        assert "█" in _text(label)
+        bars = _text(screen.query_one(ProbBars))
+        assert all(name in bars for name in CLASSES)
+        assert bars.count("%") == 7
+        stats = _text(screen.query_one("#live-stats", Static))
+        assert "faces 1" in stats and "FPS" in stats and "classify" in stats
+        preview = _text(screen.query_one(FramePreview))
+        assert preview.count("▀") == 64 * 24
+        assert not screen.query_one("#live-error").has_class("-shown")
+
+
+@pytest.mark.slow
+async def test_child_error_is_shown_and_screen_stays_usable(assets, tmp_path, no_display
+                                                           ) -> None:
+    """A bad source is reported on screen from the child's stderr; Start works again after."""
+    app = make_app(runs_dir=tmp_path, checkpoints_dir=assets["ckpts"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        screen.query_one("#live-source", Input).value = str(tmp_path / "missing.avi")
+        await pilot.click("#live-start")
+        await _wait(pilot, lambda: screen.query_one("#live-error").has_class("-shown"))
+        assert "missing.avi" in _text(screen.query_one("#live-error", Static))
+        assert not screen.running
+        assert not screen.query_one("#live-start").disabled
+
+
+@pytest.mark.slow
+async def test_stop_kills_the_child(assets, tmp_path, no_display) -> None:
+    """Stop (x) ends a running pipeline; nothing is left running."""
+    app = make_app(runs_dir=tmp_path, checkpoints_dir=assets["ckpts"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        # an image folder that repeats one frame, paced at 30 fps: long enough to stop it
+        folder = tmp_path / "frames"
+        folder.mkdir()
+        import cv2
+
+        frame = cv2.VideoCapture(str(assets["video"])).read()[1]
+        for i in range(600):
+            cv2.imwrite(str(folder / f"{i:04d}.jpg"), frame)
+        screen.query_one("#live-source", Input).value = str(folder)
+        await pilot.click("#live-start")
+        await _wait(pilot, lambda: screen.last_record is not None)
+        proc = screen._proc
+        assert proc is not None and proc.returncode is None
+        screen.set_focus(None)
+        await pilot.press("x")
+        await _wait(pilot, lambda: not screen.running, timeout=20)
+        assert proc.returncode is not None
+        assert not screen.query_one("#live-error").has_class("-shown")
+
+
+def test_widgets_render() -> None:
+    """Block letters exist for every class name; bars fill proportionally; boxes are drawn."""
+    for name in CLASSES:
+        assert block_text(name) is not None and len(block_text(name).splitlines()) == 5
+    assert bar(0.5, 10).startswith("█████") and bar(0.0, 4) == "    "
+    text = render_halfblocks(4, 4, bytes(16), boxes=[(0, 0, 4, 4)])
+    assert text.plain == "▀▀▀▀\n▀▀▀▀"
+    assert any("rgb(40,230,90)" in str(span.style) or "#28e65a" in str(span.style)
+               for span in text.spans)
