@@ -657,6 +657,16 @@ class Trainer:
                 self.stop_signal = "SIGTERM"
         return flag
 
+    @torch.no_grad()
+    def _sync_buffers(self) -> None:
+        """Average BatchNorm running stats over ranks: DDP syncs them only at a forward's start,
+        so after the last step each replica holds its own shard's statistics."""
+        if not self.dist.enabled:
+            return
+        for buf in self.model.buffers():
+            if buf.is_floating_point():
+                buf.copy_(_all_sum(buf.clone(), self.dist) / self.dist.world)
+
     @torch.inference_mode()
     def evaluate_epoch(self, x_all: torch.Tensor, y_all: torch.Tensor) -> tuple[float, float]:
         """(mean loss, accuracy) on uint8 images, sharded across ranks and all-reduced."""
@@ -701,6 +711,7 @@ class Trainer:
                 if self._should_stop():
                     raise StopRequested
                 self.train_one_epoch(epoch)
+                self._sync_buffers()
                 t0 = time.perf_counter()
                 val_loss, val_acc = self.evaluate_epoch(self.val_x, self.val_y)
                 self.epoch_seconds += time.perf_counter() - t0
