@@ -123,7 +123,8 @@ class DatasetScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.add_class("-loading")
-        self.load_data()
+        # after the first frame: the worker's imports (numpy, cv2) hold the GIL for a while
+        self.call_after_refresh(self.load_data)
 
     # --- loading ---------------------------------------------------------------------------
 
