@@ -1,0 +1,158 @@
+"""Training throughput: our pipeline vs the plain one, same models, same run.
+
+    python benchmarks/train_throughput.py                      # CPU: a few steps, minutes
+    python benchmarks/train_throughput.py --device cuda --steps 50 --compile
+
+"ours"     fer_tui.train.Trainer.train_one_epoch: uint8 data already on the device, batched
+           augmentation there (fer_tui.augment), bf16 autocast + channels_last on CUDA.
+"baseline" the textbook pipeline: PIL images through torchvision transforms (crop with
+           padding, flip, affine, colour jitter, erasing) in a DataLoader, fp32, NCHW.
+
+Both train the same model (the config's stem/arch) with the same optimizer and batch size; the
+images are random 48x48 faces (throughput does not depend on their content). Images/s counts
+training images through forward + backward + optimizer step, after warm-up steps (which include
+cuDNN autotuning and, with --compile, the compilation, reported separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer_tui.config import load_config
+from fer_tui.models import build_model, resolve_device
+from fer_tui.train import Arrays, Trainer, make_optimizer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def faces(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), rng.integers(0, 7, n)
+
+
+def bench_ours(cfg, device: torch.device, steps: int, warmup: int) -> dict[str, float]:
+    """Images/s of Trainer.train_one_epoch on `steps` batches, after a warm-up epoch."""
+    b = cfg.train.batch_size
+    x, y = faces(b * max(steps, warmup))
+    trainer = Trainer(cfg, None, Arrays(x, y, x[:8], y[:8], "test"), device=device)
+    # warm-up "epoch" of `warmup` steps (cuDNN autotuning, torch.compile), then the timed one
+    trainer.steps_per_epoch = warmup
+    t0 = time.perf_counter()
+    trainer.train_one_epoch(1)
+    _sync(device)
+    warm_s = time.perf_counter() - t0
+    trainer.steps_per_epoch, trainer.step_in_epoch = steps, 0
+    t0 = time.perf_counter()
+    trainer.train_one_epoch(2)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    return {"img_per_s": b * steps / seconds, "warmup_seconds": warm_s}
+
+
+def bench_baseline(cfg, device: torch.device, steps: int, warmup: int, workers: int
+                   ) -> dict[str, float]:
+    """Images/s of the plain PIL + torchvision transforms + DataLoader + fp32 loop."""
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision import transforms as T
+
+    a = cfg.augment
+    tf = T.Compose([
+        T.RandomCrop(48, padding=a.crop_padding, padding_mode="reflect"),
+        T.RandomHorizontalFlip(),
+        T.RandomAffine(a.rotation_deg, scale=(1 - a.scale, 1 + a.scale)),
+        T.ColorJitter(a.brightness, a.contrast),
+        T.ToTensor(),
+        T.Normalize([0.5], [0.25]),
+        T.RandomErasing(a.erasing_p),
+    ])
+    b = cfg.train.batch_size
+    x, y = faces(b * (steps + warmup), seed=1)
+    images = [Image.fromarray(img, mode="L") for img in x]
+
+    class Faces(Dataset):
+        def __len__(self) -> int:
+            return len(images)
+
+        def __getitem__(self, i: int):
+            return tf(images[i]), int(y[i])
+
+    loader = DataLoader(Faces(), batch_size=b, shuffle=True, drop_last=True,
+                        num_workers=workers, pin_memory=device.type == "cuda",
+                        persistent_workers=False)
+    m = cfg.model
+    model = build_model(cfg.archs[0], stem=m.stem, in_channels=1).to(device)
+    opt = make_optimizer(model, cfg.train)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
+    model.train()
+    t0 = 0.0
+    for i, (xb, yb) in enumerate(loader):
+        if i == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    _sync(device)
+    return {"img_per_s": b * steps / (time.perf_counter() - t0)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=None,
+                   help="default: configs/scratch.toml on CUDA; configs/smoke.toml on CPU, "
+                   "whose ImageNet stem is ~15x cheaper, so three archs fit in minutes")
+    p.add_argument("--archs", default="resnet18,resnet34,resnet50")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: the config's on CUDA, 64 on CPU")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default 3 CPU, 50 GPU)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 1 / 10)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="baseline DataLoader workers (default: 2 on CPU, 8 on CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile our model")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write results here")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    gpu = device.type == "cuda"
+    steps = args.steps or (50 if gpu else 3)
+    warmup = args.warmup if args.warmup is not None else (10 if gpu else 1)
+    workers = args.workers if args.workers is not None else (8 if gpu else 2)
+    base = load_config(args.config or ROOT / "configs" / ("scratch.toml" if gpu else "smoke.toml"))
+    rows = []
+    for arch in args.archs.split(","):
+        cfg = base.for_arch(arch)
+        batch = args.batch_size or (cfg.train.batch_size if gpu else 64)
+        cfg = cfg.replace(train={"batch_size": batch, "compile": args.compile,
+                                 "device": device.type})
+        ours = bench_ours(cfg, device, steps, warmup)
+        plain = bench_baseline(cfg, device, steps, warmup, workers)
+        row = {"arch": arch, "device": str(device), "batch_size": batch, "steps": steps,
+               "ours_img_per_s": ours["img_per_s"], "baseline_img_per_s": plain["img_per_s"],
+               "ratio": ours["img_per_s"] / plain["img_per_s"],
+               "ours_warmup_seconds": ours["warmup_seconds"], "compile": args.compile}
+        rows.append(row)
+        print(f"{arch:9s} {device.type}  batch {batch:4d}  ours {row['ours_img_per_s']:9.1f} img/s"
+              f"  baseline {row['baseline_img_per_s']:9.1f} img/s  ratio {row['ratio']:5.2f}x"
+              f"  (warm-up {row['ours_warmup_seconds']:.1f}s)", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
