@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     from fer_tui.data.stats import dataset_stats
 
     source = resolve_source(getattr(args, "data", None))
-    bar = ProgressLine(f"decoding {source.name} (first time; cached afterwards)")
+    bar = ProgressLine(f"decoding {source.name}" if args.no_cache
+                       else f"decoding {source.name} (first time; cached afterwards)")
     try:
         data = load_dataset(source, cache=not args.no_cache, progress=bar)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fer_tui.cli import main
+from fer_tui.commands.stats import ProgressLine
 from tests.data_builders import add_bytes_to_zip, csv_rows, make_zip, write_csv
 
 
@@ -78,3 +80,25 @@ def test_unexpected_zip_structure_from_the_real_command(tmp_path: Path, tiny_dat
     assert ok.returncode == 0 and json.loads(ok.stdout)["format"] == "zip"
     # not a tty: no progress bar escapes mixed into stderr
     assert "\r" not in ok.stderr
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_draws_bar_and_eta_only_on_a_tty() -> None:
+    """On a terminal the bar shows percent and ETA and is erased at the end; piped, nothing."""
+    tty = _Tty()
+    bar = ProgressLine("decoding x", stream=tty)
+    bar(1, 4)
+    bar(4, 4)
+    bar.close()
+    out = tty.getvalue()
+    assert "decoding x [" in out and "100%" in out and "ETA" in out
+    assert out.endswith("\r\x1b[2K")
+    piped = io.StringIO()
+    quiet = ProgressLine("decoding x", stream=piped)
+    quiet(4, 4)
+    quiet.close()
+    assert piped.getvalue() == ""
