@@ -215,7 +215,8 @@ class _MemberSorter:
 
     def classify(self, member: str) -> tuple[str, int, str] | None:
         """`(split, label, normalised name)` for an image member, else None."""
-        parts = [p for p in PurePosixPath(member).parts if p not in (".", "/")]
+        # zips made on Windows may use backslashes
+        parts = [p for p in PurePosixPath(member.replace("\\", "/")).parts if p not in (".", "/")]
         if parts and parts[0] not in self.tops and len(self.tops) < 50:
             self.tops.append(parts[0])
         if len(parts) < 3 or any(_is_junk(p) for p in parts):
@@ -242,10 +243,13 @@ class _MemberSorter:
             )
         if not self.prefixes:
             shown = ", ".join(self.tops[:8]) or "nothing"
+            csvs = [t for t in self.tops if t.lower().endswith(".csv")]
+            hint = (f". It holds {csvs[0]}: extract it and pass that file with --data"
+                    if csvs else "")
             raise DataError(
                 f"{self.archive}: unexpected structure for a FER-2013 {what}: expected "
                 f"{EXPECTED_LAYOUT} inside (possibly under one top folder), found {shown} at "
-                f"its top level"
+                f"its top level{hint}"
             )
         return [_unknown_class(s, f, n) for (s, f), n in sorted(self.unknown.items())]
 

@@ -293,3 +293,20 @@ def test_unknown_file_type_is_an_error(tmp_path: Path) -> None:
     path.write_bytes(b"\x00\x01binary")
     with pytest.raises(DataError, match="not a FER-2013 dataset.*fer2013.csv"):
         load_dataset(path)
+
+
+def test_zip_with_windows_separators_loads(png_folder: Path, tmp_path: Path) -> None:
+    """Member names written with backslashes (some Windows zip tools) still fit the layout."""
+    zpath = tmp_path / "archive.zip"
+    for path in sorted(png_folder.rglob("*.png")):
+        add_bytes_to_zip(zpath, "\\".join(path.relative_to(png_folder).parts), path.read_bytes())
+    data = load_dataset(zpath)
+    _assert_same(data, load_dataset(png_folder))
+
+
+def test_zip_holding_a_csv_says_to_extract_it(tmp_path: Path) -> None:
+    """A zip of fer2013.csv is not read in place; the error says to extract and pass the CSV."""
+    zpath = tmp_path / "fer2013.zip"
+    add_bytes_to_zip(zpath, "fer2013.csv", b"emotion,pixels,Usage\n")
+    with pytest.raises(DataError, match="It holds fer2013.csv: extract it"):
+        load_dataset(zpath)

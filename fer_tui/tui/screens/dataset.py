@@ -64,6 +64,13 @@ class DatasetScreen(Screen[None]):
     }
     """
 
+    class LoadStarted(Message):
+        """The source was found; decoding (or reading the cache) begins."""
+
+        def __init__(self, source: str) -> None:
+            super().__init__()
+            self.source = source
+
     class LoadProgressed(Message):
         """Decoding advanced (units: see `fer_tui.data.load.Progress`)."""
 
@@ -139,9 +146,7 @@ class DatasetScreen(Screen[None]):
 
         try:
             source = resolve_source(self.settings.data)
-            self.app.call_from_thread(
-                self._set_loading_label,
-                f"Loading {source} (the first time decodes every image, then it is cached)...")
+            self.post_message(self.LoadStarted(str(source)))
             data = load_dataset(
                 source,
                 progress=lambda done, total: self.post_message(
@@ -157,8 +162,11 @@ class DatasetScreen(Screen[None]):
             return
         self.post_message(self.DataLoaded(data, stats, blank))
 
-    def _set_loading_label(self, text: str) -> None:
-        self.query_one("#dataset-loading-label", Label).update(Text(text))
+    @on(LoadStarted)
+    def _started(self, message: LoadStarted) -> None:
+        self.query_one("#dataset-loading-label", Label).update(Text(
+            f"Loading {message.source} (the first time decodes every image, then it is "
+            f"cached)..."))
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
