@@ -145,6 +145,9 @@ class FrameResult:
     """Frames delivered per second over the last second or so."""
     dropped: int = 0
     """Frames the capture thread dropped so far (live sources only)."""
+    haar_ms: float | None = None
+    """Cost of the Haar detection whose faces this frame took in (it may have run in the
+    background thread during earlier frames); None when no detection finished."""
     preview: dict[str, Any] | None = None
     """A small grey copy of the frame when asked for: {"w", "h", "data": base64 of w*h bytes}."""
     frame: np.ndarray | None = field(default=None, repr=False)
@@ -161,6 +164,7 @@ def to_record(result: FrameResult, classes: Sequence[str] = CLASSES) -> dict[str
         "frame_size": list(result.frame_size),
         "fps": round(result.fps, 2),
         "dropped": result.dropped,
+        "haar_ms": None if result.haar_ms is None else round(result.haar_ms, 3),
         "faces": [
             {
                 "track_id": f.track_id,
@@ -683,14 +687,18 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
                 small = grey
             tracker.follow(small)
             due = n % cfg.detect_every == 0
+            haar_ms = None
             if worker is None or n == 0:
                 # the first frame detects in line: nothing to track yet
                 if due or n == 0:
+                    start = time.perf_counter()
                     tracker.update(detector.detect(small, scale), small)
+                    haar_ms = (time.perf_counter() - start) * 1000
             else:
                 done = worker.poll()
                 if done is not None:
                     tracker.update(done[0], small, stale=True)
+                    haar_ms = done[1]
                 if due:
                     worker.submit(small, scale)
             t1 = time.perf_counter()
@@ -724,6 +732,7 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
                 timings={"capture": frame.capture_ms, "detect": (t1 - t0) * 1000,
                          "classify": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
                 frame_size=(W, H), media_s=frame.media_s, fps=fps, dropped=grabber.dropped,
+                haar_ms=haar_ms,
                 preview=make_preview(grey, *preview) if preview else None,
                 frame=img if keep_frames else None,
             )

@@ -143,3 +143,40 @@ def test_export_missing_checkpoint(tmp_path: Path, capsys) -> None:
     code = main(["export", "--checkpoint", str(tmp_path / "nope.pt"), "--output",
                  str(tmp_path / "x.onnx")])
     assert code == 2 and "nope.pt" in capsys.readouterr().err
+
+
+class _UnpluggedCamera:
+    """A camera that gives `n` frames of a video and then fails every read (unplugged)."""
+
+    live, fps, length, name = True, 30.0, None, "camera 0"
+
+    def __init__(self, video: Path, n: int) -> None:
+        import cv2
+
+        cap = cv2.VideoCapture(str(video))
+        self.frames = [cap.read()[1] for _ in range(n)]
+        cap.release()
+        self.closed = False
+
+    def prime(self) -> None:
+        pass
+
+    def read(self):
+        time.sleep(0.01)
+        return self.frames.pop(0) if self.frames else None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_camera_unplugged_mid_stream(assets, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A camera that stops giving frames ends the run cleanly; the records written stay."""
+    camera = _UnpluggedCamera(assets["video"], 6)
+    monkeypatch.setattr("fer_tui.live.open_reader", lambda source: camera)
+    out = tmp_path / "cam.jsonl"
+    code = main(["live", "--source", "0", "--checkpoint", str(assets["ckpt"]), "--no-window",
+                 "--threads", "1", "--output", str(out)])
+    assert code == 0
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert 1 <= len(recs) <= 6 and camera.closed
+    assert "live: " in capsys.readouterr().err

@@ -184,3 +184,19 @@ def test_overlay_draws_box_and_bars(clips, model) -> None:
     assert not np.array_equal(out[y, x : x + w], img[y, x : x + w])
     assert not np.array_equal(out[y : y + 90, x + w + 6 : x + w + 100],
                               img[y : y + 90, x + w + 6 : x + w + 100])
+
+
+def test_ten_faces_in_one_frame(tmp_path: Path, model) -> None:
+    """Ten faces in a frame give ten results with their own track ids, classified together."""
+    from skimage.data import astronaut
+
+    tile = cv2.resize(cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)[0:260, 120:380], (160, 160))
+    img = np.full((320, 800, 3), 96, np.uint8)
+    for i in range(10):
+        r, c = divmod(i, 5)
+        img[r * 160 : (r + 1) * 160, c * 160 : (c + 1) * 160] = tile
+    cv2.imwrite(str(tmp_path / "crowd.png"), img)
+    (result,) = _run(model, str(tmp_path), config=live.LiveConfig(downscale_width=0))
+    assert len(result.faces) == 10
+    assert len({f.track_id for f in result.faces}) == 10
+    assert all(f.probs.sum() == pytest.approx(1.0, abs=1e-5) for f in result.faces)
