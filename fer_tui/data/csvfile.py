@@ -64,12 +64,17 @@ def read_csv(path: Path, progress: Callable[[int, int], None] | None = None) -> 
                 )
             i_emotion, i_pixels = cols.index("emotion"), cols.index("pixels")
             i_usage = cols.index("usage") if "usage" in cols else None
-            for n, row in enumerate(reader):
-                if progress and n % 2000 == 0:
-                    progress(consumed[0], size)
-                if not row:
-                    continue
-                _parse_row(row, reader.line_num, path.name, i_emotion, i_pixels, i_usage, out)
+            with warnings.catch_warnings():
+                # older numpy: fromstring stops at a bad token with a DeprecationWarning
+                # rather than a ValueError; make it an error so the row is reported
+                warnings.simplefilter("error", DeprecationWarning)
+                for n, row in enumerate(reader):
+                    if progress and n % 2000 == 0:
+                        progress(consumed[0], size)
+                    if not row:
+                        continue
+                    _parse_row(row, reader.line_num, path.name, i_emotion, i_pixels, i_usage,
+                               out)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not a text CSV file ({exc.reason}); is it fer2013.csv?") \
             from exc
@@ -109,15 +114,12 @@ def _parse_row(
             _bad(out, file, line, f"Usage {usage!r} is not Training, PublicTest or PrivateTest")
             return
         split, sub = CSV_USAGE[usage.lower()]
-    with warnings.catch_warnings():
-        # fromstring stops at the first bad token with a DeprecationWarning; make it an error
-        warnings.simplefilter("error")
-        try:
-            pixels = np.fromstring(row[i_pixels], dtype=np.int32, sep=" ")
-        except (DeprecationWarning, ValueError):
-            _bad(out, file, line, "pixels are not space-separated integers")
-            return
-    if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+    try:
+        pixels = np.fromstring(row[i_pixels], dtype=np.int32, sep=" ")
+    except (DeprecationWarning, ValueError):
+        _bad(out, file, line, "pixels are not space-separated integers")
+        return
+    if (pixels & ~0xFF).any():  # one pass for "< 0 or > 255"
         _bad(out, file, line, "pixel values outside 0-255")
         return
     name = f"line {line}"

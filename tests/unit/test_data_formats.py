@@ -310,3 +310,16 @@ def test_zip_holding_a_csv_says_to_extract_it(tmp_path: Path) -> None:
     add_bytes_to_zip(zpath, "fer2013.csv", b"emotion,pixels,Usage\n")
     with pytest.raises(DataError, match="It holds fer2013.csv: extract it"):
         load_dataset(zpath)
+
+
+def test_csv_pixel_out_of_range_is_a_bad_row(tmp_path: Path) -> None:
+    """Pixel values above 255 or below 0 are named, not wrapped around."""
+    rows = csv_rows({"Training": 1, "PublicTest": 1, "PrivateTest": 1})
+    path = write_csv(tmp_path / "fer2013.csv", rows, extra_lines={
+        1: f"3,{' '.join(['256'] + ['1'] * 2303)},Training",
+        2: f"3,{' '.join(['-1'] + ['1'] * 2303)},Training",
+    })
+    data = load_dataset(path)
+    bad = [p for p in data.problems if p.kind == "bad_row"]
+    assert [p.path for p in bad] == ["line 2", "line 3"]
+    assert all("outside 0-255" in p.message for p in bad)
