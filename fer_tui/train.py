@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         if args.arch not in (None, cfg.archs[0]):
             raise FerError(f"{run_dir} trains {cfg.archs[0]}, not {args.arch}")
         cfg = cfg.replace(**changes)
+        resolve_device(cfg.train.device)  # no GPU: say so without marking the run failed
         return _report([fit_cli(cfg, run_dir, resume=True)], args.json)
     cfg = load_config(_config_path(args))
     archs = list(ARCHS) if args.arch == "all" else [args.arch] if args.arch else cfg.archs
