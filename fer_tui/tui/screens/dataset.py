@@ -43,9 +43,10 @@ class DatasetScreen(Screen[None]):
     """Dataset overview for `settings.data` (or $FER_TUI_DATA, or the default places)."""
 
     BINDINGS = [
-        Binding("r", "reshuffle", "Reshuffle faces"),
-        Binding("t", "toggle_split", "Train/test faces"),
-        Binding("l", "reload", "Reload data"),
+        # short descriptions: at 100 columns the footer must still show the app's 1-4, ?, q
+        Binding("r", "reshuffle", "Shuffle", tooltip="Draw other sample faces"),
+        Binding("t", "toggle_split", "Train/test", tooltip="Sample faces from the other split"),
+        Binding("l", "reload", "Reload", tooltip="Load the data again (after fixing it)"),
     ]
     DEFAULT_CSS = """
     DatasetScreen #dataset-body { padding: 0 1; }
@@ -199,7 +200,7 @@ class DatasetScreen(Screen[None]):
         self.data, self.stats, self._blank = message.data, message.stats, message.blank
         data, stats = message.data, message.stats
         total = sum(len(data.splits[s]) for s in ("train", "test"))
-        how = "read from cache" if data.from_cache else "decoded, now cached"
+        how = "from cache" if data.from_cache else "decoded, cached"
         self.query_one("#dataset-source", Static).update(Text(
             f"{data.source} · {data.format} · {total:,} images · {how} · "
             f"fingerprint {data.fingerprint}"))
@@ -234,8 +235,8 @@ class DatasetScreen(Screen[None]):
         dup = stats["duplicates_across_splits"]
         text.append("\nDuplicates ", style="bold")
         within = stats["duplicates_within_splits"]
-        text.append(f"{dup:,} test images exactly copy a train image · repeats within train "
-                    f"{within['train']:,}, within test {within['test']:,}")
+        text.append(f"{dup:,} test images copy a train image exactly · repeats: "
+                    f"{within['train']:,} in train, {within['test']:,} in test")
         return text
 
     # --- sample faces ----------------------------------------------------------------------
