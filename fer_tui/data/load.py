@@ -128,8 +128,8 @@ def load_dataset(
         fingerprint = src.fingerprint
     else:
         fingerprint = file_fingerprint(path, fmt)
-    target = cache_path(path)
-    if cache:
+    target = cache_path(path) if cache else None
+    if target is not None:
         hit = _read_cache(target, fingerprint)
         if hit is not None:
             return hit
@@ -145,7 +145,7 @@ def load_dataset(
     summary = summarise(splits)
     problems += find_problems(splits, str(path), summary)
     data = FerData(path, fmt, fingerprint, splits, problems, summary=summary)
-    if cache:
+    if target is not None:
         try:
             _write_cache(target, data, subs)
         except OSError as exc:
