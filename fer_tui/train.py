@@ -626,7 +626,8 @@ class Trainer:
             # sums stay on the device: no CPU-GPU sync in the step
             d = loss.detach().double() * len(y)
             correct = (out.detach().argmax(1) == y).sum().double()
-            self.sums += torch.stack([d, correct, d.new_tensor(float(len(y)))])
+            # new_full fills on the device; new_tensor would copy from the host and sync
+            self.sums += torch.stack([d, correct, d.new_full((), float(len(y)))])
             self.step_in_epoch = i + 1
             window_loss += loss.detach().double()
             window_steps += 1
@@ -686,8 +687,7 @@ class Trainer:
                 out = self.eval_net(x).float()
             sums += torch.stack([F.cross_entropy(out, y, reduction="sum").double(),
                                  (out.argmax(1) == y).sum().double(),
-                                 torch.tensor(float(len(y)), dtype=torch.float64,
-                                              device=self.device)])
+                                 sums.new_full((), float(len(y)))])
         loss, correct, n = _all_sum(sums, self.dist).tolist()
         return (loss / n, correct / n) if n else (math.nan, math.nan)
 
