@@ -139,9 +139,25 @@ class FolderSource:
         self.problems: list[Problem] = []
         #: (split, label, class folder path, sorted file names) per class folder
         self._folders: list[tuple[str, int, str, list[str]]] = []
+        lines = [f"v{LOADER_VERSION}|folder|{root.resolve()}"]
+        try:
+            self._scan(root, lines)
+        except OSError as exc:
+            raise DataError(f"cannot list {exc.filename or root} ({exc.strerror}); check its "
+                            f"permissions") from exc
+        lines[1:] = sorted(lines[1:])
+        self.fingerprint = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+        self.total: int | None = sum(len(files) for *_, files in self._folders)
+        if not self.total:
+            raise DataError(
+                f"{root} has no images in class folders: expected {EXPECTED_LAYOUT}"
+                + _found_summary(root)
+            )
+
+    def _scan(self, root: Path, lines: list[str]) -> None:
+        """List the class folders into `_folders`, one fingerprint line per file into `lines`."""
         # one stat per file is the whole cost of a cached load of a folder, so this loop stays
         # lean: no Path objects, one hash update at the end
-        lines = [f"v{LOADER_VERSION}|folder|{root.resolve()}"]
         for split, split_dir in sorted(_split_dirs(root).items()):
             for class_dir in sorted(os.scandir(split_dir), key=lambda e: e.name):
                 if _is_junk(class_dir.name) or not class_dir.is_dir():
@@ -162,14 +178,6 @@ class FolderSource:
                     self.problems.append(_unknown_class(split, class_dir.name, len(files)))
                     continue
                 self._folders.append((split, label, class_dir.path, files))
-        lines[1:] = sorted(lines[1:])
-        self.fingerprint = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
-        self.total: int | None = sum(len(files) for *_, files in self._folders)
-        if not self.total:
-            raise DataError(
-                f"{root} has no images in class folders: expected {EXPECTED_LAYOUT}"
-                + _found_summary(root)
-            )
 
     def read(self) -> Iterator[Entry]:
         for split, label, folder, files in self._folders:
