@@ -306,6 +306,49 @@ def test_several_archs_pending_dirs_children_in_turn_and_exit_code(
         assert f'archs = ["{r["arch"]}"]' in text
 
 
+SLEEPER = """
+import signal, sys, time
+from pathlib import Path
+run_dir = Path(sys.argv[sys.argv.index("--run-dir") + 1])
+def stop(signum, frame):
+    (run_dir / "got-sigterm").write_text("1")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+(run_dir / "started").write_text("1")
+time.sleep(60)
+sys.exit(5)
+"""
+
+
+def test_sigterm_to_the_parent_reaches_the_child_and_stops_the_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM to `--arch all` is forwarded to the running child; later archs never start."""
+    import threading
+
+    from fer_tui.config import load_config
+
+    script = tmp_path / "sleeper.py"
+    script.write_text(SLEEPER)
+    monkeypatch.setattr(train, "CHILD", [sys.executable, str(script)])
+    cfg = load_config(tiny_config(tmp_path))
+    runs = tmp_path / "runs"
+
+    def stop_when_started() -> None:
+        deadline = time.monotonic() + 60
+        while not list(runs.glob("*/started")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop_when_started, daemon=True).start()
+    cfgs = [cfg.for_arch(a) for a in ("resnet18", "resnet34")]
+    before = signal.getsignal(signal.SIGTERM)
+    assert train.train_many(cfgs, str(runs)) == 0
+    assert [p.parent.name[16:] for p in runs.glob("*/got-sigterm")] == ["resnet18"]
+    assert not list(runs.glob("*resnet34/started"))
+    assert signal.getsignal(signal.SIGTERM) is before  # the forwarding handler is gone again
+
+
 def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
     """Warmup rises linearly to the peak lr; cosine ends at zero on the last step."""
     from fer_tui.config import TrainConfig
