@@ -400,17 +400,20 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.t0 = time.monotonic()
-        self._shown = 0.0
+        self.t0 = self._shown = time.monotonic()
 
     def update(self, done: int, info: str = "") -> None:
-        if not self.tty:
+        if not self.enabled:
             return
         now = time.monotonic()
-        if now - self._shown < 0.2 and done < self.total:
+        # a terminal redraws 5 times a second; a log file gets a line every 30 s at most
+        if now - self._shown < (0.2 if self.tty else 30.0) and done < self.total:
             return
+        if not self.tty and done >= self.total:
+            return  # the epoch line follows
         self._shown = now
-        self.stream.write("\r" + self._line(done, info) + "\x1b[K")
+        end = "\x1b[K" if self.tty else "\n"
+        self.stream.write(("\r" if self.tty else "") + self._line(done, info) + end)
         self.stream.flush()
 
     def close(self, info: str = "") -> None:
