@@ -115,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
     cfgs = [cfg.for_arch(a).replace(**changes) for a in archs]
     resolve_device(cfgs[0].train.device)  # `--device cuda` without a GPU: fail before any dir
     if len(cfgs) > 1:
+        if Dist.from_env().enabled:
+            raise FerError("under torchrun, train one arch at a time: pass --arch resnet18 "
+                           "(or resnet34, resnet50)")
         if args.run_dir:
             raise FerError("--run-dir names one run: pick one --arch, or drop --run-dir")
         return train_many(cfgs, getattr(args, "runs_dir", None), as_json=args.json)
