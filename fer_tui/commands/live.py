@@ -170,9 +170,20 @@ def _progress(n: int, total: int | None, start: float) -> None:
     sys.stderr.flush()
 
 
+def check_source(source: str) -> None:
+    """Fail fast (before torch is imported) on a file or folder that does not exist."""
+    source = str(source).strip()
+    if source.isdigit() or "://" in source:
+        return
+    if not Path(source).expanduser().exists():
+        raise LiveError(f"no such video, folder or camera: {source} (use a camera index like 0, "
+                        f"a video file, a folder of images or an rtsp:// URL)")
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    check_source(args.source)
     from fer_tui import live
 
     cfg = live.load_live_config(args.live_config)

@@ -22,6 +22,9 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("live-screen")
     ckpts = root / "checkpoints"
     return {"video": make_face_video(root / "face.avi", frames=20),
+            # played at 30 FPS by the screen: 20 s, long enough to stop it mid-way
+            "long": make_face_video(root / "long.avi", frames=600, size=(320, 240),
+                                    face_side=200, step=1),
             "ckpt": make_tiny_checkpoint(ckpts / "resnet18.pt"), "ckpts": ckpts}
 
 
@@ -89,30 +92,33 @@ async def test_child_error_is_shown_and_screen_stays_usable(assets, tmp_path, no
 
 
 @pytest.mark.slow
-async def test_stop_kills_the_child(assets, tmp_path, no_display) -> None:
-    """Stop (x) ends a running pipeline; nothing is left running."""
+async def test_stop_and_app_exit_kill_the_child(assets, tmp_path, no_display) -> None:
+    """Stop (x) ends a running pipeline; quitting the app mid-run leaves no child behind."""
+    import psutil
+
     app = make_app(runs_dir=tmp_path, checkpoints_dir=assets["ckpts"])
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
         screen = app.screen
-        # an image folder that repeats one frame, paced at 30 fps: long enough to stop it
-        folder = tmp_path / "frames"
-        folder.mkdir()
-        import cv2
-
-        frame = cv2.VideoCapture(str(assets["video"])).read()[1]
-        for i in range(600):
-            cv2.imwrite(str(folder / f"{i:04d}.jpg"), frame)
-        screen.query_one("#live-source", Input).value = str(folder)
+        screen.query_one("#live-source", Input).value = str(assets["long"])
         await pilot.click("#live-start")
         await _wait(pilot, lambda: screen.last_record is not None)
         proc = screen._proc
-        assert proc is not None and proc.returncode is None
+        assert proc is not None and proc.poll() is None
         screen.set_focus(None)
         await pilot.press("x")
         await _wait(pilot, lambda: not screen.running, timeout=20)
-        assert proc.returncode is not None
+        assert proc.poll() is not None
         assert not screen.query_one("#live-error").has_class("-shown")
+
+        screen.last_record = None
+        await pilot.press("s")
+        await _wait(pilot, lambda: screen.last_record is not None)
+        pid = screen._proc.pid
+    end = time.monotonic() + 10
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < end, "the child outlived the app"
+        time.sleep(0.1)
 
 
 def test_widgets_render() -> None:

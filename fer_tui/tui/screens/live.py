@@ -1,19 +1,21 @@
 """The Live screen: runs `fer-tui live --output -` in a child process and shows its stream.
 
 OpenCV's window wants the main thread of its process, so the pipeline runs in a child
-(`python -m fer_tui live ...`) that writes one JSON record per frame on stdout. An async worker
-reads it, keeps the newest record and posts it about ten times a second (`RecordReceived`,
-which `can_replace` an older one still queued). Where there is no display (over SSH), the
-terminal-only mode asks the child for a small grey preview in each record and draws it here
-with half-blocks. The child is killed when the screen stops it, unmounts or the app exits.
+(`python -m fer_tui live ...`) that writes one JSON record per frame on stdout. A thread
+worker reads it, keeps the newest record and posts it about ten times a second
+(`RecordReceived`, which `can_replace` an older one still queued). Where there is no
+display (over SSH), the terminal-only mode asks the child for a small grey preview in each
+record and draws it here with half-blocks. The child is killed when the screen stops it,
+unmounts or the app exits.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
+import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -27,6 +29,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Static
+from textual.worker import get_current_worker
 
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.big_label import BigLabel
@@ -95,7 +98,7 @@ class LiveScreen(Screen[None]):
         self.preview_size = preview_size
         self.update_hz = update_hz
         self.display_ok = has_display()
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: subprocess.Popen[str] | None = None
         self.last_record: dict[str, Any] | None = None
         self.set_reactive(LiveScreen.terminal_only, not self.display_ok)
 
@@ -187,48 +190,48 @@ class LiveScreen(Screen[None]):
 
     @on(Button.Pressed, "#live-stop")
     def action_stop(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
 
     def on_unmount(self) -> None:
         self._kill()
 
     def _kill(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            try:
-                self._proc.kill()
-            except ProcessLookupError:
-                pass
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
 
     # ------------------------------------------------------------------ the child
 
-    @work(exclusive=True, group="live", exit_on_error=False)
-    async def run_pipeline(self, argv: list[str]) -> None:
+    @work(thread=True, exclusive=True, group="live", exit_on_error=False)
+    def run_pipeline(self, argv: list[str]) -> None:
         """Start `fer-tui live`, forward its newest record ~10 times a second, report its end."""
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, limit=1 << 22)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, bufsize=1,
+                                    errors="replace")
         except OSError as exc:
             self.post_message(ChildEnded(-1, [f"cannot start fer-tui live: {exc}"]))
             return
         self._proc = proc
         stderr: deque[str] = deque(maxlen=12)
 
-        async def read_stderr() -> None:
+        def read_stderr() -> None:
             assert proc.stderr is not None
-            async for raw in proc.stderr:
-                line = raw.decode(errors="replace").rstrip()
-                if line:
-                    stderr.append(line)
+            for line in proc.stderr:
+                if line.strip():
+                    stderr.append(line.rstrip())
 
-        err_task = asyncio.create_task(read_stderr())
+        err_thread = threading.Thread(target=read_stderr, name="live-stderr", daemon=True)
+        err_thread.start()
+        worker = get_current_worker()
         period, last, pending = 1.0 / self.update_hz, 0.0, None
         try:
             assert proc.stdout is not None
-            async for raw in proc.stdout:
+            for line in proc.stdout:
+                if worker.is_cancelled:
+                    return
                 try:
-                    pending = json.loads(raw)
+                    pending = json.loads(line)
                 except ValueError:
                     continue
                 now = time.monotonic()
@@ -237,14 +240,14 @@ class LiveScreen(Screen[None]):
                     last, pending = now, None
             if pending is not None:
                 self.post_message(RecordReceived(pending))
-            code = await proc.wait()
-            await err_task
+            code = proc.wait()
+            err_thread.join(timeout=2.0)
             self.post_message(ChildEnded(code, list(stderr)))
         finally:
             # cancelled (screen gone, app exiting) or failed: never leave the child behind
-            if proc.returncode is None:
+            if proc.poll() is None:
                 proc.kill()
-            err_task.cancel()
+                proc.wait(timeout=5.0)
 
     @on(RecordReceived)
     def _record(self, message: RecordReceived) -> None:
