@@ -349,6 +349,25 @@ def test_sigterm_to_the_parent_reaches_the_child_and_stops_the_queue(
     assert signal.getsignal(signal.SIGTERM) is before  # the forwarding handler is gone again
 
 
+def test_frozen_layers_stay_put_in_a_paper_style_run(tiny_data: Path, tmp_path: Path) -> None:
+    """With trainable = [layer4, fc] and RGB input, training moves only layer4 and fc."""
+    from fer_tui.config import load_config
+
+    paper = load_config(Path(__file__).resolve().parents[2] / "configs" / "paper.toml")
+    cfg = paper.for_arch("resnet18").replace(
+        model={"weights": None, "image_size": 32},
+        train={"epochs": 1, "batch_size": 8, "device": "cpu", "lr": 0.01})
+    arrays = train.prepare_arrays(cfg.replace(data={"path": str(tiny_data), "limit": 16}))
+    trainer = train.Trainer(cfg, None, arrays)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    after = trainer.model.state_dict()
+    moved = {k.split(".")[0] for k in before
+             if k.endswith("weight") and not torch.equal(before[k], after[k])}
+    assert moved == {"layer4", "fc"}
+    assert trainer.model.conv1.in_channels == 3
+
+
 def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
     """Warmup rises linearly to the peak lr; cosine ends at zero on the last step."""
     from fer_tui.config import TrainConfig
