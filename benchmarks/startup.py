@@ -5,7 +5,7 @@
 Two measurements, each the median of `--runs` launches, interpreter start included:
 
 - pty: `fer-tui --data X` in a 100x30 pseudo-terminal, timed until the Dataset screen's footer
-  ("Reshuffle faces") has been written to the terminal. This is what a user waits for.
+  ("Train/test") has been written to the terminal. This is what a user waits for.
 - headless: the App run headless in a fresh interpreter, timed until Textual's first-paint
   callback, which also reports whether torch was imported by then (it must not be).
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "fer2013.tar.gz"
-MARKER = b"Reshuffle"
+MARKER = b"Train/test"  # the Dataset screen's footer
 
 HEADLESS = r"""
 import sys, time
@@ -40,8 +40,8 @@ from fer_tui.tui.app import make_app
 imported = time.time()
 app = make_app(data=sys.argv[1], runs_dir=sys.argv[2])
 async def first_paint(pilot):
-    print("PAINTED", repr(time.time()), repr(imported), "torch" in sys.modules,
-          type(app.screen).__name__, flush=True)
+    print("PAINTED", repr(time.time()), repr(imported), repr(time.process_time()),
+          "torch" in sys.modules, type(app.screen).__name__, flush=True)
     await pilot.exit(0)
 app.run(headless=True, size=(100, 30), auto_pilot=first_paint)
 """
@@ -86,17 +86,17 @@ def pty_first_paint(cmd: list[str], env: dict[str, str], timeout: float = 30.0) 
 
 def headless_first_paint(
     data: str, runs: str, env: dict[str, str]
-) -> tuple[float, float, bool]:
-    """(seconds to first paint, seconds to import the App, torch imported by the paint)."""
+) -> tuple[float, float, float, bool]:
+    """Seconds to first paint, to the App imported, CPU seconds by the paint, torch imported."""
     start = time.time()  # wall clock: the child reports its own time.time() at the paint
     out = subprocess.run([sys.executable, "-c", HEADLESS, data, runs], env=env,
                          capture_output=True, text=True, timeout=60)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("PAINTED")), None)
     if line is None:
         raise RuntimeError(f"headless run failed: {out.stderr[-800:]}")
-    _, painted, imported, torch_loaded, screen = line.split()
+    _, painted, imported, cpu, torch_loaded, screen = line.split()
     assert screen == "DatasetScreen", screen
-    return float(painted) - start, float(imported) - start, torch_loaded == "True"
+    return float(painted) - start, float(imported) - start, float(cpu), torch_loaded == "True"
 
 
 def main() -> int:
@@ -111,6 +111,10 @@ def main() -> int:
     torch_import = statistics.median(
         _wall([sys.executable, "-c", "import torch"]) for _ in range(n))
     print(f"baseline: python3 -c 'import torch'             {torch_import:6.3f} s", flush=True)
+    torch_cpu = statistics.median(float(subprocess.run(
+        [sys.executable, "-c", "import time, torch; print(time.process_time())"],
+        check=True, capture_output=True, text=True).stdout) for _ in range(n))
+    print(f"          import torch, CPU time                 {torch_cpu:6.3f} s", flush=True)
     bare = statistics.median(_wall([sys.executable, "-c", "pass"]) for _ in range(n))
     print(f"          python3 -c pass (interpreter only)     {bare:6.3f} s", flush=True)
 
@@ -124,7 +128,7 @@ def main() -> int:
                        env=warm, capture_output=True, check=False)
         results = {}
         for cache in ("warm", "cold"):
-            times, headless, imports, torch_seen = [], [], [], False
+            times, headless, imports, cpus, torch_seen = [], [], [], [], False
             for i in range(n):
                 env = dict(warm)
                 if cache == "cold":
@@ -132,9 +136,11 @@ def main() -> int:
                 times.append(pty_first_paint([*fer_tui, "--runs-dir", runs_dir], env))
                 if cache == "cold":
                     env["FER_TUI_CACHE"] = str(Path(tmp) / f"cold-h{i}")
-                seconds, imported, torch_loaded = headless_first_paint(args.data, runs_dir, env)
+                seconds, imported, cpu, torch_loaded = headless_first_paint(
+                    args.data, runs_dir, env)
                 headless.append(seconds)
                 imports.append(imported)
+                cpus.append(cpu)
                 torch_seen |= torch_loaded
             results[cache] = statistics.median(times)
             print(f"fer-tui first paint, {cache} cache, pty      {results[cache]:6.3f} s   "
@@ -142,9 +148,16 @@ def main() -> int:
             print(f"fer-tui first paint, {cache} cache, headless {statistics.median(headless):6.3f}"
                   f" s   (App imported at {statistics.median(imports):.3f} s; torch imported by "
                   f"the paint: {torch_seen})", flush=True)
+            results[f"{cache}_cpu"] = statistics.median(cpus)
+            print(f"fer-tui first paint, {cache} cache, CPU time {results[f'{cache}_cpu']:6.3f} s"
+                  f"   (the process's own CPU seconds: what the wait is on an idle machine)",
+                  flush=True)
     print(f"ratio first paint (warm, pty) / import torch   {results['warm'] / torch_import:6.3f}")
-    ok = results["warm"] < 1.0 and results["cold"] < 1.0
-    print("target < 1 s:", "met" if ok else "NOT met")
+    print(f"ratio first paint CPU / import torch CPU       "
+          f"{results['warm_cpu'] / torch_cpu:6.3f}")
+    print("target < 1 s (wall, pty):", "met" if max(results["warm"], results["cold"]) < 1.0
+          else f"NOT met at load average {os.getloadavg()[0]:.1f}", "; CPU time:",
+          "met" if max(results["warm_cpu"], results["cold_cpu"]) < 1.0 else "NOT met")
     return 0
 
 
