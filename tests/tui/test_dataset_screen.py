@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,16 @@ from tests.helpers import make_folder_dataset
 SIZE = (120, 40)
 
 
-async def _settled(pilot) -> DatasetScreen:
-    """Wait for the load worker, then for the messages it posted."""
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+async def _settled(pilot, timeout: float = 30.0) -> DatasetScreen:
+    """Wait until the screen shows the data or an error (the worker starts after a frame)."""
     screen = pilot.app.screen
     assert isinstance(screen, DatasetScreen)
+    deadline = time.monotonic() + timeout
+    while not (screen.has_class("-ready") or screen.has_class("-failed")):
+        assert time.monotonic() < deadline, "the Dataset screen never finished loading"
+        await pilot.pause(0.05)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
     return screen
 
 
@@ -64,10 +69,13 @@ async def test_first_paint_does_not_wait_for_the_data(tiny_data: Path, tmp_path:
 
     monkeypatch.setattr(load, "load_dataset", slow_load)
     async with make_app(data=tiny_data, runs_dir=tmp_path).run_test(size=SIZE) as pilot:
-        await pilot.pause(0.2)
         screen = pilot.app.screen
-        assert screen.has_class("-loading")
         bar = screen.query_one("#dataset-progress", ProgressBar)
+        for _ in range(200):  # the worker starts after the first frame
+            if bar.total:
+                break
+            await pilot.pause(0.05)
+        assert screen.has_class("-loading")
         loading = screen.query_one("#dataset-loading")
         assert loading.display and bar.percentage == pytest.approx(0.25)
         assert str(tiny_data) in str(screen.query_one("#dataset-loading-label", Label).render())
