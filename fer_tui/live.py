@@ -426,13 +426,25 @@ class FaceDetector:
         return boxes[order][: self.cfg.max_faces]
 
 
+@dataclass
+class Detection:
+    """A finished detection: boxes in the small frame it ran on, and what it needs to merge."""
+
+    boxes: np.ndarray
+    ms: float
+    frame: np.ndarray
+    """The small grey frame the cascade saw (templates of new faces are cut from it)."""
+    since: dict[int, np.ndarray] | None = None
+    """Track boxes at that frame; None when the detection is of the current frame."""
+
+
 class _AsyncDetector:
     """Runs `FaceDetector.detect` in a background thread, one request at a time."""
 
     def __init__(self, detector: FaceDetector) -> None:
         self.detector = detector
-        self._req: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(maxsize=1)
-        self._res: queue.Queue[tuple[np.ndarray, float]] = queue.Queue()
+        self._req: queue.Queue[tuple[np.ndarray, float, dict] | None] = queue.Queue(maxsize=1)
+        self._res: queue.Queue[Detection] = queue.Queue()
         self.busy = False
         self._thread = threading.Thread(target=self._run, name="fer-detect", daemon=True)
         self._thread.start()
@@ -442,19 +454,20 @@ class _AsyncDetector:
             item = self._req.get()
             if item is None:
                 return
-            small, scale = item
+            small, scale, since = item
             start = time.perf_counter()
             boxes = self.detector.detect(small, scale)
-            self._res.put((boxes, (time.perf_counter() - start) * 1000))
+            self._res.put(Detection(boxes, (time.perf_counter() - start) * 1000, small, since))
 
-    def submit(self, small: np.ndarray, scale: float) -> bool:
+    def submit(self, small: np.ndarray, scale: float, since: dict[int, np.ndarray]) -> bool:
+        """Detect on a copy of `small` unless a detection is still running."""
         if self.busy:
             return False
         self.busy = True
-        self._req.put((small.copy(), scale))
+        self._req.put((small.copy(), scale, since))
         return True
 
-    def poll(self) -> tuple[np.ndarray, float] | None:
+    def poll(self) -> Detection | None:
         try:
             out = self._res.get_nowait()
         except queue.Empty:
@@ -519,46 +532,52 @@ class FaceTracker:
         x, y, w, h = _clip(box, small.shape[1], small.shape[0])
         return small[y : y + h, x : x + w].copy() if w >= 8 and h >= 8 else None
 
-    def update(self, detections: np.ndarray, small: np.ndarray, *, stale: bool = False) -> None:
+    def snapshot(self) -> dict[int, np.ndarray]:
+        """Each track's box now (given to the background detector with its frame)."""
+        return {t.track_id: t.box.copy() for t in self.tracks}
+
+    def update(self, det: Detection, small: np.ndarray) -> None:
         """Match detections to tracks; new faces start tracks, lost ones age and go.
 
-        stale: the detections come from an earlier frame (async detector), so a matched track
-        keeps its tracked centre and only takes the detected size.
+        A background detection saw an older frame: it is matched against where the tracks were
+        then (`det.since`), and a matched box is moved by how far its track has moved since.
         """
+        ref = {t.track_id: t.box for t in self.tracks} if det.since is None else det.since
         pairs = []
         for ti, t in enumerate(self.tracks):
-            for di, d in enumerate(detections):
-                o = iou(t.box, d)
+            box = ref.get(t.track_id)
+            if box is None:  # born after the detector's frame: not its business
+                continue
+            for di, d in enumerate(det.boxes):
+                o = iou(box, d)
                 if o >= self.cfg.match_iou:
                     pairs.append((o, ti, di))
                 else:
-                    dist = np.hypot(*(t.box[:2] + t.box[2:] / 2 - d[:2] - d[2:] / 2))
-                    if dist < 0.5 * max(t.box[2], d[2]):
-                        pairs.append((0.01 * (1 - dist / max(t.box[2], d[2])), ti, di))
+                    dist = np.hypot(*(box[:2] + box[2:] / 2 - d[:2] - d[2:] / 2))
+                    if dist < 0.5 * max(box[2], d[2]):
+                        pairs.append((0.01 * (1 - dist / max(box[2], d[2])), ti, di))
         used_t, used_d = set(), set()
         for _, ti, di in sorted(pairs, reverse=True):
             if ti in used_t or di in used_d:
                 continue
             used_t.add(ti)
             used_d.add(di)
-            t, d = self.tracks[ti], detections[di]
-            if stale:
-                centre = t.box[:2] + t.box[2:] / 2
-                t.box = np.array([*(centre - d[2:] / 2), d[2], d[3]], np.float32)
-            else:
-                t.box = d.astype(np.float32).copy()
+            t, d = self.tracks[ti], det.boxes[di].astype(np.float32)
+            moved = t.box[:2] - ref[t.track_id][:2]
+            t.box = np.array([d[0] + moved[0], d[1] + moved[1], d[2], d[3]], np.float32)
             t.template = self._template(small, t.box)
             t.misses = 0
         kept = []
         for ti, t in enumerate(self.tracks):
-            if ti not in used_t:
+            if ti not in used_t and t.track_id in ref:
                 t.misses += 1
             if t.misses <= self.cfg.max_misses:
                 kept.append(t)
-        for di, d in enumerate(detections):
+        for di, d in enumerate(det.boxes):
             if di not in used_d:
                 box = d.astype(np.float32).copy()
-                kept.append(Track(self._next_id, box, self._template(small, box)))
+                # the face as the detector saw it; follow() finds where it went since
+                kept.append(Track(self._next_id, box, self._template(det.frame, box)))
                 self._next_id += 1
         kept.sort(key=lambda t: -t.box[2] * t.box[3])
         self.tracks = kept[: self.cfg.max_faces]
@@ -668,7 +687,7 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
     tracker = FaceTracker(cfg, hold)
     worker = _AsyncDetector(detector) if cfg.detect_async else None
     recent: deque[float] = deque(maxlen=32)
-    n = 0
+    n = last_submit = 0
     try:
         while max_frames is None or n < max_frames:
             frame = grabber.get()
@@ -692,15 +711,17 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
                 # the first frame detects in line: nothing to track yet
                 if due or n == 0:
                     start = time.perf_counter()
-                    tracker.update(detector.detect(small, scale), small)
+                    boxes = detector.detect(small, scale)
                     haar_ms = (time.perf_counter() - start) * 1000
+                    tracker.update(Detection(boxes, haar_ms, small), small)
             else:
                 done = worker.poll()
                 if done is not None:
-                    tracker.update(done[0], small, stale=True)
-                    haar_ms = done[1]
-                if due:
-                    worker.submit(small, scale)
+                    tracker.update(done, small)
+                    haar_ms = done.ms
+                if n - last_submit >= cfg.detect_every and worker.submit(
+                        small, scale, tracker.snapshot()):
+                    last_submit = n
             t1 = time.perf_counter()
 
             live_tracks = [t for t in tracker.tracks if t.misses == 0 or t.probs is not None]

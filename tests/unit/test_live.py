@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import cv2
@@ -54,9 +55,20 @@ def test_real_face_is_found_in_most_frames(clips, model) -> None:
     assert set(results[5].timings) == {"capture", "detect", "classify", "total"}
 
 
-def test_tracker_follows_the_moving_face(clips, model) -> None:
-    """The face keeps one track id while it slides right, and its box moves with it."""
-    results = _run(model, str(clips["face"]), config=live.LiveConfig(detect_every=8))
+@pytest.mark.parametrize("slow_detector", [False, True])
+def test_tracker_follows_the_moving_face(clips, model, monkeypatch, slow_detector) -> None:
+    """The face keeps one track id while it slides right, and its box moves with it, even
+    when background detections arrive many frames late."""
+    if slow_detector:
+        detect = live.FaceDetector.detect
+
+        def slow(self, small, scale):
+            time.sleep(0.2)  # ~10 frames late: the face has moved ~40 px, over half its width
+            return detect(self, small, scale)
+
+        monkeypatch.setattr(live.FaceDetector, "detect", slow)
+    cfg = live.LiveConfig(detect_every=2 if slow_detector else 8)
+    results = _run(model, str(clips["face"]), config=cfg)
     tracked = [r.faces[0] for r in results if r.faces]
     assert {f.track_id for f in tracked} == {tracked[0].track_id}
     # the photo moves 4 px per frame: 23 frames -> ~92 px
@@ -123,10 +135,11 @@ def test_tracks_keep_separate_histories() -> None:
     tracker = live.FaceTracker(cfg, label_hold_seconds=0.0)
     small = np.zeros((240, 320), np.uint8)
     a, b = np.array([10, 10, 50, 50], np.float32), np.array([200, 20, 60, 60], np.float32)
-    tracker.update(np.stack([a, b]), small)
+    tracker.update(live.Detection(np.stack([a, b]), 0.0, small), small)
     ids = {t.track_id for t in tracker.tracks}
     assert len(ids) == 2
-    tracker.update(np.stack([b + 3, a + 2]), small)  # moved a little, listed in other order
+    # moved a little, listed in the other order
+    tracker.update(live.Detection(np.stack([b + 3, a + 2]), 0.0, small), small)
     assert {t.track_id for t in tracker.tracks} == ids
     one, two = np.eye(7)[3], np.eye(7)[0]
     ta, tb = sorted(tracker.tracks, key=lambda t: t.box[0])
@@ -135,9 +148,25 @@ def test_tracks_keep_separate_histories() -> None:
     tracker.smooth(ta, two, 0.1)
     assert ta.probs[3] == pytest.approx(0.5) and ta.probs[0] == pytest.approx(0.5)
     assert tb.probs[0] == pytest.approx(1.0)
-    tracker.update(np.stack([b]), small)
-    tracker.update(np.stack([b]), small)
+    tracker.update(live.Detection(np.stack([b]), 0.0, small), small)
+    tracker.update(live.Detection(np.stack([b]), 0.0, small), small)
     assert [t.track_id for t in tracker.tracks] == [tb.track_id]
+
+
+def test_late_detection_is_matched_where_the_face_was() -> None:
+    """A background detection of an older frame continues the track that has moved on since,
+    and is shifted by that motion, instead of starting a second face."""
+    tracker = live.FaceTracker(live.LiveConfig(), label_hold_seconds=0.0)
+    small = np.zeros((240, 320), np.uint8)
+    start = np.array([20, 50, 40, 40], np.float32)
+    tracker.update(live.Detection(start[None], 0.0, small), small)
+    since = tracker.snapshot()
+    (track,) = tracker.tracks
+    track.box[0] += 60  # the tracker followed the face 60 px right meanwhile
+    tracker.update(live.Detection((start + [2, 0, 4, 4])[None], 0.0, small, since), small)
+    (after,) = tracker.tracks
+    assert after.track_id == track.track_id
+    assert after.box.tolist() == [82.0, 50.0, 44.0, 44.0]
 
 
 def test_label_hold_stops_flicker() -> None:
