@@ -359,6 +359,10 @@ class Evaluation:
     cached: bool = False
 
 
+class Cancelled(FerError):
+    """The evaluation was cancelled (a newer one started, or the screen closed)."""
+
+
 def model_info(path: str | os.PathLike[str], meta: dict[str, Any], sha: str) -> dict[str, Any]:
     return {
         "arch": meta.get("arch"),
@@ -372,18 +376,28 @@ def model_info(path: str | os.PathLike[str], meta: dict[str, Any], sha: str) -> 
     }
 
 
-def load_data(source: Any, progress: Progress | None = None) -> Any:
-    """A FerData from a path (or None: the default places); a FerData passes through."""
+def load_data(
+    source: Any,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Any:
+    """A FerData from a path (or None: the default places); a FerData passes through.
+
+    progress gets ("data", done, total) while the data layer decodes (not on its cache hit).
+    """
     if hasattr(source, "splits"):
         return source
-    from fer_tui.data.load import load_dataset
+    from fer_tui.data.load import LoadCancelled, load_dataset
 
-    if progress is not None:
-        progress("data", 0, 1)
-    data = load_dataset(source)
-    if progress is not None:
-        progress("data", 1, 1)
-    return data
+    def step(done: int, total: int) -> None:
+        if progress is not None:
+            progress("data", done, total)
+
+    step(0, 0)
+    try:
+        return load_dataset(source, progress=step, cancelled=cancelled)
+    except LoadCancelled:
+        raise Cancelled("evaluation cancelled while loading the data") from None
 
 
 def evaluate_checkpoints(
@@ -412,7 +426,7 @@ def evaluate_checkpoints(
         raise FerError(f"batch size must be at least 1 (got {batch_size})")
     check_split_name(split)
     metas = [(Path(p), checkpoint_meta(p)) for p in checkpoints]
-    fer = load_data(data, progress)
+    fer = load_data(data, progress, cancelled)
     part = get_split(fer, split)
     labels = np.asarray(part.labels, dtype=np.int64)
     data_info = {
@@ -445,10 +459,6 @@ def evaluate_checkpoints(
         cache_put(key, report, probs)
         out.append(Evaluation(report, probs, labels, list(part.names)))
     return out
-
-
-class Cancelled(FerError):
-    """The evaluation was cancelled (a newer one started, or the screen closed)."""
 
 
 def _predict(

@@ -51,14 +51,13 @@ class ProgressBar:
         now = time.monotonic()
         if stage != self.stage:
             self.finish()
-            self.stage, self.started = stage, now
+            self.stage, self.started, self.last_draw = stage, now, 0.0
             if stage == "data":
                 self.stream.write("loading the data...\n")
                 self.stream.flush()
-                return
-            if not self.tty:
+            elif not self.tty:
                 self.stream.write(f"{stage}: {total} images\n")
-        if stage == "data" or not self.tty:
+        if not self.tty or total <= 0:
             return
         if done < total and now - self.last_draw < 0.1:
             return
@@ -69,12 +68,12 @@ class ProgressBar:
         eta = (total - done) / rate if rate > 0 else float("nan")
         bar = "#" * int(frac * self.width)
         eta_txt = f"ETA {eta:4.0f}s" if eta == eta else "ETA    ?"
-        self.stream.write(f"\r{self.stage} [{bar:<{self.width}}] {done}/{total} "
-                          f"{rate:6.0f} img/s {eta_txt}")
+        unit = "" if stage == "data" else f" {rate:6.0f} img/s"
+        self.stream.write(f"\r{self.stage} [{bar:<{self.width}}] {done}/{total}{unit} {eta_txt}")
         self.stream.flush()
 
     def finish(self) -> None:
-        if self.stage is not None and self.stage != "data" and self.tty:
+        if self.stage is not None and self.tty and self.last_draw:
             self.stream.write("\n")
             self.stream.flush()
         self.stage = None

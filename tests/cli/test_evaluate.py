@@ -152,3 +152,27 @@ def test_bad_data_split_and_output_paths(
     err = _fails([*args, "--predictions", str(missing / "p.csv")], capsys)
     assert "--predictions" in err and "does not exist" in err
     assert "--json" in _fails([*args, "--json", str(missing / "r.json")], capsys)
+
+
+def test_progress_bar_shows_rate_and_eta_on_a_terminal() -> None:
+    """On a tty the prediction progress is one redrawn line with img/s and an ETA."""
+    import io
+    import time
+
+    from fer_tui.commands.evaluate import ProgressBar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    bar = ProgressBar(stream)
+    bar("data", 0, 0)
+    bar("predict best.pt", 0, 100)
+    time.sleep(0.02)
+    bar("predict best.pt", 100, 100)
+    bar.finish()
+    out = stream.getvalue()
+    assert out.startswith("loading the data...\n")
+    assert "predict best.pt [" in out and "100/100" in out
+    assert "img/s" in out and "ETA" in out and out.endswith("\n")

@@ -280,7 +280,8 @@ class EvaluationScreen(Screen[None]):
             self.post_message(EvaluationProgressed(stage, done, total))
 
         if self._data is None:
-            self._data = ev.load_data(self.settings.data, progress)
+            self._data = ev.load_data(self.settings.data, progress,
+                                      cancelled=lambda: worker.is_cancelled)
         results = ev.evaluate_checkpoints(
             checkpoints, data=self._data, tta=tta, progress=progress,
             cancelled=lambda: worker.is_cancelled)
@@ -292,7 +293,8 @@ class EvaluationScreen(Screen[None]):
     def _progressed(self, message: EvaluationProgressed) -> None:
         bar = self.query_one("#eval-progress", ProgressBar)
         if message.stage == "data":
-            bar.update(total=None)
+            # folders and zips count images, tar and CSV streams count bytes
+            bar.update(total=message.total or None, progress=message.done)
             self._status(f"Loading the data ({self.settings.data or 'default places'})...")
             return
         bar.update(total=message.total, progress=message.done)
