@@ -138,6 +138,11 @@ async def test_appended_epoch_shows_up_live(tmp_path: Path) -> None:
         assert panel.view.val_acc == pytest.approx((0.35, 0.45))
         assert panel.has_class("-running")
         assert "ETA" in panel_text(app, "resnet18") and "900 img/s" in panel_text(app, "resnet18")
+        with open(run / "events.jsonl", "a") as f:
+            f.write('\n{"v": 1, "t": 1, "type": "end", "best_metric": 0.45, "best_epoch": 2}\n')
+        await until(pilot, lambda: statuses(app) == {run.name: "finished"})
+        # the status column grows from "running" to "finished" instead of cutting it short
+        assert app.screen.query_one(RunList).columns["status"].content_width >= len("finished")
 
 
 async def test_new_run_dir_appears_after_a_rescan(runs: Path) -> None:

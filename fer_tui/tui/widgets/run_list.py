@@ -72,7 +72,7 @@ class RunList(DataTable[Text | str]):
                 self.move_cursor(row=self.get_row_index(selected.run_id), animate=False)
             return
         for column, cell in zip(COLUMNS, cells, strict=True):
-            self.update_cell(view.run_id, column, cell)
+            self.update_cell(view.run_id, column, cell, update_width=True)
 
     def remove(self, run_id: str) -> None:
         self.views.pop(run_id, None)

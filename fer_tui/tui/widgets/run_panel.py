@@ -42,7 +42,7 @@ class RunPanel(Vertical):
     RunPanel.-stopped .run-status { color: $warning; }
     RunPanel ProgressBar { width: 1fr; }
     RunPanel ProgressBar Bar { width: 1fr; }
-    RunPanel .curve { height: 1fr; min-height: 1; }
+    RunPanel .curve { height: 1fr; min-height: 1; max-height: 3; }
     RunPanel .curve-label { width: 11; color: $text-muted; }
     RunPanel .curve-value { width: 7; text-align: right; }
     RunPanel Sparkline { width: 1fr; height: 1fr; }
@@ -58,6 +58,7 @@ class RunPanel(Vertical):
         self.arch = arch
         self.view: RunView | None = None
         self.border_title = arch
+        self._composed = False
 
     def compose(self) -> ComposeResult:
         yield Label("no run yet", classes="run-status")
@@ -72,12 +73,13 @@ class RunPanel(Vertical):
         yield Static("", classes="run-message")
 
     def on_mount(self) -> None:
+        self._composed = True
         self.show(self.view)
 
     def show(self, view: RunView | None) -> None:
         """Render `view`; None shows the empty slot."""
         self.view = view
-        if not self.is_mounted:
+        if not self._composed:
             return
         for status in (*STATUSES, "empty"):
             self.remove_class(f"-{status}")
