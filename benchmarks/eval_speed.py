@@ -1,0 +1,227 @@
+"""How long evaluating ResNet18 on the 7,178 FER-2013 test faces takes on the CPU.
+
+    python3 benchmarks/eval_speed.py [--threads 2] [--stems cifar,imagenet] [--onnx] [--bf16]
+
+The measured path is the one `fer-tui evaluate` runs: `fer_tui.models.predict_proba` (batched,
+`torch.inference_mode`, channels_last), random weights (timing does not depend on them), timed
+on the whole split with the best batch size. Batch sizes, options and the naive baseline (batch
+1, fp32 NCHW, autograd on) run on subsets and are scaled up to the whole split, in the same
+process. Faces are the real test split when /tmp/fer or
+../shared/data/fer2013.tar.gz is there, else 7,178 synthetic ones (same size, same cost).
+Options: --onnx times ONNX Runtime on the same inputs, --bf16 CPU autocast (with its
+agreement with fp32), --compile torch.compile (slow to compile on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_TEST = 7178
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_faces(n: int, synthetic: bool = False) -> tuple[np.ndarray, str]:
+    """The real test split if present, else synthetic faces; (N, 48, 48) uint8."""
+    sources = (Path("/tmp/fer"), ROOT.parent / "shared" / "data" / "fer2013.tar.gz")
+    for source in () if synthetic else sources:
+        if source.exists():
+            try:
+                from fer_tui.data.load import load_dataset
+
+                images = load_dataset(source).splits["test"].images
+                return images[:n], f"FER-2013 test split ({source})"
+            except Exception as exc:  # a loader that cannot read it: fall back, say so
+                print(f"could not load {source} ({exc}); using synthetic faces", file=sys.stderr)
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(n, 48, 48), dtype=np.uint8), "synthetic faces"
+
+
+def timed(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def naive_seconds(model, meta, images: np.ndarray, n: int) -> float:
+    """Batch 1, fp32 NCHW, autograd on: seconds per image over `n` images."""
+    import torch
+
+    from fer_tui.preprocess import to_input
+
+    x = torch.as_tensor(images[:n])
+
+    def run() -> None:
+        for i in range(n):
+            inp = to_input(x[i : i + 1], image_size=meta["image_size"],
+                           in_channels=meta["in_channels"])
+            model(inp).softmax(1)
+
+    run_once = timed(run)
+    return run_once / n
+
+
+def onnx_seconds(model, meta, images: np.ndarray, batch: int, threads: int) -> float | None:
+    """ONNX Runtime on the same preprocessed batches (preprocessing included)."""
+    import tempfile
+
+    import torch
+
+    from fer_tui.preprocess import to_input
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        print("onnxruntime is not installed: skipping --onnx", file=sys.stderr)
+        return None
+    size, chans = meta["image_size"], meta["in_channels"]
+    path = Path(tempfile.mkdtemp()) / "m.onnx"
+    dummy = torch.zeros(1, chans, size, size)
+    try:
+        torch.onnx.export(model, (dummy,), str(path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    except Exception as exc:
+        print(f"ONNX export failed ({type(exc).__name__}: {exc}): skipping", file=sys.stderr)
+        return None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    x = torch.as_tensor(images)
+
+    def run() -> None:
+        for start in range(0, len(x), batch):
+            inp = to_input(x[start : start + batch], image_size=size, in_channels=chans)
+            session.run(None, {"x": inp.numpy()})
+
+    return timed(run)
+
+
+def bench_stem(stem: str, images: np.ndarray, args: argparse.Namespace) -> dict:
+    """Batch sizes and options on a subset (scaled up); the whole split with the best batch."""
+    import torch
+
+    from fer_tui.models import build_model, model_meta, predict_proba
+
+    in_channels = 1 if stem == "cifar" else 3  # the paper's recipe feeds 3 gray channels
+    torch.manual_seed(0)
+    model = build_model("resnet18", stem=stem, in_channels=in_channels).eval()
+    meta = model_meta("resnet18", stem=stem, in_channels=in_channels)
+    n = len(images)
+    sub = images[: min(args.subset, n)]
+    scale = n / len(sub)
+    out: dict = {"stem": stem, "in_channels": in_channels, "images": n, "subset": len(sub)}
+
+    # warm-up: oneDNN picks its kernels on the first batches
+    predict_proba(model, meta, images[:64], batch_size=64)
+    # a busy machine can make 1 thread beat 2 (OpenMP threads spin while they wait)
+    sweep = {}
+    for threads in sorted({1, args.threads}):
+        torch.set_num_threads(threads)
+        for bs in args.batch_sizes:
+            t = timed(lambda bs=bs: predict_proba(model, meta, sub, batch_size=bs)) * scale
+            sweep[(threads, bs)] = t
+            print(f"  [{stem}] {threads} thread(s), batch {bs}, {len(sub)} faces scaled to "
+                  f"{n}: {t:.1f} s", flush=True)
+    best_threads, best_bs = min(sweep, key=sweep.get)
+    torch.set_num_threads(best_threads)
+    out["subset_seconds_scaled"] = {f"{k[0]}t-b{k[1]}": round(v, 2) for k, v in sweep.items()}
+    out["best_threads"], out["best_batch"] = best_threads, best_bs
+    seconds = timed(lambda: predict_proba(model, meta, images, batch_size=best_bs))
+    out["seconds"] = round(seconds, 2)
+    out["seconds_for_7178"] = round(seconds * N_TEST / n, 2)
+    print(f"  [{stem}] predict_proba, all {n} faces, {best_threads} thread(s), batch "
+          f"{best_bs}: {seconds:.1f} s ({n / seconds:.0f} img/s; {N_TEST} faces: "
+          f"{seconds * N_TEST / n:.1f} s)", flush=True)
+
+    torch.set_num_threads(args.threads)  # what a user gets without tuning
+    per_image = naive_seconds(model, meta, images, args.naive_n)
+    out["naive_seconds_scaled"] = round(per_image * n, 1)
+    out["speedup_vs_naive"] = round(per_image * n / seconds, 2)
+    print(f"  [{stem}] naive (batch 1, NCHW, autograd) on {args.naive_n} faces, scaled to "
+          f"{n}: {per_image * n:.1f} s -> batched is {out['speedup_vs_naive']:.1f}x faster",
+          flush=True)
+    torch.set_num_threads(best_threads)
+
+    if args.bf16:
+        ref = predict_proba(model, meta, sub, batch_size=best_bs)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            t = timed(lambda: predict_proba(model, meta, sub, batch_size=best_bs)) * scale
+            low = predict_proba(model, meta, sub, batch_size=best_bs)
+        out["bf16_seconds_scaled"] = round(t, 2)
+        out["bf16_argmax_agreement"] = float((ref.argmax(1) == low.argmax(1)).mean())
+        out["bf16_max_abs_prob_diff"] = float(np.abs(ref - low).max())
+        print(f"  [{stem}] bf16 autocast, scaled: {t:.1f} s; argmax agreement with fp32 "
+              f"{out['bf16_argmax_agreement']:.3f}, max |dp| {out['bf16_max_abs_prob_diff']:.3g}",
+              flush=True)
+    if args.onnx:
+        t = onnx_seconds(model, meta, sub, best_bs, best_threads)
+        if t is not None:
+            out["onnxruntime_seconds_scaled"] = round(t * scale, 2)
+            print(f"  [{stem}] ONNX Runtime, batch {best_bs}, scaled: {t * scale:.1f} s",
+                  flush=True)
+    if args.compile:
+        compiled = torch.compile(model)
+        start = time.perf_counter()
+        predict_proba(compiled, meta, sub[:best_bs], batch_size=best_bs)
+        out["compile_seconds"] = round(time.perf_counter() - start, 1)
+        t = timed(lambda: predict_proba(compiled, meta, sub, batch_size=best_bs)) * scale
+        out["compiled_seconds_scaled"] = round(t, 2)
+        print(f"  [{stem}] torch.compile, scaled: {t:.1f} s "
+              f"(+{out['compile_seconds']} s to compile)", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2,
+                        help="CPU threads (1 is tried too; the faster is used)")
+    parser.add_argument("--stems", default="cifar,imagenet")
+    parser.add_argument("--batch-sizes", default="64,256",
+                        type=lambda s: [int(v) for v in s.split(",")])
+    parser.add_argument("--naive-n", type=int, default=32,
+                        help="faces for the batch-1 baseline (scaled up)")
+    parser.add_argument("--subset", type=int, default=512,
+                        help="faces for the batch-size and option runs (scaled up)")
+    parser.add_argument("--n", type=int, default=N_TEST, help="images to time (7178)")
+    parser.add_argument("--onnx", action="store_true")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--synthetic", action="store_true", help="skip the real data")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    images, where = load_faces(args.n, args.synthetic)
+    print(f"{len(images)} faces from {where}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, target < 20 s", flush=True)
+    results = {"threads": args.threads, "faces": where, "torch": str(torch.__version__),
+               "runs": []}
+    for stem in args.stems.split(","):
+        r = bench_stem(stem, images, args)
+        results["runs"].append(r)
+        full = r["seconds_for_7178"]
+        verdict = "meets" if full < 20 else "misses"
+        scaled = "" if len(images) == N_TEST else f" (scaled from {len(images)})"
+        print(f"resnet18/{stem}: {full:.1f} s for {N_TEST} faces{scaled}, "
+              f"{r['best_threads']} thread(s), batch {r['best_batch']}: {verdict} the 20 s "
+              f"target; {r['speedup_vs_naive']:.1f}x the naive baseline", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
