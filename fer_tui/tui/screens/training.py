@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -25,12 +26,14 @@ from fer_tui.config import ARCHS
 from fer_tui.errors import FerError
 from fer_tui.tui.messages import RunRemoved, RunStateChanged, TrainerExited
 from fer_tui.tui.settings import Settings
-from fer_tui.tui.widgets.curves import CurvesScreen
 from fer_tui.tui.widgets.run_list import RunList
 from fer_tui.tui.widgets.run_panel import RunPanel
 from fer_tui.tui.widgets.run_view import RunTracker, RunView
 from fer_tui.tui.widgets.start_dialog import StartDialog, StartRequest
 from fer_tui.tui.widgets.system import SystemLine
+
+if TYPE_CHECKING:
+    from fer_tui.tui.widgets.curves import CurvesScreen
 
 
 class TrainingScreen(Screen[None]):
@@ -61,6 +64,7 @@ class TrainingScreen(Screen[None]):
         self._tracker = RunTracker(Path(settings.runs_dir), settings.rescan_interval)
         self._tail_lock = threading.Lock()
         self._last_error: str | None = None
+        self._curves: CurvesScreen | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -114,8 +118,8 @@ class TrainingScreen(Screen[None]):
         self.query_one(RunList).show(view)
         self.query_one("#runs-hint").set_class(True, "-hidden")
         self._refresh_panels()
-        if isinstance(self.app.screen, CurvesScreen):
-            self.app.screen.show(self._panel_views())
+        if self._curves is not None:
+            self._curves.show(self._panel_views())
 
     @on(RunRemoved)
     def _run_removed(self, message: RunRemoved) -> None:
@@ -226,7 +230,7 @@ class TrainingScreen(Screen[None]):
             return
         self.notify(f"resuming {view.run_id} (pid {pid})")
 
-    def action_evaluate(self) -> None:
+    async def action_evaluate(self) -> None:
         """Open the Evaluation screen on the selected run's best checkpoint."""
         view = self._selected()
         if view is None:
@@ -236,15 +240,18 @@ class TrainingScreen(Screen[None]):
             self.notify(f"{view.run_id} has no {checkpoint.name} yet (after its first epoch)",
                         severity="warning")
             return
-        self.app.switch_mode("evaluation")
-        self.app.call_after_refresh(self._preselect, checkpoint)
-
-    def _preselect(self, checkpoint: Path) -> None:
-        # the Evaluation screen may offer `select_checkpoint(path)`; without it, just switch
+        await self.app.switch_mode("evaluation")
+        # the Evaluation screen's hook: pick this checkpoint and evaluate it
         select = getattr(self.app.screen, "select_checkpoint", None)
         if callable(select):
             select(checkpoint)
 
     def action_plot(self) -> None:
         """All models' curves on one chart per metric, like the paper's Figure 2."""
-        self.app.push_screen(CurvesScreen(self._panel_views()))
+        from fer_tui.tui.widgets.curves import CurvesScreen  # deferred: plotext loads on demand
+
+        self._curves = CurvesScreen(self._panel_views())
+        self.app.push_screen(self._curves, self._curves_closed)
+
+    def _curves_closed(self, _: None) -> None:
+        self._curves = None

@@ -65,11 +65,12 @@ class RunList(DataTable[Text | str]):
         self.views[view.run_id] = view
         cells = self._cells(view)
         if new:
-            selected = self.selected
+            # on the top row the cursor follows the newest run; moved down, it stays on its run
+            kept = self.selected if self.cursor_row > 0 else None
             self.add_row(*cells, key=view.run_id)
             self.sort("run", reverse=True)
-            if selected is not None:  # keep the cursor on the run it was on
-                self.move_cursor(row=self.get_row_index(selected.run_id), animate=False)
+            row = self.get_row_index(kept.run_id) if kept is not None else 0
+            self.move_cursor(row=row, animate=False)
             return
         for column, cell in zip(COLUMNS, cells, strict=True):
             self.update_cell(view.run_id, column, cell, update_width=True)
