@@ -727,15 +727,17 @@ def metrics_csv(reports: Sequence[dict[str, Any]]) -> str:
 
 
 def write_predictions(path: str | os.PathLike[str], evaluation: Evaluation) -> None:
-    """One CSV row per image: index, path, true and predicted label, the seven probabilities."""
+    """One CSV row per image: index, path, true and predicted label, the seven probabilities,
+    and the TTA that produced them."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     names = list(evaluation.report["classes"])
-    w.writerow(["index", "path", "true", "pred", *(f"p_{n}" for n in names)])
+    tta = evaluation.report.get("tta", "none")
+    w.writerow(["index", "path", "true", "pred", *(f"p_{n}" for n in names), "tta"])
     pred = evaluation.probs.argmax(1)
     for i, (y, p) in enumerate(zip(evaluation.labels, pred, strict=True)):
         w.writerow([i, evaluation.names[i], names[int(y)], names[int(p)],
-                    *(f"{v:.7g}" for v in evaluation.probs[i])])
+                    *(f"{v:.7g}" for v in evaluation.probs[i]), tta])
     atomic_write_text(path, buf.getvalue())
 
 

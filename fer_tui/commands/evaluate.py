@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "mirror), tencrop (5 crops and their mirrors)")
     parser.add_argument("--json", metavar="OUT", help=JSON_HELP)
     parser.add_argument("--predictions", metavar="OUT.csv",
-                        help="one row per image: index, path, true, pred, p_<class> x7 "
+                        help="one row per image: index, path, true, pred, p_<class> x7, tta "
                         "(several checkpoints: OUT.1-<arch>.csv, OUT.2-<arch>.csv, ...)")
     parser.add_argument("--markdown", metavar="OUT.md", help="write both tables as Markdown")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")

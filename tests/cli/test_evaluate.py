@@ -46,7 +46,9 @@ def test_end_to_end_json_predictions_markdown(
     with open(preds, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 28
-    assert list(rows[0]) == ["index", "path", "true", "pred", *(f"p_{c}" for c in CLASSES)]
+    assert list(rows[0]) == ["index", "path", "true", "pred", *(f"p_{c}" for c in CLASSES),
+                             "tta"]
+    assert {r["tta"] for r in rows} == {"none"}
     assert rows[0]["path"].startswith("test/")
     y = [CLASSES.index(r["true"]) for r in rows]
     pred = [CLASSES.index(r["pred"]) for r in rows]
