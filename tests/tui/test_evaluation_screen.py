@@ -156,3 +156,38 @@ async def test_bad_checkpoint_shows_an_error_and_select_checkpoint_works(
         await _until(pilot, lambda: bool(screen.reports))
         assert screen.reports[0]["model"]["checkpoint"] == str(other)
         assert "run1/best.pt" in str(screen.query_one("#table2-title").render())
+
+
+def _fake_run(runs_dir: Path, name: str, finished: bool) -> Path:
+    """A run dir with events (ending in `end` when finished) and a best.pt."""
+    run = runs_dir / name
+    run.mkdir(parents=True)
+    events = [{"v": 1, "t": 1.0, "type": "start", "arch": "resnet18", "epochs": 1}]
+    if finished:
+        events.append({"v": 1, "t": 2.0, "type": "end", "epoch": 1, "best_metric": 0.5})
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return make_tiny_checkpoint(run / "best.pt")
+
+
+async def test_finished_runs_are_offered_and_select_checkpoint_before_the_scan(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """best.pt of finished runs is listed (the newest picked when nothing is shipped), runs
+    still going are not; select_checkpoint right after switching modes (before the scan has
+    finished) still evaluates that checkpoint."""
+    runs = tmp_path / "runs"
+    done = _fake_run(runs, "20260101-000000-resnet18", finished=True)
+    _fake_run(runs, "20260102-000000-resnet18", finished=False)
+    empty = tmp_path / "no-shipped"
+    empty.mkdir()
+    app = make_app(data=tiny_data, runs_dir=runs, checkpoints_dir=empty)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await app.switch_mode("evaluation")
+        screen = app.screen
+        screen.select_checkpoint(done)
+        await _until(pilot, lambda: bool(screen.reports))
+        assert screen.reports[0]["model"]["checkpoint"] == str(done)
+        picks = screen.query_one("#checkpoints")
+        labels = [str(picks.get_option_at_index(i).prompt) for i in range(picks.option_count)]
+        assert labels == ["20260101-000000-resnet18/best.pt"]
+        assert picks.selected == [str(done)]
