@@ -24,15 +24,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
+# as `fer-tui live` does (see commands/live.py), before torch loads OpenMP; both pipelines get it
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

@@ -103,6 +103,9 @@ class OrtModel:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = threads
+        # no spin-waiting between ops: the same collapse on a busy CPU as OpenMP's (see
+        # commands/live.py); the live loop calls it once per frame, so the wake-up cost is small
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), opts,
                                                 providers=["CPUExecutionProvider"])

@@ -29,7 +29,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.big_label import BigLabel
@@ -181,6 +181,8 @@ class LiveScreen(Screen[None]):
                 "--realtime"]  # a video file plays at its own speed, like a camera
         if checkpoint:
             argv += ["--checkpoint", checkpoint]
+        else:  # let the child look for the newest best.pt where this app looks
+            argv += ["--runs-dir", str(self.settings.runs_dir)]
         if self.terminal_only:
             w, h = self.preview_size
             argv += ["--no-window", "--preview", f"{w}x{h}"]
@@ -269,6 +271,13 @@ class LiveScreen(Screen[None]):
             f"classify {t.get('classify', 0):.1f} ms   total {t.get('total', 0):.1f} ms")
         if self.terminal_only:
             self.query_one(FramePreview).show_record(rec)
+
+    @on(Worker.StateChanged)
+    def _worker_failed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "live" and event.state == WorkerState.ERROR:
+            self.running = False
+            self._kill()
+            self._show_error(f"the live reader failed: {event.worker.error}")
 
     @on(ChildEnded)
     def _ended(self, message: ChildEnded) -> None:
