@@ -286,6 +286,23 @@ async def test_start_stop_resume_with_the_fake_trainer(tmp_path, configs, fake_t
         await until(pilot, lambda: statuses(app)[run_id] == "stopped", timeout=15)
 
 
+async def test_tail_worker_error_is_a_notification(tmp_path: Path, monkeypatch) -> None:
+    """A failing poll (e.g. an unreadable runs dir) is said once, not a traceback or a flood."""
+    from fer_tui.tui.widgets.run_view import RunTracker
+
+    def broken(self, now=None):
+        raise PermissionError("runs dir unreadable")
+
+    monkeypatch.setattr(RunTracker, "poll", broken)
+    app = app_for(tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await pilot.pause(0.5)  # ~10 failed polls
+        errors = [n for n in app._notifications if n.severity == "error"]
+        assert len(errors) == 1 and "runs dir unreadable" in errors[0].message
+        assert isinstance(app.screen, TrainingScreen)
+
+
 async def test_actions_without_runs_warn(tmp_path: Path) -> None:
     """x, r and e with no run say there is nothing selected instead of failing."""
     app = app_for(tmp_path / "runs")
