@@ -174,9 +174,10 @@ async def test_finished_runs_are_offered_and_select_checkpoint_before_the_scan(
 ) -> None:
     """best.pt of finished runs is listed (the newest picked when nothing is shipped), runs
     still going are not; select_checkpoint right after switching modes (before the scan has
-    finished) still evaluates that checkpoint."""
+    finished) adds that checkpoint to the picks, evaluates, and shows it in Table 2."""
     runs = tmp_path / "runs"
-    done = _fake_run(runs, "20260101-000000-resnet18", finished=True)
+    older = _fake_run(runs, "20260101-000000-resnet18", finished=True)
+    newer = _fake_run(runs, "20260103-000000-resnet18", finished=True)
     _fake_run(runs, "20260102-000000-resnet18", finished=False)
     empty = tmp_path / "no-shipped"
     empty.mkdir()
@@ -184,10 +185,13 @@ async def test_finished_runs_are_offered_and_select_checkpoint_before_the_scan(
     async with app.run_test(size=(140, 45)) as pilot:
         await app.switch_mode("evaluation")
         screen = app.screen
-        screen.select_checkpoint(done)
-        await _until(pilot, lambda: bool(screen.reports))
-        assert screen.reports[0]["model"]["checkpoint"] == str(done)
+        screen.select_checkpoint(older)
+        await _until(pilot, lambda: len(screen.reports) == 2)
+        await pilot.pause(0.2)
+        assert [r["model"]["checkpoint"] for r in screen.reports] == [str(older), str(newer)]
         picks = screen.query_one("#checkpoints")
         labels = [str(picks.get_option_at_index(i).prompt) for i in range(picks.option_count)]
-        assert labels == ["20260101-000000-resnet18/best.pt"]
-        assert picks.selected == [str(done)]
+        assert labels == ["20260101-000000-resnet18/best.pt", "20260103-000000-resnet18/best.pt"]
+        assert sorted(picks.selected) == [str(older), str(newer)]
+        title = str(screen.query_one("#table2-title").render())
+        assert "20260101-000000-resnet18/best.pt" in title

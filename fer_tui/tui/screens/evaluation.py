@@ -344,7 +344,12 @@ class EvaluationScreen(Screen[None]):
             f"{', '.join(sorted({r['tta'] for r in reports}))}. AUC: one-vs-rest, macro "
             f"(compared with the paper) and support-weighted. Green/red: better/worse than the "
             f"paper. Highlight a row to see its Table 2.")
-        self.query_one("#table1", Table1View).show(reports)
+        table1 = self.query_one("#table1", Table1View)
+        table1.show(reports)
+        # park the cursor on the selected model's row, so its highlight keeps that selection
+        row = next((i for i, r in enumerate(table1.rows_meta)
+                    if r["model"] == self.selected and r["kind"] in ("model", "mean")), 0)
+        table1.move_cursor(row=row, animate=False)
         self._show_selected()
 
     def _show_selected(self) -> None:
