@@ -303,6 +303,22 @@ async def test_tail_worker_error_is_a_notification(tmp_path: Path, monkeypatch) 
         assert isinstance(app.screen, TrainingScreen)
 
 
+async def test_trainer_death_is_reported_but_a_stop_is_not(tmp_path: Path) -> None:
+    """A trainer dying early shows its last words; exiting after a stop (130) is no error."""
+    from fer_tui.tui.messages import TrainerExited
+
+    log = tmp_path / "launch.log"
+    app = app_for(tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        app.screen.post_message(TrainerExited(41, 130, log, ""))
+        app.screen.post_message(TrainerExited(42, 2, log, "fer-tui: error: no dataset found"))
+        await pilot.pause()
+        errors = [n.message for n in app._notifications if n.severity == "error"]
+        assert len(errors) == 1
+        assert "pid 42 exited with code 2" in errors[0] and "no dataset found" in errors[0]
+
+
 async def test_actions_without_runs_warn(tmp_path: Path) -> None:
     """x, r and e with no run say there is nothing selected instead of failing."""
     app = app_for(tmp_path / "runs")

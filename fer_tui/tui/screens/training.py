@@ -9,6 +9,7 @@ coming back re-reads them.
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -188,9 +189,10 @@ class TrainingScreen(Screen[None]):
 
     @on(TrainerExited)
     def _trainer_exited(self, message: TrainerExited) -> None:
-        # 0: done; -15: stopped with SIGTERM. Anything else died, maybe before any event.
+        # 0: done; 130 (the trainer's "stopped") or death by SIGTERM/SIGINT: stopped as asked.
+        # Anything else died, maybe before writing any event: show what it said.
         self._tracker.rescan_soon()
-        if message.returncode in (0, -15):
+        if message.returncode in (0, 130, -signal.SIGTERM, -signal.SIGINT):
             return
         said = message.log_tail or "(no output)"
         self.notify(
