@@ -192,3 +192,13 @@ def test_device_flag_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyP
     (run / "config.toml").write_text(CONFIG.format(device="cpu"))
     launch.resume_run(run)
     assert "--device" not in calls[2] and calls[2][calls[2].index("--resume") + 1] == str(run)
+
+
+def test_launch_imports_neither_torch_nor_textual() -> None:
+    """The launcher is core: the TUI and scripts use it without paying for torch or textual."""
+    import subprocess
+
+    code = "import sys, fer_tui.launch; print(' '.join(sys.modules))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert "torch" not in loaded and "textual" not in loaded
