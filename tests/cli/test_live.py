@@ -57,15 +57,10 @@ def test_headless_csv_and_max_frames(assets, tmp_path: Path) -> None:
     assert len(probs) == 7 and sum(probs) == pytest.approx(1.0, abs=1e-4)
 
 
-@pytest.mark.slow
-def test_stdout_stream(assets) -> None:
+def test_stdout_stream(assets, capsys) -> None:
     """`--output -` streams JSONL on stdout (what the Live screen reads), preview included."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "fer_tui", *_live(assets, "--output", "-", "--max-frames", "3",
-                                                 "--preview", "32x24")],
-        capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    recs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert main(_live(assets, "--output", "-", "--max-frames", "3", "--preview", "32x24")) == 0
+    recs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(recs) == 3 and recs[0]["preview"]["w"] == 32
 
 
