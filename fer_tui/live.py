@@ -674,8 +674,7 @@ def realtime_prediction(
     cfg = config or LiveConfig()
     reader = open_reader(source)
     detector = FaceDetector(cfg)
-    live = reader.live or bool(realtime)
-    drop = live if realtime is None else bool(realtime)
+    drop = reader.live if realtime is None else bool(realtime)
     pace = reader.fps if (realtime and not reader.live) else None
     return _loop(model, transform, label_hold_seconds, torch.device(device), reader, detector,
                  cfg, list(classes), drop, pace, max_frames, preview, keep_frames, image_size)
