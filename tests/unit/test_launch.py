@@ -143,11 +143,12 @@ def test_early_trainer_failure_is_reported(tmp_path: Path, monkeypatch) -> None:
     assert got == [(2, "fer-tui: error: no dataset found")]
 
 
+@pytest.mark.slow
 def test_stop_then_resume_continues_the_curve(tmp_path: Path, fake_trainer, monkeypatch) -> None:
     """SIGTERM stops a run with a `stopped` event; resume finishes it without repeating epochs."""
-    monkeypatch.setenv("FAKE_STEP_S", "0.1")
+    monkeypatch.setenv("FAKE_STEP_S", "0.2")  # 0.8 s an epoch: seconds to stop it in, under load
     runs = tmp_path / "runs"
-    launch.start_training(write_config(tmp_path), "resnet18", runs_dir=runs, epochs=3)
+    launch.start_training(write_config(tmp_path), "resnet18", runs_dir=runs, epochs=6)
     wait_for(lambda: list_runs(runs) and read_run(list_runs(runs)[0]).epoch >= 1)
     (run_dir,) = list_runs(runs)
     wait_for(lambda: launch.running_pid(run_dir) is not None)
@@ -162,7 +163,7 @@ def test_stop_then_resume_continues_the_curve(tmp_path: Path, fake_trainer, monk
 
     launch.resume_run(run_dir, device="cpu")
     wait_for(lambda: read_run(run_dir).status() == "finished", timeout=30)
-    assert [h["epoch"] for h in read_run(run_dir).history] == [1, 2, 3]
+    assert [h["epoch"] for h in read_run(run_dir).history] == [1, 2, 3, 4, 5, 6]
     with pytest.raises(RunError, match="has finished"):
         launch.resume_run(run_dir)
 
