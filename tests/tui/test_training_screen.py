@@ -319,6 +319,19 @@ async def test_trainer_death_is_reported_but_a_stop_is_not(tmp_path: Path) -> No
         assert "pid 42 exited with code 2" in errors[0] and "no dataset found" in errors[0]
 
 
+def test_system_line_reads_nvidia_smi(tmp_path: Path, monkeypatch) -> None:
+    """With nvidia-smi on PATH the system line shows GPU use and memory; without, CPU and RAM."""
+    from fer_tui.tui.widgets import system
+
+    assert system.cpu_summary().startswith("CPU ")
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'NVIDIA H200, 87, 12595, 143771'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py absent
+    assert system.gpu_summary() == "GPU0 NVIDIA H200 87% · 12.3/140.4 GiB"
+
+
 async def test_actions_without_runs_warn(tmp_path: Path) -> None:
     """x, r and e with no run say there is nothing selected instead of failing."""
     app = app_for(tmp_path / "runs")
