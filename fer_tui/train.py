@@ -761,7 +761,8 @@ class Trainer:
         return self._summary("finished")
 
     def _summary(self, status: str) -> dict[str, Any]:
-        out = {"run_dir": str(self.run_dir), "arch": self.arch, "status": status,
+        out = {"run_dir": str(self.run_dir) if self.run_dir else None, "arch": self.arch,
+               "status": status,
                "best_metric": self.best_metric, "best_epoch": self.best_epoch,
                "epochs": self.epoch, "seconds": self.total_seconds}
         if self.stop_signal:
