@@ -304,3 +304,15 @@ def test_tracker_marks_a_dead_trainer_crashed(tmp_path: Path) -> None:
     proc.wait()
     (view,), _ = tracker.poll()
     assert view.status == "crashed" and view.resumable and view.pid is None
+
+
+def test_tracker_shows_a_waiting_runs_config(tmp_path: Path) -> None:
+    """A run dir with only its config (waiting its turn in a group) shows recipe and epochs."""
+    from fer_tui.tui.widgets.run_view import RunTracker
+
+    run = tmp_path / "20260101-000000-resnet50"
+    run.mkdir()
+    (run / runs.CONFIG).write_text('name = "scratch"\n[train]\nepochs = 60\n')
+    (view,), _ = RunTracker(tmp_path, rescan_interval=0.0).poll()
+    assert (view.status, view.arch, view.recipe, view.epochs_text) == (
+        "pending", "resnet50", "scratch", "0/60")

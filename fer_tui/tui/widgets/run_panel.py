@@ -48,7 +48,8 @@ class RunPanel(Vertical):
     RunPanel Sparkline { width: 1fr; height: 1fr; }
     RunPanel .run-message { color: $text-muted; height: auto; }
     RunPanel.-failed .run-message { color: $error; }
-    RunPanel.-empty .run-info, RunPanel.-empty ProgressBar, RunPanel.-empty .curve {
+    RunPanel.-empty .run-info, RunPanel.-empty ProgressBar, RunPanel.-empty .curve,
+    RunPanel.-pending .run-info, RunPanel.-pending .curve {
         display: none;
     }
     """

@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fer_tui.runs import RunState, RunWatcher, list_runs, pid_alive, read_lock
+import tomllib
+
+from fer_tui.runs import CONFIG, RunState, RunWatcher, list_runs, pid_alive, read_lock
 
 #: The per-epoch series a RunView carries (keys of the `epoch` events).
 SERIES = ("train_loss", "val_loss", "train_acc", "val_acc", "seconds")
@@ -72,8 +74,14 @@ class RunView:
         return self.run_dir / "best.pt"
 
     @classmethod
-    def from_state(cls, state: RunState, pid: int | None, now: float) -> RunView:
-        """Snapshot `state`; `pid` is the live trainer's (None when none is running)."""
+    def from_state(
+        cls, state: RunState, pid: int | None, now: float, config: tuple[str, int] | None = None
+    ) -> RunView:
+        """Snapshot `state`; `pid` is the live trainer's (None when none is running).
+
+        `config` (recipe name, epochs) from the run's config.toml stands in for them until
+        the trainer's `start` event says so (a run of an `--arch all` group waiting its turn).
+        """
         status = state.status(pid_is_alive=pid is not None)
         elapsed = state.elapsed_seconds
         eta = state.eta_seconds
@@ -97,10 +105,10 @@ class RunView:
             run_id=state.run_dir.name,
             run_dir=state.run_dir,
             arch=state.arch if state.arch != "?" else _arch_from_name(state.run_dir.name),
-            recipe=state.recipe,
+            recipe=state.recipe if state.recipe != "?" or config is None else config[0],
             status=status,
             epoch=state.epoch,
-            epochs=int(state.epochs or 0),
+            epochs=int(state.epochs or (config[1] if config else 0)),
             step_in_epoch=int(state.step_in_epoch or 0),
             steps_per_epoch=int(state.steps_per_epoch or 0),
             best_metric=state.best_metric,
@@ -124,6 +132,15 @@ def _finite_or_none(value: object) -> float | None:
     return None
 
 
+def _config_summary(run_dir: Path) -> tuple[str, int] | None:
+    """(recipe name, epochs) from a run's config.toml, or None if it cannot be read."""
+    try:
+        raw = tomllib.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
+        return str(raw.get("name", "?")), int((raw.get("train") or {}).get("epochs", 0))
+    except (OSError, ValueError, TypeError):  # TOMLDecodeError is a ValueError
+        return None
+
+
 def _arch_from_name(name: str) -> str:
     # before the first event arrives, the dir name `<stamp>-<arch>[-n]` is all we know
     for part in name.split("-"):
@@ -143,6 +160,7 @@ class RunTracker:
         self.rescan_interval = rescan_interval
         self.watchers: dict[str, RunWatcher] = {}
         self.views: dict[str, RunView] = {}
+        self._configs: dict[str, tuple[str, int] | None] = {}
         self._last_scan = -math.inf
 
     def rescan_soon(self) -> None:
@@ -164,6 +182,7 @@ class RunTracker:
                     removed.append(run_id)
                     del self.watchers[run_id]
                     self.views.pop(run_id, None)
+                    self._configs.pop(run_id, None)
         changed: list[RunView] = []
         for run_id, watcher in self.watchers.items():
             if not watcher.run_dir.is_dir():
@@ -174,7 +193,12 @@ class RunTracker:
             if state.ended is None:
                 lock_pid = read_lock(watcher.run_dir)
                 pid = lock_pid if lock_pid is not None and pid_alive(lock_pid) else None
-            view = RunView.from_state(state, pid, now)
+            config = None
+            if state.last_t is None:  # no event yet: the config is all there is to show
+                if run_id not in self._configs:
+                    self._configs[run_id] = _config_summary(watcher.run_dir)
+                config = self._configs[run_id]
+            view = RunView.from_state(state, pid, now, config)
             if view.status == "running":
                 # elapsed/ETA tick every poll; only re-send them once a second
                 old = self.views.get(run_id)
