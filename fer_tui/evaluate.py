@@ -52,6 +52,9 @@ METRICS: tuple[str, ...] = ("precision", "recall", "f1-score")
 #: Which AUC average Table 1 shows (the other is in every report too).
 AUC_IN_TABLE = "auc_macro_ovr"
 TTAS: tuple[str, ...] = ("none", "flip", "tencrop")
+#: torch: the checkpoint in PyTorch; onnxruntime: its ONNX export (CPU; about 2-3x faster on
+#: 2 busy cores in benchmarks/eval_speed.py, probabilities within 1e-4 of torch's).
+ENGINES: tuple[str, ...] = ("torch", "onnxruntime")
 #: Bump when the report layout changes, so stale cache entries are recomputed.
 CACHE_VERSION = 1
 #: ROC curves are thinned to at most this many points per class (enough for a plot).
@@ -276,8 +279,11 @@ def cache_root() -> Path:
     return paths.cache_dir() / "eval"
 
 
-def cache_key(checkpoint_sha: str, fingerprint: str, split: str, tta: str) -> str:
+def cache_key(checkpoint_sha: str, fingerprint: str, split: str, tta: str,
+              engine: str = "torch") -> str:
     raw = f"v{CACHE_VERSION}|{checkpoint_sha}|{fingerprint}|{split}|{tta}"
+    if engine != "torch":  # torch keys stay as they were before engines existed
+        raw += f"|{engine}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
@@ -312,6 +318,7 @@ def find_cached_report(
     split: str = "test",
     tta: str = "none",
     source: str | os.PathLike[str] | None = None,
+    engine: str = "torch",
 ) -> dict[str, Any] | None:
     """The newest cached report for this checkpoint file (and data source, when given),
     without loading the data: what the Evaluation screen shows at once when it opens."""
@@ -329,7 +336,8 @@ def find_cached_report(
             continue
         data = report.get("data", {})
         if (report.get("model", {}).get("sha256") != sha or data.get("split") != split
-                or report.get("tta") != tta or report.get("cache_version") != CACHE_VERSION):
+                or report.get("tta") != tta or report.get("cache_version") != CACHE_VERSION
+                or report.get("engine", "torch") != engine):
             continue
         if want_source is not None and data.get("source") != want_source:
             continue
@@ -411,6 +419,7 @@ def evaluate_checkpoints(
     use_cache: bool = True,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
+    engine: str = "torch",
 ) -> list[Evaluation]:
     """Evaluate each checkpoint on `split` of `data` (a path, None or a loaded FerData).
 
@@ -424,6 +433,7 @@ def evaluate_checkpoints(
         raise FerError(f"unknown test-time augmentation '{tta}': use {', '.join(TTAS)}")
     if batch_size < 1:
         raise FerError(f"batch size must be at least 1 (got {batch_size})")
+    check_engine(engine, device)
     check_split_name(split)
     metas = [(Path(p), checkpoint_meta(p)) for p in checkpoints]
     fer = load_data(data, progress, cancelled)
@@ -438,7 +448,7 @@ def evaluate_checkpoints(
     out = []
     for path, meta in metas:
         sha = file_sha256(path)
-        key = cache_key(sha, fer.fingerprint, split, tta)
+        key = cache_key(sha, fer.fingerprint, split, tta, engine)
         hit = cache_get(key) if use_cache else None
         if hit is not None and len(hit[1]) == len(labels):
             report, probs = hit
@@ -446,11 +456,13 @@ def evaluate_checkpoints(
             out.append(Evaluation(report, probs, labels, list(part.names), cached=True))
             continue
         probs, seconds = _predict(path, part.images, tta=tta, device=device,
-                                  batch_size=batch_size, progress=progress, cancelled=cancelled)
+                                  batch_size=batch_size, progress=progress, cancelled=cancelled,
+                                  engine=engine)
         report = {
             "model": model_info(path, meta, sha),
             "data": data_info,
             "tta": tta,
+            "engine": engine,
             "auc_in_table": AUC_IN_TABLE,
             "seconds": round(seconds, 3),
             "cache_version": CACHE_VERSION,
@@ -459,6 +471,44 @@ def evaluate_checkpoints(
         cache_put(key, report, probs)
         out.append(Evaluation(report, probs, labels, list(part.names)))
     return out
+
+
+def check_engine(engine: str, device: str = "auto") -> None:
+    """An engine this machine can run, for this device (cheap: before the data loads)."""
+    if engine not in ENGINES:
+        raise FerError(f"unknown engine '{engine}': use {' or '.join(ENGINES)}")
+    if engine == "onnxruntime":
+        if device.startswith("cuda"):
+            raise FerError("--engine onnxruntime runs on the CPU: use --device cpu/auto, or "
+                           "--engine torch for the GPU")
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None:
+            raise FerError("--engine onnxruntime needs onnxruntime: pip install "
+                           "'fer-tui[onnx]' (or use --engine torch)")
+
+
+def _ort_model(path: Path) -> tuple[Any, dict[str, Any]]:
+    """The checkpoint's cached ONNX export in onnxruntime, shaped like a torch model so that
+    predict_proba (and its TTA) runs it unchanged."""
+    import torch
+
+    from fer_tui.export import OrtModel, cached_onnx
+    from fer_tui.models import read_checkpoint
+
+    meta = read_checkpoint(path)["meta"]
+    session = OrtModel(cached_onnx(path))
+
+    class OrtShim(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # predict_proba reads the device from the first parameter
+            self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return session(x)
+
+    return OrtShim().eval(), meta
 
 
 def _predict(
@@ -470,10 +520,14 @@ def _predict(
     batch_size: int,
     progress: Progress | None,
     cancelled: Callable[[], bool] | None,
+    engine: str = "torch",
 ) -> tuple[np.ndarray, float]:
     from fer_tui.models import load_checkpoint, predict_proba, resolve_device
 
-    model, meta = load_checkpoint(path, resolve_device(device))
+    if engine == "onnxruntime":
+        model, meta = _ort_model(path)
+    else:
+        model, meta = load_checkpoint(path, resolve_device(device))
     stage = f"predict {path.name}"
 
     def step(done: int, total: int) -> None:
@@ -624,7 +678,8 @@ def _table2_cells(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def _tta_line(reports: Sequence[dict[str, Any]]) -> str:
     ttas = sorted({r.get("tta", "none") for r in reports})
-    return f"test-time augmentation: {', '.join(ttas)}"
+    engines = sorted({r.get("engine", "torch") for r in reports})
+    return f"test-time augmentation: {', '.join(ttas)} (engine: {', '.join(engines)})"
 
 
 def paper_note() -> str:

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(several checkpoints: OUT.1-<arch>.csv, OUT.2-<arch>.csv, ...)")
     parser.add_argument("--markdown", metavar="OUT.md", help="write both tables as Markdown")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    parser.add_argument("--engine", default="torch", choices=("torch", "onnxruntime"),
+                        help="torch (default), or onnxruntime: the checkpoint's ONNX export on "
+                        "the CPU, 2-3x faster there, probabilities within 1e-4")
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch (256)")
     parser.add_argument("--no-cache", action="store_true",
                         help="recompute even if these files were evaluated before")
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             raise CheckpointError(f"no checkpoint at {path}: check the path (shipped ones are "
                                   f"in checkpoints/, trained ones in runs/<run>/best.pt)")
     ev.check_split_name(args.split)
+    ev.check_engine(args.engine, args.device)
     ev.check_output_path(args.json, "--json")
     ev.check_output_path(args.predictions, "--predictions")
     ev.check_output_path(args.markdown, "--markdown")
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         results = ev.evaluate_checkpoints(
             args.checkpoint, data=getattr(args, "data", None), split=args.split, tta=args.tta,
             device=args.device, batch_size=args.batch_size, use_cache=not args.no_cache,
-            progress=bar)
+            progress=bar, engine=args.engine)
     finally:
         bar.finish()
     reports = [r.report for r in results]

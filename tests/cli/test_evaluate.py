@@ -178,3 +178,27 @@ def test_progress_bar_shows_rate_and_eta_on_a_terminal() -> None:
     assert out.startswith("loading the data...\n")
     assert "predict best.pt [" in out and "100/100" in out
     assert "img/s" in out and "ETA" in out and out.endswith("\n")
+
+
+@pytest.mark.slow
+def test_onnxruntime_engine_matches_torch(
+    ckpt: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--engine onnxruntime gives torch's predictions (probabilities within 1e-4) and says so;
+    it is refused for a GPU device before anything runs."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    base = ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--tta", "flip"]
+    assert main([*base, "--predictions", str(tmp_path / "t.csv")]) == 0
+    assert main([*base, "--engine", "onnxruntime", "--json", str(tmp_path / "o.json"),
+                 "--predictions", str(tmp_path / "o.csv")]) == 0
+    assert "(engine: onnxruntime)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "o.json").read_text())["engine"] == "onnxruntime"
+
+    def probs(path: Path) -> np.ndarray:
+        with open(path, newline="") as f:
+            return np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in csv.DictReader(f)])
+
+    assert np.abs(probs(tmp_path / "t.csv") - probs(tmp_path / "o.csv")).max() < 1e-4
+    err = _fails([*base, "--engine", "onnxruntime", "--device", "cuda"], capsys)
+    assert "runs on the CPU" in err

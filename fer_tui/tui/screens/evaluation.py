@@ -103,9 +103,9 @@ class EvaluationScreen(Screen[None]):
     EvaluationScreen #checkpoints { height: 1fr; min-height: 5; }
     EvaluationScreen #no-checkpoints { color: $text-muted; height: auto; padding: 0 1; }
     EvaluationScreen #no-checkpoints.-hidden { display: none; }
-    EvaluationScreen #tta-row { height: auto; }
-    EvaluationScreen #tta-row Label { padding: 1 1 0 0; }
-    EvaluationScreen #tta { width: 1fr; }
+    EvaluationScreen #tta-row, EvaluationScreen #engine-row { height: auto; }
+    EvaluationScreen #tta-row Label, EvaluationScreen #engine-row Label { padding: 1 1 0 0; }
+    EvaluationScreen #tta, EvaluationScreen #engine { width: 1fr; }
     EvaluationScreen #eval-progress { height: 1; margin: 1 0 0 0; }
     EvaluationScreen #eval-status { height: auto; min-height: 2; color: $text-muted; }
     EvaluationScreen #eval-status.-error { color: $error; }
@@ -141,6 +141,10 @@ class EvaluationScreen(Screen[None]):
                     yield Label("TTA")
                     yield Select([(t, t) for t in ev.TTAS], value="none", allow_blank=False,
                                  id="tta")
+                with Horizontal(id="engine-row"):
+                    yield Label("Run")
+                    yield Select([(e, e) for e in ev.ENGINES], value="torch", allow_blank=False,
+                                 id="engine")
                 yield ProgressBar(id="eval-progress", show_eta=True)
                 yield Static("Looking for checkpoints...", id="eval-status")
             with TabbedContent(id="eval-tabs"):
@@ -177,6 +181,11 @@ class EvaluationScreen(Screen[None]):
     def tta(self) -> str:
         value = self.query_one("#tta", Select).value
         return value if isinstance(value, str) else "none"
+
+    @property
+    def engine(self) -> str:
+        value = self.query_one("#engine", Select).value
+        return value if isinstance(value, str) else "torch"
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def scan_checkpoints(self) -> None:
@@ -269,12 +278,13 @@ class EvaluationScreen(Screen[None]):
         bar.display = True
         bar.update(total=None, progress=0)
         self._status(f"Evaluating {len(chosen)} checkpoint(s), TTA {self.tta}...")
-        self.run_evaluation(chosen, self.tta)
+        self.run_evaluation(chosen, self.tta, self.engine)
 
     @work(thread=True, exclusive=True, group="evaluate", exit_on_error=False,
           description="evaluate checkpoints")
-    def run_evaluation(self, checkpoints: list[Path], tta: str) -> None:
+    def run_evaluation(self, checkpoints: list[Path], tta: str, engine: str = "torch") -> None:
         worker = get_current_worker()
+        ev.check_engine(engine)
 
         def progress(stage: str, done: int, total: int) -> None:
             self.post_message(EvaluationProgressed(stage, done, total))
@@ -284,7 +294,7 @@ class EvaluationScreen(Screen[None]):
                                       cancelled=lambda: worker.is_cancelled)
         results = ev.evaluate_checkpoints(
             checkpoints, data=self._data, tta=tta, progress=progress,
-            cancelled=lambda: worker.is_cancelled)
+            cancelled=lambda: worker.is_cancelled, engine=engine)
         if not worker.is_cancelled:
             cached = sum(r.cached for r in results)
             self.post_message(EvaluationFinished([r.report for r in results], cached))
