@@ -8,8 +8,9 @@ on the whole split with the best batch size. Batch sizes, options and the naive 
 1, fp32 NCHW, autograd on) run on subsets and are scaled up to the whole split, in the same
 process. Faces are the real test split when /tmp/fer or
 ../shared/data/fer2013.tar.gz is there, else 7,178 synthetic ones (same size, same cost).
-Options: --onnx times ONNX Runtime on the same inputs, --bf16 CPU autocast (with its
-agreement with fp32), --compile torch.compile (slow to compile on 2 cores).
+Options: --onnx times `fer-tui evaluate --engine onnxruntime` (the ONNX export through the same
+preprocessing and TTA code), --bf16 CPU autocast (with its agreement with fp32), --compile
+torch.compile (slow to compile on 2 cores).
 """
 
 from __future__ import annotations
@@ -70,40 +71,24 @@ def naive_seconds(model, meta, images: np.ndarray, n: int) -> float:
     return run_once / n
 
 
-def onnx_seconds(model, meta, images: np.ndarray, batch: int, threads: int) -> float | None:
-    """ONNX Runtime on the same preprocessed batches (preprocessing included)."""
+def onnx_seconds(model, meta, images: np.ndarray, batch: int) -> float | None:
+    """`fer-tui evaluate --engine onnxruntime`: the ONNX export through predict_proba."""
     import tempfile
 
-    import torch
-
-    from fer_tui.preprocess import to_input
+    from fer_tui import evaluate as ev
+    from fer_tui.errors import FerError
+    from fer_tui.models import predict_proba, save_checkpoint
 
     try:
-        import onnxruntime as ort
-    except ImportError:
-        print("onnxruntime is not installed: skipping --onnx", file=sys.stderr)
+        ev.check_engine("onnxruntime", "cpu")
+    except FerError as exc:
+        print(f"{exc}: skipping --onnx", file=sys.stderr)
         return None
-    size, chans = meta["image_size"], meta["in_channels"]
-    path = Path(tempfile.mkdtemp()) / "m.onnx"
-    dummy = torch.zeros(1, chans, size, size)
-    try:
-        torch.onnx.export(model, (dummy,), str(path), input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
-    except Exception as exc:
-        print(f"ONNX export failed ({type(exc).__name__}: {exc}): skipping", file=sys.stderr)
-        return None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    x = torch.as_tensor(images)
-
-    def run() -> None:
-        for start in range(0, len(x), batch):
-            inp = to_input(x[start : start + batch], image_size=size, in_channels=chans)
-            session.run(None, {"x": inp.numpy()})
-
-    return timed(run)
+    path = Path(tempfile.mkdtemp()) / "bench.pt"
+    save_checkpoint(path, model, meta)
+    ort_model, ort_meta = ev._ort_model(path)
+    predict_proba(ort_model, ort_meta, images[:batch], batch_size=batch)  # warm-up
+    return timed(lambda: predict_proba(ort_model, ort_meta, images, batch_size=batch))
 
 
 def bench_stem(stem: str, images: np.ndarray, args: argparse.Namespace) -> dict:
@@ -169,7 +154,7 @@ def bench_stem(stem: str, images: np.ndarray, args: argparse.Namespace) -> dict:
               f"{out['bf16_argmax_agreement']:.3f}, max |dp| {out['bf16_max_abs_prob_diff']:.3g}",
               flush=True)
     if args.onnx:
-        t = onnx_seconds(model, meta, sub, best_bs, best_threads)
+        t = onnx_seconds(model, meta, sub, best_bs)
         if t is not None:
             out["onnxruntime_seconds_scaled"] = round(t * scale, 2)
             print(f"  [{stem}] ONNX Runtime, batch {best_bs}, scaled: {t * scale:.1f} s",
