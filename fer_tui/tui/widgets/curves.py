@@ -83,6 +83,10 @@ class CurvesScreen(ModalScreen[None]):
         plt.clear_figure()
         plt.title(title)
         plt.xlabel("epoch")
+        last = max((len(v.seconds) or len(v.val_acc) for v in self.views), default=0)
+        if last:
+            step = max(1, -(-last // 8))  # whole epochs, at most ~8 ticks
+            plt.xticks(list(range(1, last + 1, step)))
         for view in self.views:
             colour = COLOURS.get(view.arch, "white")
             for split, key in series:
