@@ -202,3 +202,14 @@ def test_onnxruntime_engine_matches_torch(
     assert np.abs(probs(tmp_path / "t.csv") - probs(tmp_path / "o.csv")).max() < 1e-4
     err = _fails([*base, "--engine", "onnxruntime", "--device", "cuda"], capsys)
     assert "runs on the CPU" in err
+
+
+def test_json_to_stdout_keeps_stdout_parseable(
+    ckpt: Path, tiny_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--json -` prints only the JSON on stdout (the tables go to stderr), for pipes."""
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data),
+                 "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["model"]["arch"] == "resnet18"
+    assert "Table 1" in captured.err
