@@ -5,7 +5,9 @@
 
 Steps, all timed into `<out>/results.json`:
 1. unpack the FER-2013 tarball into a temporary folder (never into <out>: no faces come back);
-2. decode it once (filling the data cache), then
+2. decode it once (filling the data cache); on a GPU, probe each arch's images/s for a few
+   steps and scale the config's epochs down (never up) so the three fit --budget seconds
+   (written to a derived config, recorded in results.json); then
    `fer-tui train --config configs/scratch.toml --arch all`: the three archs side by side on
    the GPU, each in its own process, run dirs (events.jsonl, config.toml) under <out>/runs;
 3. evaluate each model's LAST epoch (not the epoch that scored best on test: honest selection)
@@ -15,6 +17,8 @@ Steps, all timed into `<out>/results.json`:
 5. write <out>/checkpoints/<arch>.pt (fp16 weights + metadata) and <out>/results.json;
 6. optionally (--bench) benchmarks/train_throughput.py, eager and compiled, for images/s vs the
    DataLoader baseline and torch.compile's compile time.
+If training is still going at --deadline seconds, it gets SIGTERM (every trainer saves last.pt
+mid-epoch), so evaluation and shipping always happen inside the 10 minutes.
 The fp32 training checkpoints (last.pt/best.pt, with optimizer state) are moved out of <out>
 unless --keep-run-checkpoints, so what comes back stays small.
 """
@@ -25,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -79,7 +84,10 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
 
     events = read_events(run_dir)
     epochs = [e for e in events if e["type"] == "epoch"]
-    start = next(e for e in events if e["type"] == "start")
+    start = next((e for e in events if e["type"] == "start"), None)
+    if start is None:
+        return {"run_dir": run_dir.name, "status": "never started", "epochs": 0,
+                "train_seconds": 0.0, "curve": []}
     end = [e for e in events if e["type"] in ("end", "error", "stopped")]
     ips = [e["img_per_s"] for e in epochs if e.get("img_per_s")]
     return {
@@ -96,6 +104,62 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     }
 
 
+def device_is_cuda(name: str) -> bool:
+    import torch
+
+    return name == "cuda" or (name == "auto" and torch.cuda.is_available())
+
+
+def fit_epochs_to_budget(config: Path, budget: float, n_train: int, n_test: int, scratch: Path,
+                         results: dict[str, Any], *, device: str = "auto", steps: int = 15
+                         ) -> Path:
+    """Scale each arch's epochs so the three fit `budget` GPU seconds; the new config's path.
+
+    Each arch's training images/s alone is probed for a few steps; the three side by side
+    share one GPU, so their times add up (a conservative bound: running together also fills
+    each other's idle gaps). Eval costs about a third of a training step per image.
+    """
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from train_throughput import bench_ours
+
+    from fer_tui.config import ARCHS, load_config, to_toml
+    from fer_tui.models import resolve_device
+
+    cfg = load_config(config)
+    dev = resolve_device(device)
+    probe, seconds = {}, 0.0
+    t0 = time.perf_counter()
+    for arch in ARCHS:  # what `--arch all` trains, whatever the config's `archs`
+        a = cfg.for_arch(arch)
+        ips = bench_ours(a, dev, steps=steps, warmup=max(1, steps // 3))["img_per_s"]
+        per_epoch = n_train / ips + n_test / (3 * ips)
+        probe[arch] = {"img_per_s": ips, "epoch_seconds": per_epoch, "epochs": a.train.epochs}
+        seconds += per_epoch * a.train.epochs
+        log(f"probe {arch}: {ips:,.0f} img/s alone, {per_epoch:.1f}s per epoch")
+    scale = min(1.0, budget / (1.1 * seconds))
+    overrides = cfg.overrides
+    for arch in ARCHS:
+        epochs = max(1, int(probe[arch]["epochs"] * scale))
+        probe[arch]["epochs_used"] = epochs
+        tables = dict(overrides.get(arch, {}))
+        tables["train"] = {**tables.get("train", {}), "epochs": epochs}
+        overrides = {**overrides, arch: tables}
+    fitted = scratch / f"{config.stem}-fitted.toml"
+    fitted.write_text(f"# {config.name} with epochs scaled by {scale:.3f} to fit {budget:.0f}s\n"
+                      + to_toml(cfg.replace(overrides=overrides)))
+    results["budget"] = {"seconds": budget, "estimated_seconds_at_config_epochs": seconds,
+                         "scale": scale, "probe": probe,
+                         "probe_seconds": time.perf_counter() - t0,
+                         "fitted_config": fitted.read_text()}
+    if dev.type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()  # the trainers need the memory more than this process
+    log(f"estimated {seconds:.0f}s at the config's epochs; scale {scale:.2f} -> "
+        + ", ".join(f"{a} {probe[a]['epochs_used']}" for a in ARCHS))
+    return fitted
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.environ.get("OUT", "out"))
@@ -106,6 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="N images per split (smoke test)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--bench", action="store_true", help="also run the throughput benchmark")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds of training for all three: the config's epochs are scaled "
+                   "down (never up) from a short throughput probe to fit them (default: 390 on "
+                   "a GPU, none on a CPU; 0 = no probe)")
+    p.add_argument("--probe-steps", type=int, default=15, help="timed steps per arch in the probe")
+    p.add_argument("--deadline", type=float, default=540.0,
+                   help="seconds after start when training is stopped with SIGTERM (it saves "
+                   "last.pt) so that evaluation and shipping still happen within the run")
     p.add_argument("--keep-run-checkpoints", action="store_true")
     args = p.parse_args(argv)
     t_all = time.perf_counter()
@@ -132,11 +204,23 @@ def main(argv: list[str] | None = None) -> int:
     from fer_tui.data.load import load_dataset
 
     t0 = time.perf_counter()
-    test = load_dataset(data).splits["test"]
+    fer = load_dataset(data)
+    test, train_labels = fer.splits["test"], fer.splits["train"].labels
+    n_test = len(test.labels)
+    if args.limit:
+        train_labels = train_labels[: args.limit]
+        n_test = min(n_test, args.limit)
     results["decode_seconds"] = time.perf_counter() - t0
     log(f"decoded in {results['decode_seconds']:.1f}s")
 
-    cmd = [sys.executable, "-m", "fer_tui", "train", "--config", args.config, "--arch", "all",
+    config = Path(args.config)
+    budget = args.budget if args.budget is not None else (
+        390.0 if device_is_cuda(args.device) else 0.0)
+    if budget > 0 and not args.epochs:
+        config = fit_epochs_to_budget(config, budget, len(train_labels), n_test,
+                                      scratch, results, device=args.device,
+                                      steps=args.probe_steps)
+    cmd = [sys.executable, "-m", "fer_tui", "train", "--config", str(config), "--arch", "all",
            "--data", str(data), "--runs-dir", str(out / "runs"), "--device", args.device,
            "--json"]
     if args.epochs:
@@ -146,14 +230,23 @@ def main(argv: list[str] | None = None) -> int:
     results["train_command"] = " ".join(cmd)
     log("$ " + results["train_command"])
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    left = max(1.0, args.deadline - (time.perf_counter() - t_all))
+    try:
+        stdout, _ = proc.communicate(timeout=left)
+    except subprocess.TimeoutExpired:
+        # out of time: SIGTERM makes every trainer finish its step and save last.pt
+        log(f"deadline reached after {time.perf_counter() - t_all:.0f}s: stopping the trainers")
+        results["stopped_at_deadline"] = True
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate()
     results["train_wall_seconds"] = time.perf_counter() - t0
     results["train_exit_code"] = proc.returncode
     log(f"training exit {proc.returncode} after {results['train_wall_seconds']:.0f}s")
     try:
-        runs = json.loads(proc.stdout)["runs"]
+        runs = json.loads(stdout)["runs"]
     except (ValueError, KeyError):
-        log("no JSON summary from the trainer:\n" + proc.stdout[-2000:])
+        log("no JSON summary from the trainer:\n" + stdout[-2000:])
         runs = []
 
     import numpy as np

@@ -2,8 +2,9 @@
 # Issue 7 on one H200 in one <= 10 minute run: train ResNet18/34/50 from scratch side by side
 # (configs/scratch.toml), evaluate the last epoch of each and their ensemble on the 7,178 test
 # images, and write fp16 checkpoints, run dirs (events.jsonl) and results.json into $OUT.
-#   bash benchmarks/gpu_train_all.sh                 # the real thing
-#   bash benchmarks/gpu_train_all.sh --bench         # plus the throughput benchmark (+~2 min)
+#   bash benchmarks/gpu_train_all.sh                 # the real thing (epochs fitted to 390 s)
+#   bash benchmarks/gpu_train_all.sh --budget 0      # the config's epochs as written
+#   bash benchmarks/gpu_train_all.sh --bench --budget 270   # plus the throughput benchmark
 #   OUT=/tmp/o bash benchmarks/gpu_train_all.sh --device cpu --limit 40 --epochs 1 \
 #       --config configs/smoke.toml                  # CPU smoke test, about a minute
 set -euo pipefail

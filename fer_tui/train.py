@@ -212,7 +212,9 @@ def train_many(cfgs: list[RunConfig], runs_dir_arg: str | None, *, as_json: bool
     summaries = [summarize(d) for d in dirs]
     if as_json:
         print(json.dumps({"runs": summaries}, indent=2))
-    failed = [d.name for d, c in codes.items() if c not in (None, 0)]
+    # a child still importing when the stop came dies of the signal itself: stopped, not failed
+    stopped_early = {-signal.SIGTERM, -signal.SIGINT} if stopping else set()
+    failed = [d.name for d, c in codes.items() if c not in (None, 0, *stopped_early)]
     if failed:
         print(f"fer-tui: error: training failed for {', '.join(failed)} "
               f"(see their events.jsonl / stdout.log)", file=sys.stderr)
