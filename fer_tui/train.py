@@ -239,6 +239,8 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     status = {"end": "finished", "stopped": "stopped", "error": "failed"}.get(
         kinds[-1] if kinds else "", "pending" if not events else "crashed")
     arch = next((e.get("arch") for e in events if e.get("type") == "start"), None)
+    if arch is None and (run_dir / CONFIG).is_file():  # pending: never started
+        arch = load_config(run_dir / CONFIG).archs[0]
     out = {
         "run_dir": str(run_dir),
         "arch": arch,
