@@ -164,6 +164,9 @@ def stop_run(run_dir: str | os.PathLike[str]) -> int:
     pid = running_pid(run_dir)
     if pid is None:
         raise RunError(f"run {run_dir.name} is not running: there is nothing to stop")
+    ended = read_run(run_dir).ended
+    if ended is not None:  # its last event is written; the process is only exiting
+        raise RunError(f"run {run_dir.name} has already {ended}: there is nothing to stop")
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -191,12 +194,16 @@ def resume_run(
     if not (run_dir / CONFIG).is_file() and not (run_dir / EVENTS).is_file():
         raise RunError(f"{run_dir} is not a run directory (no {CONFIG} or {EVENTS})")
     pid = running_pid(run_dir)
+    ended = read_run(run_dir).ended
+    if pid is not None and ended is not None:
+        raise RunError(f"run {run_dir.name} has {ended} and its trainer (pid {pid}) is still "
+                       f"exiting: try again in a moment")
     if pid is not None:
         raise RunError(
             f"run {run_dir.name} is already running (pid {pid}): a second trainer on the "
             f"same run is refused; stop it first (x) or wait for it"
         )
-    if read_run(run_dir).status(pid_is_alive=False) == "finished":
+    if ended == "finished":
         raise RunError(f"run {run_dir.name} has finished: start a new run instead (s)")
     cfg = load_config(run_dir / CONFIG)
     _check_device(device, cfg.train.device)

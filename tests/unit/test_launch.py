@@ -158,6 +158,9 @@ def test_stop_then_resume_continues_the_curve(tmp_path: Path, fake_trainer, monk
     pid = launch.stop_run(run_dir)
     assert pid > 0
     wait_for(lambda: read_run(run_dir).status() == "stopped")
+    with pytest.raises(RunError, match="already stopped|not running"):
+        launch.stop_run(run_dir)  # its trainer may still be exiting: stopped all the same
+    wait_for(lambda: launch.running_pid(run_dir) is None)
     with pytest.raises(RunError, match="not running"):
         launch.stop_run(run_dir)
 
@@ -166,6 +169,20 @@ def test_stop_then_resume_continues_the_curve(tmp_path: Path, fake_trainer, monk
     assert [h["epoch"] for h in read_run(run_dir).history] == [1, 2, 3, 4, 5, 6]
     with pytest.raises(RunError, match="has finished"):
         launch.resume_run(run_dir)
+
+
+def test_a_stopped_run_still_exiting_is_not_stopped_again(tmp_path: Path) -> None:
+    """Between its `stopped` event and its exit, a trainer is neither stopped nor resumed."""
+    run = tmp_path / "20260101-000000-resnet18"
+    run.mkdir()
+    (run / "config.toml").write_text(CONFIG.format(device="cpu"))
+    (run / "events.jsonl").write_text('{"v": 1, "t": 1, "type": "start"}\n'
+                                      '{"v": 1, "t": 2, "type": "stopped", "epoch": 0}\n')
+    (run / "run.lock").write_text(f"{os.getpid()} host\n")  # a live pid: still exiting
+    with pytest.raises(RunError, match="has already stopped"):
+        launch.stop_run(run)
+    with pytest.raises(RunError, match="still exiting: try again"):
+        launch.resume_run(run)
 
 
 def test_resume_of_a_non_run_is_refused(tmp_path: Path) -> None:
