@@ -206,6 +206,16 @@ class EventWriter:
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         self.path = Path(run_dir) / EVENTS
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        # a trainer killed mid-line left a torn last line: end it, or the next event (a resume's
+        # `start`) would be glued to it and lost to every reader
+        with open(self.path, "rb") as f:
+            torn = False
+            if f.seek(0, os.SEEK_END) > 0:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+        if torn:
+            self._file.write("\n")
+            self._file.flush()
 
     def write(self, type: str, **fields: Any) -> dict[str, Any]:
         event = {"v": SCHEMA_VERSION, "t": time.time(), "type": type, **fields}
