@@ -368,6 +368,16 @@ def test_frozen_layers_stay_put_in_a_paper_style_run(tiny_data: Path, tmp_path: 
     assert trainer.model.conv1.in_channels == 3
 
 
+def test_torn_last_line_does_not_swallow_the_next_event(tmp_path: Path) -> None:
+    """After a kill -9 mid-write, the resume's `start` still reaches every reader."""
+    from fer_tui.runs import EventWriter
+
+    (tmp_path / "events.jsonl").write_text('{"v": 1, "type": "epoch", "epoch": 1}\n{"v": 1, "ty')
+    with EventWriter(tmp_path) as events:
+        events.write("start", arch="resnet18", start_epoch=2)
+    assert [e["type"] for e in read_events(tmp_path)] == ["epoch", "start"]
+
+
 def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
     """Warmup rises linearly to the peak lr; cosine ends at zero on the last step."""
     from fer_tui.config import TrainConfig
