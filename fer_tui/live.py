@@ -807,6 +807,8 @@ def draw_overlay(img: np.ndarray, result: FrameResult, classes: Sequence[str] = 
         # the chart goes right of the box, or left when the box touches the right edge
         bar_w, row = 70, 13
         bx = x + w + 6 if x + w + 6 + bar_w + 60 < W else max(0, x - bar_w - 66)
+        panel = img[max(0, y) : min(H, y + row * len(classes)), bx : min(W, bx + bar_w + 32)]
+        panel[:] = panel // 3  # darken behind the chart so it reads on any background
         for i, (name, p) in enumerate(zip(classes, face.probs, strict=True)):
             by = y + i * row
             if by + row > H:
