@@ -232,8 +232,8 @@ class EvaluationScreen(Screen[None]):
         hint.set_class(picks.option_count > 0, "-hidden")
         if message.cached and not self._wanted:
             self._show_reports(message.cached)
-            when = time.strftime("%H:%M %d %b", time.localtime())
-            self._status(f"Cached results (TTA none), shown at {when}; press e to re-evaluate.")
+            self._status("Cached results (TTA none, from an earlier evaluation of these "
+                         "files); e evaluates again.")
         elif picks.option_count == 0:
             self._status("Nothing to evaluate yet.")
         else:
