@@ -45,8 +45,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    stem: Literal["cifar", "imagenet"] = "cifar"
-    """cifar: 3x3 stride-1 first conv, no max-pool (48x48); imagenet: the 7x7/2 conv + pool."""
+    stem: Literal["cifar", "compact", "imagenet"] = "cifar"
+    """cifar: 3x3/1 conv, no pool (48x48 into layer1); compact: 3x3/2 conv, no pool (24x24,
+    4x cheaper, for CPU live use); imagenet: torchvision's 7x7/2 conv + pool (12x12)."""
     in_channels: Literal[1, 3] = 1
     """1 = a grayscale first conv; 3 = grayscale replicated to RGB (needed for ImageNet weights)."""
     weights: str | None = None
