@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -86,7 +87,7 @@ def statuses(app) -> dict[str, str]:
 def panel_text(app, arch: str) -> str:
     panel = app.screen.query_one(f"#panel-{arch}", RunPanel)
     texts = [str(w.render()) for w in panel.query("Label, Static")]
-    return " | ".join([panel.border_title or "", *texts])
+    return " | ".join([panel.border_title or "", panel.border_subtitle or "", *texts])
 
 
 async def test_lists_runs_with_their_statuses(runs: Path) -> None:
@@ -146,13 +147,17 @@ async def test_appended_epoch_shows_up_live(tmp_path: Path) -> None:
 
 
 async def test_new_run_dir_appears_after_a_rescan(runs: Path) -> None:
-    """A run started elsewhere (another terminal) appears in the list by itself."""
+    """A run started elsewhere appears in the list by itself; a deleted one disappears."""
     app = app_for(runs)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.switch_mode("training")
         await until(pilot, lambda: len(statuses(app)) == 4)
         write_run(runs, "20260102-090000-resnet18", [start("resnet18")])
         await until(pilot, lambda: "20260102-090000-resnet18" in statuses(app))
+        assert "20260102-090000-resnet18" in panel_text(app, "resnet18")
+        shutil.rmtree(runs / "20260102-090000-resnet18")  # deleted by hand: the row goes
+        await until(pilot, lambda: "20260102-090000-resnet18" not in statuses(app))
+        assert "20260101-120000-resnet18" in panel_text(app, "resnet18")
 
 
 async def test_curves_chart_opens_with_all_models(runs: Path) -> None:
