@@ -556,8 +556,25 @@ class Trainer:
         }
 
     def save_last(self) -> None:
+        """Write last.pt (rank 0). Mid-epoch, every rank's generators and BatchNorm running
+        stats (each rank's own until the epoch-end average) are gathered into it, so that each
+        rank resumes exactly where it was; all ranks must call this then."""
+        ranks = None
+        if self.dist.enabled and self.step_in_epoch:
+            import torch.distributed as td
+
+            ranks = [None] * self.dist.world
+            mine = {"aug": self.aug_gen.get_state(), "torch": torch.get_rng_state(),
+                    "buffers": {k: v.detach().cpu() for k, v in self.model.named_buffers()},
+                    "sums": self.sums.cpu().tolist()}
+            if self.device.type == "cuda":
+                mine["cuda"] = torch.cuda.get_rng_state(self.device)
+            td.all_gather_object(ranks, mine)
         if self.run_dir is not None:
-            save_checkpoint(self.run_dir / LAST, self.model, self.meta(), **self.state())
+            state = self.state()
+            if ranks is not None:
+                state["rng"]["ranks"] = ranks
+            save_checkpoint(self.run_dir / LAST, self.model, self.meta(), **state)
 
     def load(self, path: Path) -> None:
         """Restore model, optimizer, scheduler, scaler, RNG and progress from a last.pt."""
@@ -579,6 +596,14 @@ class Trainer:
         self.best_metric = ckpt.get("best_metric")
         self.best_epoch = ckpt.get("best_epoch")
         rng = ckpt["rng"]
+        ranks = rng.get("ranks") or []
+        if self.dist.enabled and len(ranks) == self.dist.world:
+            rng = {**rng, **ranks[self.dist.rank]}
+            own = rng["buffers"]
+            self.sums.copy_(torch.tensor(rng["sums"], dtype=torch.float64))
+            with torch.no_grad():
+                for k, v in self.model.named_buffers():
+                    v.copy_(own[k])
         torch.set_rng_state(rng["torch"])
         if self.device.type == "cuda" and "cuda" in rng:
             torch.cuda.set_rng_state(rng["cuda"], self.device)
