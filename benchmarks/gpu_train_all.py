@@ -51,7 +51,10 @@ def log(msg: str) -> None:
 
 def unpack(tarball: Path, dest: Path) -> Path:
     with tarfile.open(tarball) as tar:
-        tar.extractall(dest, filter="data")
+        try:
+            tar.extractall(dest, filter="data")
+        except TypeError:  # Python < 3.11.4 has no extraction filters; the archive is ours
+            tar.extractall(dest)  # noqa: S202
     # the archive holds train/ and test/ at its top, or inside one folder
     if (dest / "train").is_dir():
         return dest
