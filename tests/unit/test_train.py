@@ -182,13 +182,13 @@ def test_sigterm_mid_epoch_saves_and_resume_is_exact(
     run_dir = tmp_path / "run"
     proc = spawn([*args(tiny_config(tmp_path), tiny_data, tmp_path), "--run-dir", str(run_dir)],
                  tmp_path / "log")
-    wait_event(run_dir, lambda e: e["type"] == "step" and e["step"] == 2, proc)
+    wait_event(run_dir, lambda e: e["type"] == "step" and e["step"] == 1, proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, (tmp_path / "log").read_text()
     events = read_events(run_dir)
     assert events[-1]["type"] == "stopped" and events[-1]["reason"] == "SIGTERM"
     ckpt = read_checkpoint(run_dir / "last.pt")
-    assert ckpt["epoch"] == 0 and 2 <= ckpt["step_in_epoch"] < 6
+    assert ckpt["epoch"] == 0 and 1 <= ckpt["step_in_epoch"] < 6
     assert not (run_dir / LOCK).exists()
     assert train.main(["--resume", str(run_dir)]) == 0
     state = read_run(run_dir)
