@@ -13,7 +13,8 @@ Measured, each on the same video:
 - fer-tui, camera mode: the file is paced at 30 FPS by the capture thread, which hands on only
   the newest frame (a 30 FPS webcam); reports frames dropped and the latency from a frame's
   capture to its result;
-- the same with `classify_every=2` and with the onnxruntime backend.
+- the same with `classify_every=2`, with the onnxruntime backend, and (an experiment, not a
+  CLI backend) with the model statically quantized to int8 for onnxruntime.
 
 "Latency" of a frame = the wall time from the end of its decode to its result; per-stage
 costs are the means of the per-frame timings (the Haar cascade's own cost is reported
@@ -85,9 +86,48 @@ def naive(video: Path, model: torch.nn.Module, frames: int) -> dict:
             "stages_ms": {k: float(np.mean(v)) for k, v in stages.items()}, "dropped": 0}
 
 
+def int8_onnx(ckpt: Path, out: Path) -> Path:
+    """Static int8 (QDQ) quantization of the checkpoint's ONNX export: an experiment only
+    (calibrated on random faces, fine for timing; a real model needs real faces)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from fer_tui.export import cached_onnx
+
+    class Faces(CalibrationDataReader):
+        def __init__(self) -> None:
+            g = torch.Generator().manual_seed(0)
+            self.batches = iter(
+                {"input": to_input(torch.randint(0, 256, (8, 48, 48), generator=g,
+                                                 dtype=torch.uint8)).numpy()}
+                for _ in range(8))
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    pre = out.with_suffix(".pre.onnx")
+    quant_pre_process(str(cached_onnx(ckpt)), str(pre))
+    quantize_static(str(pre), str(out), Faces(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return out
+
+
 def ours(name: str, video: Path, ckpt: Path, frames: int, *, cfg: live.LiveConfig,
-         backend: str = "torch", realtime: bool = False, threads: int | None = None) -> dict:
-    model, meta, device = live.load_model(ckpt, backend=backend, device="cpu", threads=threads)
+         backend: str = "torch", realtime: bool = False, threads: int | None = None,
+         onnx_file: Path | None = None) -> dict:
+    if onnx_file is not None:
+        from fer_tui.export import OrtModel
+
+        _, meta, device = live.load_model(ckpt, backend="onnxruntime", device="cpu")
+        model = OrtModel(onnx_file, threads=threads)
+    else:
+        model, meta, device = live.load_model(ckpt, backend=backend, device="cpu",
+                                              threads=threads)
     transform = live.face_transform(meta, channels_last=backend == "torch")
     gen = live.realtime_prediction(model, transform, 0.5, device, str(video), config=cfg,
                                    realtime=realtime, max_frames=frames)
@@ -163,6 +203,11 @@ def main() -> int:
                      realtime=True))
     runs.append(ours("fer-tui file, onnxruntime", video, ckpt, args.frames, cfg=base,
                      backend="onnxruntime", threads=args.threads))
+    q8 = int8_onnx(ckpt, tmp / "resnet18-int8.onnx")
+    runs.append(ours("fer-tui file, ort int8 (exp.)", video, ckpt, args.frames, cfg=base,
+                     threads=args.threads, onnx_file=q8))
+    runs.append(ours("fer-tui camera@30, ort int8", video, ckpt, args.frames, cfg=base,
+                     threads=args.threads, onnx_file=q8, realtime=True))
 
     head = (f"{'pipeline':32} {'fps':>6} {'p50 ms':>7} {'p95 ms':>7} {'capture':>8} "
             f"{'detect':>7} {'classify':>8} {'haar':>6} {'faces':>7} {'dropped':>7}")
@@ -176,7 +221,8 @@ def main() -> int:
               f"{r['with_face']:>3}/{r['frames']:<3} {r['dropped']:7d}")
     naive_fps = runs[0]["fps"]
     print(f"speed-up over naive (file mode, every frame classified): "
-          f"{runs[1]['fps'] / naive_fps:.2f}x; with classify/2: {runs[3]['fps'] / naive_fps:.2f}x")
+          f"{runs[1]['fps'] / naive_fps:.2f}x; with classify/2: {runs[3]['fps'] / naive_fps:.2f}x;"
+          f" int8 onnxruntime: {runs[6]['fps'] / naive_fps:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=2))
     return 0
