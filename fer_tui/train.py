@@ -213,9 +213,13 @@ def train_many(cfgs: list[RunConfig], runs_dir_arg: str | None, *, as_json: bool
     summaries = [summarize(d) for d in dirs]
     if as_json:
         print(json.dumps({"runs": summaries}, indent=2))
-    # a child still importing when the stop came dies of the signal itself: stopped, not failed
+    # a child still importing when the stop came dies of the signal itself: stopped, not failed;
+    # so is one the user stopped on its own (the Training screen's `x`), which says so in its events
     stopped_early = {-signal.SIGTERM, -signal.SIGINT} if stopping else set()
-    failed = [d.name for d, c in codes.items() if c not in (None, 0, *stopped_early)]
+    failed = [
+        d.name for (d, c), summary in zip(codes.items(), summaries, strict=True)
+        if c not in (None, 0, *stopped_early) and summary.get("status") != "stopped"
+    ]
     if failed:
         print(f"fer-tui: error: training failed for {', '.join(failed)} "
               f"(see their events.jsonl / stdout.log)", file=sys.stderr)

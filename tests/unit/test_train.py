@@ -396,3 +396,29 @@ def test_holdout_is_stratified_and_disjoint() -> None:
     keep, held = train.holdout_split(labels, 0.1, seed=0)
     assert not set(keep) & set(held) and len(keep) + len(held) == len(labels)
     assert np.bincount(labels[held]).tolist() == [10, 1, 5, 20, 8, 6, 4]
+
+
+STOPPED_CHILD = """
+import json, sys, time
+from pathlib import Path
+run_dir = Path(sys.argv[sys.argv.index("--run-dir") + 1])
+with open(run_dir / "events.jsonl", "w") as f:
+    f.write(json.dumps({"v": 1, "t": time.time(), "type": "start"}) + "\\n")
+    f.write(json.dumps({"v": 1, "t": time.time(), "type": "stopped", "reason": "SIGINT"}) + "\\n")
+sys.exit(130)
+"""
+
+
+def test_a_child_stopped_by_the_user_is_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Stopping one model of `--arch all` (the Training screen's `x`) is no error for the group."""
+    from fer_tui.config import load_config
+
+    script = tmp_path / "stopped.py"
+    script.write_text(STOPPED_CHILD)
+    monkeypatch.setattr(train, "CHILD", [sys.executable, str(script)])
+    cfg = load_config(tiny_config(tmp_path))
+    cfgs = [cfg.for_arch(a) for a in ("resnet18", "resnet34")]
+    assert train.train_many(cfgs, str(tmp_path / "runs")) == 0
+    assert "failed" not in capsys.readouterr().err
