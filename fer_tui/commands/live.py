@@ -204,10 +204,15 @@ def run(args: argparse.Namespace) -> int:
     transform = live.face_transform(
         meta, channels_last=args.backend == "torch" and device.type == "cpu")
     writer = RecordWriter(args.output)
-    results = live.realtime_prediction(
-        model, transform, args.hold, device, args.source, image_size=int(meta["image_size"]),
-        config=cfg, classes=meta["classes"], realtime=args.realtime, max_frames=args.max_frames,
-        preview=args.preview, keep_frames=window)
+    try:
+        results = live.realtime_prediction(
+            model, transform, args.hold, device, args.source,
+            image_size=int(meta["image_size"]), config=cfg, classes=meta["classes"],
+            realtime=args.realtime, max_frames=args.max_frames, preview=args.preview,
+            keep_frames=window)
+    except BaseException:
+        writer.close()
+        raise
     if window:
         live.open_window()
     show_progress = sys.stderr.isatty() and args.output != "-"
@@ -224,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
                     break
             if show_progress and frames % 10 == 0:
                 _progress(frames, args.max_frames, start)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a headless webcam run is stopped: keep the records, summarise
     except BrokenPipeError:
         # the reader (the Live screen, `| head`) went away: stop quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
