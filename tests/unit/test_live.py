@@ -229,3 +229,24 @@ def test_ten_faces_in_one_frame(tmp_path: Path, model) -> None:
     assert len(result.faces) == 10
     assert len({f.track_id for f in result.faces}) == 10
     assert all(f.probs.sum() == pytest.approx(1.0, abs=1e-5) for f in result.faces)
+
+
+def test_camera_that_gives_no_frames(model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A camera that opens but never delivers a frame fails at once, naming the camera."""
+
+    class Silent:
+        def isOpened(self) -> bool:
+            return True
+
+        def read(self):
+            return False, None
+
+        def get(self, prop: int) -> float:
+            return 0.0
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(live, "_open_capture", lambda target: Silent())
+    with pytest.raises(LiveError, match="camera 0 opened but gives no frames"):
+        _run(model, "0")
