@@ -145,6 +145,8 @@ class FrameResult:
     """Frames delivered per second over the last second or so."""
     dropped: int = 0
     """Frames the capture thread dropped so far (live sources only)."""
+    total: int | None = None
+    """Frames in the source when known (video files, image folders), for progress bars."""
     haar_ms: float | None = None
     """Cost of the Haar detection whose faces this frame took in (it may have run in the
     background thread during earlier frames); None when no detection finished."""
@@ -752,7 +754,7 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
                 timings={"capture": frame.capture_ms, "detect": (t1 - t0) * 1000,
                          "classify": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
                 frame_size=(W, H), media_s=frame.media_s, fps=fps, dropped=grabber.dropped,
-                haar_ms=haar_ms,
+                haar_ms=haar_ms, total=reader.length,
                 preview=make_preview(grey, *preview) if preview else None,
                 frame=img if keep_frames else None,
             )

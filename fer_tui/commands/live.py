@@ -228,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
                 if not live.show(live.draw_overlay(result.frame, result, meta["classes"])):
                     break
             if show_progress and frames % 10 == 0:
-                _progress(frames, args.max_frames, start)
+                total = min(filter(None, (args.max_frames, result.total)), default=None)
+                _progress(frames, total, start)
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a headless webcam run is stopped: keep the records, summarise
     except BrokenPipeError:
