@@ -13,8 +13,9 @@ Measured, each on the same video:
 - fer-tui, camera mode: the file is paced at 30 FPS by the capture thread, which hands on only
   the newest frame (a 30 FPS webcam); reports frames dropped and the latency from a frame's
   capture to its result;
-- the same with `classify_every=2`, with the onnxruntime backend, and (an experiment, not a
-  CLI backend) with the model statically quantized to int8 for onnxruntime.
+- the same with `classify_every=2`, with the onnxruntime backend, (an experiment, not a
+  CLI backend) with the model statically quantized to int8 for onnxruntime, and with
+  ResNet18's 'compact' stem (a 3x3 stride-2 first conv, about 4x fewer FLOPs).
 
 "Latency" of a frame = the wall time from the end of its decode to its result; per-stage
 costs are the means of the per-frame timings (the Haar cascade's own cost is reported
@@ -208,6 +209,13 @@ def main() -> int:
                      threads=args.threads, onnx_file=q8))
     runs.append(ours("fer-tui camera@30, ort int8", video, ckpt, args.frames, cfg=base,
                      threads=args.threads, onnx_file=q8, realtime=True))
+    # the same ResNet18 with the 'compact' stem (3x3/2 first conv: 24x24 into layer1)
+    compact = tmp / "resnet18-compact.pt"
+    save_checkpoint(compact, build_model("resnet18", stem="compact").eval(),
+                    model_meta("resnet18", stem="compact"))
+    runs.append(ours("fer-tui file, compact stem", video, compact, args.frames, cfg=base))
+    runs.append(ours("fer-tui camera@30, compact stem", video, compact, args.frames, cfg=base,
+                     realtime=True))
 
     head = (f"{'pipeline':32} {'fps':>6} {'p50 ms':>7} {'p95 ms':>7} {'capture':>8} "
             f"{'detect':>7} {'classify':>8} {'haar':>6} {'faces':>7} {'dropped':>7}")
