@@ -848,6 +848,19 @@ def close_window() -> None:
 # --------------------------------------------------------------------------- model loading
 
 
+def pick_backend(backend: str, device: str = "auto") -> str:
+    """Resolve backend "auto": onnxruntime on the CPU when installed (about 1.8x faster per
+    face than PyTorch there, probabilities equal to 1e-4), PyTorch otherwise."""
+    if backend != "auto":
+        return backend
+    if device not in ("auto", "cpu") or (device == "auto" and torch.cuda.is_available()):
+        return "torch"
+    import importlib.util
+
+    have = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+    return "onnxruntime" if have else "torch"
+
+
 def load_model(checkpoint: str | os.PathLike[str], *, backend: str = "torch",
                device: str = "auto", threads: int | None = None
                ) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any], torch.device]:

@@ -63,9 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "on stdout")
     parser.add_argument("--max-frames", type=_positive, default=None,
                         help="stop after this many frames")
-    parser.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch",
-                        help="inference engine (onnxruntime needs the [onnx] extra; the model "
-                        "is exported to the cache dir on first use)")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
+                        help="inference engine; auto = onnxruntime on the CPU when the [onnx] "
+                        "extra is installed (the model is exported to the cache dir on first "
+                        "use), else torch")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--every", type=_positive, default=None,
                         help="run face detection every N frames, tracking in between "
@@ -199,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     if window:
         live.check_display()  # before loading the model: fail in milliseconds, not seconds
     checkpoint = resolve_checkpoint(args.checkpoint, getattr(args, "runs_dir", None))
+    args.backend = live.pick_backend(args.backend, args.device)
     model, meta, device = live.load_model(checkpoint, backend=args.backend, device=args.device,
                                           threads=args.threads)
     transform = live.face_transform(

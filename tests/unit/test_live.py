@@ -250,3 +250,16 @@ def test_camera_that_gives_no_frames(model, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(live, "_open_capture", lambda target: Silent())
     with pytest.raises(LiveError, match="camera 0 opened but gives no frames"):
         _run(model, "0")
+
+
+def test_auto_backend_prefers_onnxruntime_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--backend auto` runs the faster onnxruntime on a CPU when installed, torch otherwise."""
+    import importlib.util
+
+    from fer_tui import live
+
+    assert live.pick_backend("auto", "cpu") == "onnxruntime"
+    assert live.pick_backend("torch", "cpu") == "torch"
+    assert live.pick_backend("auto", "cuda") == "torch"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert live.pick_backend("auto", "cpu") == "torch"
