@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fer_tui.config import ARCHS, load_config
 from fer_tui.errors import ConfigError, DataError, RunError
-from fer_tui.runs import CONFIG, EVENTS, pid_alive, read_lock, read_run
+from fer_tui.runs import CONFIG, EVENTS, ensure_runs_dir, pid_alive, read_lock, read_run
 
 #: The trainer command line, before its arguments; tests point it at a fake trainer.
 TRAINER: list[str] = [sys.executable, "-m", "fer_tui", "train"]
@@ -41,23 +41,6 @@ class NoGpuError(ConfigError):
 def gpu_available() -> bool:
     """True if an NVIDIA driver is visible; cheap, and never imports torch."""
     return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
-
-
-def check_runs_dir(runs_dir: str | os.PathLike[str]) -> Path:
-    """Create `runs_dir` if needed and make sure it is writable; return it absolute."""
-    path = Path(runs_dir).absolute()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunError(
-            f"cannot create the runs directory {path} ({exc.strerror}): "
-            f"pass --runs-dir to a folder you can write"
-        ) from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise RunError(
-            f"the runs directory {path} is not writable: pass --runs-dir to a folder you can write"
-        )
-    return path
 
 
 def _check_device(device: str | None, config_device: str) -> None:
@@ -136,7 +119,7 @@ def start_training(
     _check_device(device, cfg.train.device)
     if data is not None and not Path(data).exists():
         raise DataError(f"dataset {data} does not exist: pass --data to your FER-2013 copy")
-    runs = check_runs_dir(runs_dir)
+    runs = ensure_runs_dir(runs_dir)
 
     argv = [*TRAINER, "--config", str(Path(config_path).absolute())]
     argv += ["--arch", arch]
@@ -209,7 +192,7 @@ def resume_run(
     _check_device(device, cfg.train.device)
     if data is not None and not Path(data).exists():
         raise DataError(f"dataset {data} does not exist: pass --data to your FER-2013 copy")
-    runs = check_runs_dir(run_dir.parent)
+    runs = ensure_runs_dir(run_dir.parent)
     argv = [*TRAINER, "--config", str(run_dir / CONFIG), "--resume", str(run_dir)]
     argv += ["--runs-dir", str(runs)]
     if device is not None:  # a flag is written into the run's config: only when asked

@@ -33,10 +33,10 @@ import socket
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fer_tui.errors import RunError
 
@@ -55,19 +55,24 @@ STATUSES = ("running", "finished", "failed", "stopped", "crashed", "pending")
 # --- atomic files -------------------------------------------------------------------------
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` so a reader sees the old file or the new one, never half."""
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
+    """Call `write(file)` on a temp file, then rename it over `path`: a reader sees the old
+    file or the new one, never half of one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -77,21 +82,26 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 # --- run directory ------------------------------------------------------------------------
 
 
-def new_run_dir(runs_dir: str | os.PathLike[str], arch: str, now: float | None = None) -> Path:
-    """Create and return a fresh `<runs_dir>/<YYYYmmdd-HHMMSS>-<arch>` (suffixed if taken)."""
-    runs_dir = Path(runs_dir)
+def ensure_runs_dir(runs_dir: str | os.PathLike[str]) -> Path:
+    """Create `runs_dir` if needed and check it is writable; return it absolute."""
+    path = Path(runs_dir).absolute()
     try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunError(
-            f"cannot create the runs directory {runs_dir} ({exc.strerror}): "
+            f"cannot create the runs directory {path} ({exc.strerror}): "
             f"pass --runs-dir to a folder you can write"
         ) from None
-    if not os.access(runs_dir, os.W_OK):
+    if not os.access(path, os.W_OK | os.X_OK):
         raise RunError(
-            f"the runs directory {runs_dir} is not writable: "
-            f"pass --runs-dir to a folder you can write"
+            f"the runs directory {path} is not writable: pass --runs-dir to a folder you can write"
         )
+    return path
+
+
+def new_run_dir(runs_dir: str | os.PathLike[str], arch: str, now: float | None = None) -> Path:
+    """Create and return a fresh `<runs_dir>/<YYYYmmdd-HHMMSS>-<arch>` (suffixed if taken)."""
+    runs_dir = ensure_runs_dir(runs_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     for i in range(1000):
         name = f"{stamp}-{arch}" + (f"-{i}" if i else "")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import zipfile
 from collections.abc import Callable
@@ -48,6 +47,7 @@ from fer_tui.data.sources import (
 )
 from fer_tui.errors import DataError
 from fer_tui.paths import DATA_ENV, cache_dir, data_candidates
+from fer_tui.runs import atomic_write
 
 __all__ = [
     "CLASSES", "FerData", "LoadCancelled", "Problem", "Split", "Progress", "cache_path",
@@ -366,13 +366,4 @@ def _write_cache(path: Path, data: FerData, subs: dict[str, np.ndarray]) -> None
         arrays[f"{name}_names"] = np.array(split.names, dtype=str)
     for sub, index in subs.items():
         arrays[f"{sub}_index"] = index
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays))
