@@ -130,3 +130,14 @@ def test_widgets_render() -> None:
     assert text.plain == "▀▀▀▀\n▀▀▀▀"
     assert any("rgb(40,230,90)" in str(span.style) or "#28e65a" in str(span.style)
                for span in text.spans)
+
+
+async def test_app_keys_still_switch_screens_from_live(tmp_path, no_display) -> None:
+    """Opening Live must not trap the keyboard in a text field: 1 goes back to Dataset."""
+    app = make_app(runs_dir=tmp_path, checkpoints_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        assert isinstance(app.screen, LiveScreen)
+        await pilot.press("1")
+        assert app.current_mode == "dataset"
+        assert app.screen.__class__.__name__ == "DatasetScreen"

@@ -67,6 +67,8 @@ class ChildEnded(Message):
 class LiveScreen(Screen[None]):
     """Webcam or video: current label, seven probabilities, faces, FPS and stage latencies."""
 
+    # focus Start, not the source field: a focused Input would swallow the app's 1-4 and q keys
+    AUTO_FOCUS = "#live-start"
     BINDINGS = [
         Binding("s", "start", "Start"),
         Binding("x", "stop", "Stop"),
