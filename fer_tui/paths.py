@@ -17,8 +17,11 @@ def cache_dir() -> Path:
     """The user cache dir (`~/.cache/fer-tui` on Linux), or `$FER_TUI_CACHE`."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    from platformdirs import user_cache_dir  # deferred: only needed when a cache is touched
-
+    try:
+        from platformdirs import user_cache_dir  # deferred: only needed when a cache is touched
+    except ImportError:  # e.g. a GPU box's own Python image, which runs the trainer as is
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path(base) / "fer-tui"
     return Path(user_cache_dir("fer-tui"))
 
 

@@ -31,3 +31,22 @@ def test_core_does_not_import_textual(module: str) -> None:
     loaded = _modules_after(f"import {module}")
     assert not any(m == "textual" or m.startswith("textual.") for m in loaded)
     assert not any(m.startswith("fer_tui.tui") for m in loaded)
+
+
+def test_cache_dir_without_platformdirs(tmp_path, monkeypatch) -> None:
+    """The trainer runs on images without platformdirs (the GPU box): the cache still works."""
+    import builtins
+
+    from fer_tui import paths
+
+    real_import = builtins.__import__
+
+    def no_platformdirs(name, *args, **kwargs):
+        if name == "platformdirs":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delenv("FER_TUI_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(builtins, "__import__", no_platformdirs)
+    assert paths.cache_dir() == tmp_path / "fer-tui"
