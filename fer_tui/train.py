@@ -45,6 +45,7 @@ from fer_tui.config import ARCHS, RunConfig, load_config, to_toml
 from fer_tui.errors import FerError, RunError
 from fer_tui.models import build_model, model_meta, read_checkpoint, resolve_device, save_checkpoint
 from fer_tui.preprocess import to_input
+from fer_tui.progress import ProgressBar
 from fer_tui.runs import (
     BEST,
     CONFIG,
@@ -404,46 +405,6 @@ def make_optimizer(model: nn.Module, tcfg: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=tcfg.lr, betas=(tcfg.momentum, 0.999))
 
 
-class Progress:
-    """A one-line progress bar with rate and ETA on stderr (plain lines when not a terminal)."""
-
-    def __init__(self, total: int, label: str, stream: Any = None, enabled: bool = True) -> None:
-        self.total, self.label = total, label
-        self.stream = stream or sys.stderr
-        self.enabled = enabled
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.t0 = self._shown = time.monotonic()
-
-    def update(self, done: int, info: str = "") -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        # a terminal redraws 5 times a second; a log file gets a line every 30 s at most
-        if now - self._shown < (0.2 if self.tty else 30.0) and done < self.total:
-            return
-        if not self.tty and done >= self.total:
-            return  # the epoch line follows
-        self._shown = now
-        end = "\x1b[K" if self.tty else "\n"
-        self.stream.write(("\r" if self.tty else "") + self._line(done, info) + end)
-        self.stream.flush()
-
-    def close(self, info: str = "") -> None:
-        """Leave the finished bar on screen (terminals only; logs get the epoch line)."""
-        if self.tty:
-            self.stream.write("\r" + self._line(self.total, info) + "\x1b[K\n")
-            self.stream.flush()
-
-    def _line(self, done: int, info: str) -> str:
-        elapsed = time.monotonic() - self.t0
-        frac = done / self.total if self.total else 1.0
-        eta = elapsed / frac - elapsed if frac > 0 else math.nan
-        bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
-        eta_s = f"{eta:5.0f}s" if math.isfinite(eta) else "    ?"
-        return (f"{self.label} [{bar}] {done}/{self.total} {elapsed:5.0f}s eta {eta_s}"
-                + (f"  {info}" if info else ""))
-
-
 def _env(device: torch.device, dist: Dist) -> dict[str, Any]:
     name = str(device)
     if device.type == "cuda":
@@ -699,7 +660,9 @@ class Trainer:
         perm = self._start_epoch(epoch)
         self.net.train()
         t, steps = self.cfg.train, self.steps_per_epoch
-        bar = Progress(steps, f"{self.arch} epoch {epoch}/{t.epochs}", enabled=self.show_progress)
+        # a terminal redraws the bar; a log file gets a line every 30 s (the epoch line follows)
+        bar = ProgressBar(f"{self.arch} epoch {epoch}/{t.epochs}", steps, width=24,
+                          log_every=30.0, enabled=self.show_progress)
         window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         window_steps, window_imgs, window_t0 = 0, 0, time.perf_counter()
         for i in range(self.step_in_epoch, steps):
@@ -734,11 +697,11 @@ class Trainer:
                                       step_in_epoch=i + 1, steps_per_epoch=steps,
                                       loss=mean_loss, lr=self.optimizer.param_groups[0]["lr"],
                                       img_per_s=ips)
-                bar.update(i + 1, f"loss {mean_loss:.3f} {ips:,.0f} img/s")
+                bar.update(i + 1, info=f"loss {mean_loss:.3f} {ips:,.0f} img/s")
             self.epoch_seconds += time.perf_counter() - t0
             if self._should_stop():
                 raise StopRequested
-        bar.close(f"{self.epoch_seconds:.1f}s")
+        bar.close(info=f"{self.epoch_seconds:.1f}s")
 
     def _should_stop(self) -> bool:
         flag = self.stop_signal is not None

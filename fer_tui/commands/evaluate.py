@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import TextIO
+
+from fer_tui.progress import ProgressBar as Bar
 
 JSON_HELP = (
     "write the report as JSON to OUT ('-' for stdout). One checkpoint: the report "
@@ -40,46 +41,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class ProgressBar:
-    """A one-line progress bar with rate and ETA on stderr (a line per stage when not a tty)."""
+    """Progress of each stage (data, then one prediction per checkpoint) on stderr: a redrawn
+    bar with img/s and ETA on a terminal, a line per stage otherwise."""
 
-    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.width = width
-        self.tty = self.stream.isatty()
         self.stage: str | None = None
-        self.started = 0.0
-        self.last_draw = 0.0
+        self.bar: Bar | None = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
         if stage != self.stage:
             self.finish()
-            self.stage, self.started, self.last_draw = stage, now, 0.0
+            self.stage = stage
+            self.bar = Bar(stage, total, stream=self.stream,
+                           unit="" if stage == "data" else "img/s")
             if stage == "data":
                 self.stream.write("loading the data...\n")
-                self.stream.flush()
-            elif not self.tty:
+            elif not self.bar.tty:
                 self.stream.write(f"{stage}: {total} images\n")
-        if not self.tty or total <= 0:
-            return
-        if done < total and now - self.last_draw < 0.1:
-            return
-        self.last_draw = now
-        frac = done / total if total else 1.0
-        elapsed = now - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else float("nan")
-        bar = "#" * int(frac * self.width)
-        eta_txt = f"ETA {eta:4.0f}s" if eta == eta else "ETA    ?"
-        unit = "" if stage == "data" else f" {rate:6.0f} img/s"
-        self.stream.write(f"\r{self.stage} [{bar:<{self.width}}] {done}/{total}{unit} {eta_txt}")
-        self.stream.flush()
+            self.stream.flush()
+        if total > 0 and self.bar is not None:
+            self.bar.update(done, total)
 
     def finish(self) -> None:
-        if self.stage is not None and self.tty and self.last_draw:
-            self.stream.write("\n")
-            self.stream.flush()
-        self.stage = None
+        if self.bar is not None:
+            self.bar.close()
+        self.stage, self.bar = None, None
 
 
 def run(args: argparse.Namespace) -> int:

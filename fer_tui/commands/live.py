@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fer_tui.errors import FerError, LiveError
+from fer_tui.progress import ProgressBar
 
 DEFAULT_CHECKPOINT = "resnet18.pt"
 
@@ -158,19 +159,6 @@ def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
     return found
 
 
-def _progress(n: int, total: int | None, start: float) -> None:
-    rate = n / max(time.perf_counter() - start, 1e-9)
-    if total:
-        eta = (total - n) / rate if rate else 0
-        done = int(30 * n / total)
-        line = f"\r[{'#' * done}{'.' * (30 - done)}] {n}/{total} frames {rate:5.1f} fps " \
-               f"ETA {eta:4.0f}s"
-    else:
-        line = f"\r{n} frames {rate:5.1f} fps"
-    sys.stderr.write(line)
-    sys.stderr.flush()
-
-
 def check_source(source: str) -> None:
     """Fail fast (before torch is imported) on a file or folder that does not exist."""
     source = str(source).strip()
@@ -217,7 +205,9 @@ def run(args: argparse.Namespace) -> int:
         raise
     if window:
         live.open_window()
-    show_progress = sys.stderr.isatty() and args.output != "-"
+    # not when the records go to stdout: the Live screen reads that stream
+    bar = ProgressBar("frames", args.max_frames, unit="fps",
+                      enabled=args.output != "-")
     frames = with_faces = faces = 0
     start = time.perf_counter()
     try:
@@ -229,9 +219,7 @@ def run(args: argparse.Namespace) -> int:
             if window and result.frame is not None:
                 if not live.show(live.draw_overlay(result.frame, result, meta["classes"])):
                     break
-            if show_progress and frames % 10 == 0:
-                total = min(filter(None, (args.max_frames, result.total)), default=None)
-                _progress(frames, total, start)
+            bar.update(frames, min(filter(None, (args.max_frames, result.total)), default=None))
     except KeyboardInterrupt:
         pass  # Ctrl-C is how a headless webcam run is stopped: keep the records, summarise
     except BrokenPipeError:
@@ -244,8 +232,7 @@ def run(args: argparse.Namespace) -> int:
         if window:
             live.close_window()
     seconds = time.perf_counter() - start
-    if show_progress:
-        sys.stderr.write("\n")
+    bar.close()
     print(f"live: {frames} frames, {with_faces} with a face, {faces} faces, "
           f"{frames / max(seconds, 1e-9):.1f} fps ({args.backend}, {device.type})",
           file=sys.stderr)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import threading
-import time
 from typing import TextIO
+
+from fer_tui.progress import ProgressBar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,44 +16,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decode the source again and do not read or write the cache")
 
 
-class ProgressLine:
-    """A one-line progress bar with ETA on a terminal stream; silent when it is not a tty.
+class ProgressLine(ProgressBar):
+    """The decode bar: drawn only on a terminal, erased at the end so the table starts clean."""
 
-    Callable as `progress(done, total)` from any thread, redrawn at most 10 times a second.
-    """
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        # tar and CSV sources report compressed bytes, so show the percentage, not the count
+        super().__init__(label, stream=stream, count=False)
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
-        self.label = label
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.enabled = self.stream.isatty()
-        self.start = time.monotonic()
-        self._last = 0.0
-        self._drawn = False
-        self._lock = threading.Lock()
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
-            return
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last < 0.1 and done < total:
-                return
-            self._last = now
-            frac = min(max(done / total, 0.0), 1.0)
-            elapsed = now - self.start
-            eta = f"ETA {elapsed * (1 - frac) / frac:4.0f}s" if frac > 0.02 else "ETA    ?"
-            filled = int(frac * self.width)
-            bar = "#" * filled + "." * (self.width - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {frac:4.0%} {elapsed:4.0f}s {eta}")
-            self.stream.flush()
-            self._drawn = True
-
-    def close(self) -> None:
-        """Erase the bar so the table starts on a clean line."""
-        if self._drawn:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
+    def close(self, *, keep: bool = False, info: str = "") -> None:
+        super().close(keep=keep, info=info)
 
 
 def _fmt_share(n: int, total: int) -> str:
