@@ -202,11 +202,13 @@ def _check_value(value: Any, hint: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table [{where}], got {value!r}")
-        return _build(hint, value, where)
+        return build_table(hint, value, where)
     return value
 
 
-def _build(cls: type, table: dict[str, Any], where: str) -> Any:
+def build_table(cls: type, table: dict[str, Any], where: str) -> Any:
+    """The dataclass `cls` from a TOML table: unknown keys (with the closest known one) and
+    values of the wrong type raise ConfigError naming `where.key`."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in table:
@@ -274,13 +276,13 @@ def from_dict(raw: dict[str, Any], where: str = "") -> RunConfig:
         if section in raw:
             raw[section] = table
     raw["overrides"] = overrides
-    cfg = _build(RunConfig, raw, where)
+    cfg = build_table(RunConfig, raw, where)
     for arch, tables in overrides.items():
         for section, values in tables.items():
             if section not in _SECTIONS:
                 raise ConfigError(f"{_join(where, arch)}: unknown section '{section}'")
             hint = typing.get_type_hints(RunConfig)[section]
-            _build(hint, values, _join(where, f"{section}.{arch}"))
+            build_table(hint, values, _join(where, f"{section}.{arch}"))
     _validate(cfg, where)
     return cfg
 

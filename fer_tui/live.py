@@ -80,7 +80,7 @@ def load_live_config(path: str | os.PathLike[str] | None) -> LiveConfig:
     """A LiveConfig from a flat TOML file of the fields above (None -> the defaults)."""
     if path is None:
         return LiveConfig()
-    from fer_tui.config import _build  # the run configs' checker: unknown keys, types
+    from fer_tui.config import build_table  # the run configs' checker: unknown keys, types
 
     path = Path(path)
     try:
@@ -89,7 +89,7 @@ def load_live_config(path: str | os.PathLike[str] | None) -> LiveConfig:
         raise ConfigError(f"no live config at {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    cfg = _build(LiveConfig, raw.get("live", raw), path.name)
+    cfg = build_table(LiveConfig, raw.get("live", raw), path.name)
     _validate(cfg, path.name)
     return cfg
 
