@@ -60,6 +60,10 @@ class LiveConfig:
     """Smallest face searched for, pixels of the full frame."""
     detect_every: int = 5
     """Run the detector every N frames and track faces by template matching in between."""
+    full_detect_every: int = 30
+    """Scan the whole frame for new faces every N frames (and whenever no face is tracked);
+    the detections in between look only around the faces already tracked, which costs a few
+    per cent of a full scan (0 = always scan the whole frame)."""
     detect_async: bool = True
     """Detect in a background thread so a frame never waits for the cascade."""
     max_faces: int = 10
@@ -100,6 +104,7 @@ def _validate(cfg: LiveConfig, where: str) -> None:
         (cfg.min_neighbors >= 0, "min_neighbors", "must be >= 0"),
         (cfg.min_size >= 1, "min_size", "must be >= 1"),
         (cfg.detect_every >= 1, "detect_every", "must be >= 1"),
+        (cfg.full_detect_every >= 0, "full_detect_every", "must be >= 0 (0 = always)"),
         (cfg.classify_every >= 1, "classify_every", "must be >= 1"),
         (cfg.max_faces >= 1, "max_faces", "must be >= 1"),
         (0.0 < cfg.ema_alpha <= 1.0, "ema_alpha", "must be in (0, 1]"),
@@ -417,15 +422,44 @@ class FaceDetector:
             raise LiveError(f"cannot load the Haar cascade {path}: reinstall opencv-python "
                             f"(the -headless and 5.x builds may lack it)")
 
-    def detect(self, small: np.ndarray, scale: float) -> np.ndarray:
-        """Face boxes (K, 4) as x, y, w, h in the coordinates of `small`, largest first."""
-        min_side = max(12, round(self.cfg.min_size * scale))
-        boxes = self.cascade.detectMultiScale(
-            small, scaleFactor=self.cfg.scale_factor, minNeighbors=self.cfg.min_neighbors,
-            minSize=(min_side, min_side))
-        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    def detect(self, small: np.ndarray, scale: float,
+               around: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """Face boxes (K, 4) as x, y, w, h in the coordinates of `small`, largest first.
+
+        `around`: boxes of faces already tracked; look only near them, for faces of about their
+        size, instead of scanning the whole frame (None).
+        """
+        if around is None:
+            min_side = max(12, round(self.cfg.min_size * scale))
+            found = [self._cascade(small, min_side)]
+        else:
+            found = [self._near(small, box) for box in around]
+        boxes = np.concatenate(found) if found else np.zeros((0, 4), np.float32)
         order = np.argsort(-(boxes[:, 2] * boxes[:, 3]))
-        return boxes[order][: self.cfg.max_faces]
+        kept: list[np.ndarray] = []
+        for box in boxes[order]:  # two regions may overlap and see the same face twice
+            if all(iou(box, k) < 0.5 for k in kept):
+                kept.append(box)
+        return np.asarray(kept, np.float32).reshape(-1, 4)[: self.cfg.max_faces]
+
+    def _cascade(self, grey: np.ndarray, min_side: int, max_side: int = 0) -> np.ndarray:
+        boxes = self.cascade.detectMultiScale(
+            grey, scaleFactor=self.cfg.scale_factor, minNeighbors=self.cfg.min_neighbors,
+            minSize=(min_side, min_side), maxSize=(max_side, max_side))
+        return np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+
+    def _near(self, small: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """The cascade on the region around a tracked face: the box grown by half its side on
+        every side, for faces from 0.6x to 1.6x its size."""
+        side = float(max(box[2], box[3]))
+        x, y, w, h = _clip(np.array([box[0] - side / 2, box[1] - side / 2, box[2] + side,
+                                     box[3] + side], np.float32), small.shape[1], small.shape[0])
+        if w < 24 or h < 24:
+            return np.zeros((0, 4), np.float32)
+        found = self._cascade(small[y : y + h, x : x + w], max(12, round(0.6 * side)),
+                              min(w, h, round(1.6 * side)))
+        found[:, :2] += (x, y)
+        return found
 
 
 @dataclass
@@ -445,7 +479,7 @@ class _AsyncDetector:
 
     def __init__(self, detector: FaceDetector) -> None:
         self.detector = detector
-        self._req: queue.Queue[tuple[np.ndarray, float, dict] | None] = queue.Queue(maxsize=1)
+        self._req: queue.Queue[tuple[np.ndarray, float, dict, Any] | None] = queue.Queue(maxsize=1)
         self._res: queue.Queue[Detection] = queue.Queue()
         self.busy = False
         self._thread = threading.Thread(target=self._run, name="fer-detect", daemon=True)
@@ -456,17 +490,18 @@ class _AsyncDetector:
             item = self._req.get()
             if item is None:
                 return
-            small, scale, since = item
+            small, scale, since, around = item
             start = time.perf_counter()
-            boxes = self.detector.detect(small, scale)
+            boxes = self.detector.detect(small, scale, around)
             self._res.put(Detection(boxes, (time.perf_counter() - start) * 1000, small, since))
 
-    def submit(self, small: np.ndarray, scale: float, since: dict[int, np.ndarray]) -> bool:
+    def submit(self, small: np.ndarray, scale: float, since: dict[int, np.ndarray],
+               around: Sequence[np.ndarray] | None = None) -> bool:
         """Detect on a copy of `small` unless a detection is still running."""
         if self.busy:
             return False
         self.busy = True
-        self._req.put((small.copy(), scale, since))
+        self._req.put((small.copy(), scale, since, around))
         return True
 
     def poll(self) -> Detection | None:
@@ -689,6 +724,18 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
     worker = _AsyncDetector(detector) if cfg.detect_async else None
     recent: deque[float] = deque(maxlen=32)
     n = last_submit = 0
+    last_full = -(10**9)
+
+    def around() -> list[np.ndarray] | None:
+        """None (scan the whole frame) when due, or when a face is lost or none is tracked; else
+        the tracked boxes, to look only near them."""
+        nonlocal last_full
+        # a face lost near its track may have jumped: look everywhere again
+        if cfg.full_detect_every <= 0 or not tracker.tracks or \
+                n - last_full >= cfg.full_detect_every or any(t.misses for t in tracker.tracks):
+            last_full = n
+            return None
+        return [t.box.copy() for t in tracker.tracks]
     try:
         while max_frames is None or n < max_frames:
             frame = grabber.get()
@@ -712,7 +759,7 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
                 # the first frame detects in line: nothing to track yet
                 if due or n == 0:
                     start = time.perf_counter()
-                    boxes = detector.detect(small, scale)
+                    boxes = detector.detect(small, scale, around())
                     haar_ms = (time.perf_counter() - start) * 1000
                     tracker.update(Detection(boxes, haar_ms, small), small)
             else:
@@ -720,8 +767,8 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
                 if done is not None:
                     tracker.update(done, small)
                     haar_ms = done.ms
-                if n - last_submit >= cfg.detect_every and worker.submit(
-                        small, scale, tracker.snapshot()):
+                if n - last_submit >= cfg.detect_every and not worker.busy and worker.submit(
+                        small, scale, tracker.snapshot(), around()):
                     last_submit = n
             t1 = time.perf_counter()
 

@@ -62,9 +62,9 @@ def test_tracker_follows_the_moving_face(clips, model, monkeypatch, slow_detecto
     if slow_detector:
         detect = live.FaceDetector.detect
 
-        def slow(self, small, scale):
+        def slow(self, small, scale, around=None):
             time.sleep(0.2)  # ~10 frames late: the face has moved ~40 px, over half its width
-            return detect(self, small, scale)
+            return detect(self, small, scale, around)
 
         monkeypatch.setattr(live.FaceDetector, "detect", slow)
     cfg = live.LiveConfig(detect_every=2 if slow_detector else 8)
@@ -73,6 +73,46 @@ def test_tracker_follows_the_moving_face(clips, model, monkeypatch, slow_detecto
     assert {f.track_id for f in tracked} == {tracked[0].track_id}
     # the photo moves 4 px per frame: 23 frames -> ~92 px
     assert tracked[-1].box[0] - tracked[0].box[0] > 50
+
+
+def _two_faces(second: bool = True) -> np.ndarray:
+    """A 640x480 BGR frame with the astronaut on the left and, if `second`, again on the right."""
+    from skimage.data import astronaut
+
+    photo = cv2.resize(cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR), (300, 300))
+    img = np.full((480, 640, 3), 96, np.uint8)
+    img[90:390, 10:310] = photo
+    if second:
+        img[90:390, 330:630] = photo
+    return img
+
+
+def test_detection_near_tracks_finds_the_same_face_only() -> None:
+    """Between full scans the cascade looks only around tracked faces: it finds the tracked
+    face where the full scan does, and not a face elsewhere."""
+    det = live.FaceDetector(live.LiveConfig())
+    small = cv2.resize(cv2.cvtColor(_two_faces(), cv2.COLOR_BGR2GRAY), (320, 240))
+    full = det.detect(small, 0.5)
+    assert len(full) == 2
+    left = min(full, key=lambda b: b[0])
+    near = det.detect(small, 0.5, around=[left + np.float32([3, -2, 0, 0])])
+    assert len(near) == 1 and live.iou(near[0], left) > 0.7
+
+
+def test_a_face_that_arrives_later_is_found_by_the_next_full_scan(tmp_path: Path,
+                                                                  model) -> None:
+    """With faces tracked, a new face entering the view is picked up within one full-scan
+    period (full_detect_every frames), and the first face keeps its track."""
+    path = tmp_path / "arrive.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for i in range(30):
+        writer.write(_two_faces(second=i >= 8))
+    writer.release()
+    cfg = live.LiveConfig(detect_every=2, full_detect_every=10, detect_async=False)
+    counts = [len(r.faces) for r in _run(model, str(path), config=cfg)]
+    assert counts[:8] == [1] * 8
+    assert 2 in counts[8:21]
+    assert counts[-1] == 2
 
 
 def test_video_without_faces_gives_empty_records(clips, model) -> None:
