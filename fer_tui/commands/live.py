@@ -18,14 +18,16 @@ from typing import IO, Any
 from fer_tui.errors import FerError, LiveError
 from fer_tui.progress import ProgressBar
 
-DEFAULT_CHECKPOINT = "resnet18.pt"
+# the GPU-trained ResNet18 (scratch recipe) when shipped, else the CPU-trained one (cpu recipe)
+DEFAULT_CHECKPOINTS = ("resnet18.pt", "resnet18-cpu.pt")
 
 
 def find_checkpoint(checkpoints_dir: Path, runs_dir: Path | None = None) -> Path | None:
-    """The shipped checkpoints/resnet18.pt, else the newest runs/*/best.pt, else None."""
-    shipped = checkpoints_dir / DEFAULT_CHECKPOINT
-    if shipped.is_file():
-        return shipped
+    """The first shipped checkpoint of DEFAULT_CHECKPOINTS, else the newest runs/*/best.pt,
+    else None."""
+    for name in DEFAULT_CHECKPOINTS:
+        if (checkpoints_dir / name).is_file():
+            return checkpoints_dir / name
     if runs_dir is not None and runs_dir.is_dir():
         best = sorted(runs_dir.glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
         if best:
@@ -55,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="camera index, video file, folder of images or rtsp/http URL "
                         "(default: 0, the first webcam)")
     parser.add_argument("--checkpoint", default=None,
-                        help=f"model checkpoint (default: checkpoints/{DEFAULT_CHECKPOINT}, "
-                        f"else the newest runs/*/best.pt)")
+                        help="model checkpoint (default: checkpoints/resnet18.pt, else "
+                        "checkpoints/resnet18-cpu.pt, else the newest runs/*/best.pt)")
     parser.add_argument("--no-window", action="store_true",
                         help="no OpenCV window (headless: servers, SSH, the Live screen)")
     parser.add_argument("--output", default=None,
@@ -153,9 +155,9 @@ def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
     found = find_checkpoint(paths.checkpoints_dir(), paths.runs_dir(runs_dir))
     if found is None:
         raise FerError(
-            f"no checkpoint: checkpoints/{DEFAULT_CHECKPOINT} is not shipped yet and no run has "
-            f"a best.pt. Train one (`fer-tui train --config configs/<recipe>.toml`) and pass "
-            f"--checkpoint runs/<run>/best.pt")
+            "no checkpoint: neither checkpoints/resnet18.pt nor checkpoints/resnet18-cpu.pt is "
+            "here and no run has a best.pt. Train one (`fer-tui train --config "
+            "configs/<recipe>.toml`) and pass --checkpoint runs/<run>/best.pt")
     return found
 
 

@@ -1,0 +1,102 @@
+"""Ship a finished run: its LAST epoch as an fp16 checkpoint, and its curves as a PNG.
+
+    python3 benchmarks/ship_run.py RUN_DIR [RUN_DIR ...] --name resnet18-cpu \
+        [--checkpoints checkpoints] [--png docs/resnet18-cpu-curves.png]
+
+- `<checkpoints>/<name>.pt`: the run's `last.pt` with fp16 weights and the checkpoint metadata,
+  plus `selection = "last epoch"` (never the epoch that scored best on the test split). With
+  several runs, each file is named `<name>-<arch>.pt`.
+- the PNG: loss and accuracy per epoch, train and validation, one colour per run (the paper's
+  Figure 2 layout). Needs matplotlib (`pip install matplotlib`); it is not a dependency of the
+  app, which draws the same curves in the terminal with plotext.
+
+Then evaluate the shipped file, e.g.
+    fer-tui evaluate --checkpoint checkpoints/resnet18-cpu.pt --data ... --json eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fer_tui.models import read_checkpoint, save_checkpoint  # noqa: E402
+from fer_tui.runs import read_events  # noqa: E402
+
+
+def epochs(run: Path) -> list[dict]:
+    """The run's epoch events, the last one of each epoch number (a resume may repeat none,
+    but a crash before the epoch event would leave a gap, which the plot shows)."""
+    by_epoch = {e["epoch"]: e for e in read_events(run) if e.get("type") == "epoch"}
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def ship(run: Path, out: Path) -> dict:
+    ckpt = read_checkpoint(run / "last.pt")
+    meta = {**ckpt["meta"], "selection": "last epoch", "source_run": run.name}
+    save_checkpoint(out, ckpt["model"], meta, half=True)
+    return meta
+
+
+def plot(runs: list[Path], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
+    for i, run in enumerate(runs):
+        ev = epochs(run)
+        if not ev:
+            continue
+        start = next(e for e in read_events(run) if e.get("type") == "start")
+        val = start.get("config", {}).get("data", {}).get("val", "test")
+        x = [e["epoch"] for e in ev]
+        colour = f"C{i}"
+        label = f"{start.get('arch', run.name)} {start.get('recipe', '')}".strip()
+        for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):
+            ax.plot(x, [e[f"train_{key}"] for e in ev], "-", color=colour, label=f"{label} train")
+            ax.plot(x, [e[f"val_{key}"] for e in ev], "--", color=colour,
+                    label=f"{label} {'test' if val == 'test' else 'held-out'}")
+    ax_loss.set(xlabel="epoch", ylabel="loss (train loss has label smoothing)", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--name", required=True, help="shipped file name (without .pt)")
+    ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
+    ap.add_argument("--png", type=Path, default=None, help="curves PNG (default: none)")
+    args = ap.parse_args(argv)
+    for run in args.runs:
+        if not (run / "last.pt").is_file():
+            print(f"ship_run: {run} has no last.pt: is it a run directory?", file=sys.stderr)
+            return 2
+    args.checkpoints.mkdir(parents=True, exist_ok=True)
+    for run in args.runs:
+        meta = read_checkpoint(run / "last.pt")["meta"]
+        name = args.name if len(args.runs) == 1 else f"{args.name}-{meta['arch']}"
+        out = args.checkpoints / f"{name}.pt"
+        ship(run, out)
+        ev = epochs(run)
+        last = ev[-1] if ev else {}
+        print(f"{out}: {meta['arch']} epoch {last.get('epoch')}/{last.get('epochs')}, "
+              f"val acc {last.get('val_acc', float('nan')):.4f}, "
+              f"{out.stat().st_size / 2**20:.1f} MiB")
+    if args.png:
+        plot(args.runs, args.png)
+        print(f"curves: {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
