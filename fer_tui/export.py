@@ -1,10 +1,15 @@
-"""Export a checkpoint to ONNX or TorchScript, check it against PyTorch, run it with onnxruntime.
+"""Export a checkpoint to ONNX (fp32 or int8) or TorchScript, check it, run it with onnxruntime.
 
 Both formats take the *preprocessed* batch, float (N, C, S, S) from `preprocess.to_input`, and
 return logits, so every backend shares the one preprocessing. The checkpoint's metadata goes
 along (ONNX `metadata_props["fer_tui_meta"]`, TorchScript extra file `meta.json`).
 The parity check runs random uint8 faces through `to_input`, then through PyTorch and the
 exported model, and compares the softmax probabilities.
+
+`onnx-int8` is the fp32 ONNX statically quantized by onnxruntime (QDQ, int8 weights per output
+channel, uint8 activations), its activation ranges calibrated on real training faces. It cannot
+match fp32 to 1e-4, so its check is on real test faces instead: top-1 agreement with PyTorch
+and both accuracies, and it passes when int8 loses at most `INT8_MAX_DROP` of accuracy.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from torch import nn
 from fer_tui.errors import FerError, LiveError
 from fer_tui.preprocess import to_input
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "onnx-int8", "torchscript")
 PARITY_TOL = 1e-4
+INT8_MAX_DROP = 0.01
+"""Accuracy an int8 export may lose against PyTorch on the checked test faces (1 point)."""
 ONNX_OPSET = 17
+META_KEY = "fer_tui_meta"
 
 
 @dataclass
@@ -35,12 +43,17 @@ class ExportReport:
     path: Path
     format: str
     max_abs_diff: float
-    """Largest |p_torch - p_exported| over the random faces and the seven classes."""
+    """Largest |p_torch - p_exported| over the checked faces and the seven classes."""
     faces: int
     seconds: float
+    int8: dict[str, Any] | None = None
+    """For onnx-int8: calibration faces, test faces checked, top-1 agreement with PyTorch,
+    accuracy of each, and the drop."""
 
     @property
     def ok(self) -> bool:
+        if self.int8 is not None:
+            return self.int8["accuracy_drop"] <= INT8_MAX_DROP
         return self.max_abs_diff <= PARITY_TOL
 
 
@@ -52,7 +65,7 @@ def _example(meta: dict[str, Any], n: int = 2) -> torch.Tensor:
 def export_onnx(model: nn.Module, meta: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write `model` as ONNX with a dynamic batch axis and the checkpoint meta attached."""
     try:
-        import onnx
+        import onnx  # noqa: F401  (checked here, used by _attach_meta)
     except ImportError:
         raise FerError("ONNX export needs the onnx package: pip install 'fer-tui[onnx]'") from None
     path = Path(path)
@@ -65,11 +78,88 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], path: str | os.PathLike[
         torch.onnx.export(model.eval(), (_example(meta),), str(tmp), input_names=["input"],
                           output_names=["logits"], opset_version=ONNX_OPSET, dynamo=False,
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    proto = onnx.load(str(tmp))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "fer_tui_meta", json.dumps(meta, default=str)
-    onnx.save(proto, str(tmp))
+    _attach_meta(tmp, meta)
     os.replace(tmp, path)
+    return path
+
+
+def _attach_meta(path: Path, meta: dict[str, Any]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    for entry in list(proto.metadata_props):
+        if entry.key == META_KEY:
+            proto.metadata_props.remove(entry)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta, default=str)
+    onnx.save(proto, str(path))
+
+
+def onnx_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checkpoint metadata stored in an ONNX file written by fer-tui."""
+    try:
+        import onnx
+    except ImportError:
+        raise FerError("reading an .onnx model needs the onnx package: pip install "
+                       "'fer-tui[onnx]'") from None
+    path = Path(path)
+    if not path.is_file():
+        raise FerError(f"no model at {path}: check the path")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends for a bad file
+        raise FerError(f"{path} is not an ONNX model ({type(exc).__name__}): re-export it "
+                       f"with `fer-tui export`") from None
+    for entry in proto.metadata_props:
+        if entry.key == META_KEY:
+            return json.loads(entry.value)
+    raise FerError(f"{path} has no fer-tui metadata (image size, classes, normalisation): "
+                   f"export it with `fer-tui export --format onnx|onnx-int8`")
+
+
+def export_onnx_int8(model: nn.Module, meta: dict[str, Any], path: str | os.PathLike[str],
+                     calibration: np.ndarray, *, batch: int = 32) -> Path:
+    """Write `model` as a statically quantized int8 ONNX (QDQ), its activation ranges
+    calibrated on `calibration`: uint8 (N, S, S) real faces, preprocessed as in training."""
+    try:
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError:
+        raise FerError("int8 export needs onnxruntime: pip install 'fer-tui[onnx]'") from None
+    s, chans = int(meta["image_size"]), int(meta["in_channels"])
+
+    class Faces(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(
+                {"input": to_input(torch.from_numpy(calibration[i : i + batch]), image_size=s,
+                                   in_channels=chans).numpy()}
+                for i in range(0, len(calibration), batch))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fp32 = path.with_name(path.name + ".fp32.tmp")
+    pre = path.with_name(path.name + ".pre.tmp")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        export_onnx(model, meta, fp32)
+        quant_pre_process(str(fp32), str(pre))
+        quantize_static(str(pre), str(tmp), Faces(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True)
+        _attach_meta(tmp, {**meta, "quantized": "int8 static QDQ (onnxruntime)",
+                           "calibration_faces": int(len(calibration))})
+        os.replace(tmp, path)
+    finally:
+        for leftover in (fp32, pre, tmp):
+            leftover.unlink(missing_ok=True)
     return path
 
 
@@ -120,7 +210,7 @@ class OrtModel:
 
 def load_exported(path: str | os.PathLike[str], fmt: str) -> Any:
     """A callable float batch -> logits for an exported file."""
-    if fmt == "onnx":
+    if fmt in ("onnx", "onnx-int8"):
         return OrtModel(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -140,19 +230,70 @@ def parity(model: nn.Module, meta: dict[str, Any], exported: Any, *, faces: int 
     return float((ref - out).abs().max())
 
 
+def int8_check(model: nn.Module, meta: dict[str, Any], exported: Any, images: np.ndarray,
+               labels: np.ndarray, *, batch: int = 256) -> dict[str, Any]:
+    """Top-1 agreement, max |dp| and both accuracies of PyTorch vs `exported` on real faces."""
+    s, chans = int(meta["image_size"]), int(meta["in_channels"])
+    ref, out = [], []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch):
+            x = to_input(torch.from_numpy(images[i : i + batch]), image_size=s,
+                         in_channels=chans)
+            ref.append(model(x).float().softmax(1))
+            out.append(exported(x).float().softmax(1))
+    p_ref, p_out = torch.cat(ref), torch.cat(out)
+    y = torch.from_numpy(labels)
+    acc_ref = float((p_ref.argmax(1) == y).float().mean())
+    acc_out = float((p_out.argmax(1) == y).float().mean())
+    return {"test_faces": int(len(labels)),
+            "agreement": float((p_ref.argmax(1) == p_out.argmax(1)).float().mean()),
+            "max_abs_diff": float((p_ref - p_out).abs().max()),
+            "accuracy_torch": acc_ref, "accuracy_int8": acc_out,
+            "accuracy_drop": acc_ref - acc_out}
+
+
+def _sample(split: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`n` images of a split (all when n <= 0 or n >= its size), a seeded random choice."""
+    if n <= 0 or n >= len(split):
+        return split.images, split.labels
+    idx = np.sort(np.random.default_rng(seed).choice(len(split), n, replace=False))
+    return split.images[idx], split.labels[idx]
+
+
 def export_checkpoint(checkpoint: str | os.PathLike[str], fmt: str,
-                      output: str | os.PathLike[str], *, faces: int = 16) -> ExportReport:
-    """Export a checkpoint and measure its parity with PyTorch."""
+                      output: str | os.PathLike[str], *, faces: int = 16,
+                      data: str | os.PathLike[str] | None = None, calibration: int = 512,
+                      check: int = 2000) -> ExportReport:
+    """Export a checkpoint and check it against PyTorch.
+
+    onnx/torchscript: max |dp| on `faces` random faces. onnx-int8: calibrated on `calibration`
+    training faces of `data`, checked on `check` test faces (0 = all of them).
+    """
     from fer_tui.models import load_checkpoint
 
     if fmt not in FORMATS:
-        raise FerError(f"unknown export format '{fmt}': use {' or '.join(FORMATS)}")
+        raise FerError(f"unknown export format '{fmt}': use {', '.join(FORMATS)}")
     start = time.perf_counter()
+    if fmt == "onnx-int8":
+        from fer_tui.data.load import load_dataset
+
+        dataset = load_dataset(data)  # before the model: a missing dataset fails fast
+        if len(dataset.splits["train"]) == 0 or len(dataset.splits["test"]) == 0:
+            raise FerError(f"int8 export needs train faces (calibration) and test faces (the "
+                           f"check), and {dataset.source} lacks one: point --data at FER-2013")
     model, meta = load_checkpoint(checkpoint, "cpu")
     if fmt == "onnx":
         path = export_onnx(model, meta, output)
-    else:
+    elif fmt == "torchscript":
         path = export_torchscript(model, meta, output)
+    else:
+        calib, _ = _sample(dataset.splits["train"], calibration, seed=0)
+        path = export_onnx_int8(model, meta, output, calib)
+        images, labels = _sample(dataset.splits["test"], check, seed=1)
+        report = int8_check(model, meta, load_exported(path, fmt), images, labels)
+        report["calibration_faces"] = int(len(calib))
+        return ExportReport(path, fmt, report["max_abs_diff"], report["test_faces"],
+                            time.perf_counter() - start, int8=report)
     diff = parity(model, meta, load_exported(path, fmt), faces=faces)
     return ExportReport(path, fmt, diff, faces, time.perf_counter() - start)
 

@@ -57,8 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="camera index, video file, folder of images or rtsp/http URL "
                         "(default: 0, the first webcam)")
     parser.add_argument("--checkpoint", default=None,
-                        help="model checkpoint (default: checkpoints/resnet18.pt, else "
-                        "checkpoints/resnet18-cpu.pt, else the newest runs/*/best.pt)")
+                        help="model checkpoint, or an .onnx from `fer-tui export` (default: "
+                        "checkpoints/resnet18.pt, else checkpoints/resnet18-cpu.pt, else the "
+                        "newest runs/*/best.pt)")
     parser.add_argument("--no-window", action="store_true",
                         help="no OpenCV window (headless: servers, SSH, the Live screen)")
     parser.add_argument("--output", default=None,
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     if window:
         live.check_display()  # before loading the model: fail in milliseconds, not seconds
     checkpoint = resolve_checkpoint(args.checkpoint, getattr(args, "runs_dir", None))
-    args.backend = live.pick_backend(args.backend, args.device)
+    args.backend = live.pick_backend(args.backend, args.device, checkpoint)
     model, meta, device = live.load_model(checkpoint, backend=args.backend, device=args.device,
                                           threads=args.threads)
     transform = live.face_transform(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fer_tui.cli import main
-from tests.helpers import make_face_video, make_tiny_checkpoint
+from tests.helpers import make_face_video, make_folder_dataset, make_tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +131,47 @@ def test_export_prints_parity(assets, tmp_path: Path, capsys, fmt: str) -> None:
                  "--output", str(out), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["ok"] and rep["max_abs_diff"] <= 1e-4 and out.is_file()
+
+
+def test_int8_export_is_checked_on_real_test_faces_and_runs_live(assets, tmp_path: Path,
+                                                                 capsys) -> None:
+    """`--format onnx-int8` calibrates on the data's train faces, compares int8 with PyTorch on
+    its test faces (accuracy within a point), keeps the metadata, and `live` runs the file."""
+    data = make_folder_dataset(tmp_path / "data", {"train": 8, "test": 6})
+    ckpt = make_tiny_checkpoint(tmp_path / "trained.pt", steps=25, data=data)
+    out = tmp_path / "m-int8.onnx"
+    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx-int8", "--output",
+                 str(out), "--data", str(data), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["ok"] and rep["calibration_faces"] == 56 and rep["test_faces"] == 42
+    assert rep["accuracy_torch"] > 0.5  # the tiny model learnt the synthetic classes
+    assert rep["accuracy_drop"] <= 0.01 and rep["agreement"] >= 0.9
+
+    from fer_tui.export import onnx_meta
+
+    meta = onnx_meta(out)
+    assert meta["arch"] == "resnet18" and "int8" in meta["quantized"]
+    records = tmp_path / "int8.jsonl"
+    assert main(["live", "--source", str(assets["video"]), "--checkpoint", str(out),
+                 "--no-window", "--threads", "1", "--max-frames", "6", "--output",
+                 str(records)]) == 0
+    rows = [json.loads(line) for line in records.read_text().splitlines()]
+    assert len(rows) == 6 and any(r["faces"] for r in rows)
+    for face in (f for r in rows for f in r["faces"]):
+        assert sum(face["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    # an ONNX file cannot run under PyTorch: a clear error, not a pickle traceback
+    assert main(["live", "--source", str(assets["video"]), "--checkpoint", str(out),
+                 "--backend", "torch", "--no-window", "--max-frames", "2"]) == 2
+    assert "ONNX model" in capsys.readouterr().err
+
+
+def test_int8_export_needs_test_faces(assets, tmp_path: Path, capsys) -> None:
+    """Without a test split there is nothing to check int8 on: exit 2, saying so."""
+    data = make_folder_dataset(tmp_path / "data", {"train": 4})
+    code = main(["export", "--checkpoint", str(assets["ckpt"]), "--format", "onnx-int8",
+                 "--output", str(tmp_path / "x.onnx"), "--data", str(data)])
+    assert code == 2 and "test faces" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_export_missing_checkpoint(tmp_path: Path, capsys) -> None:
