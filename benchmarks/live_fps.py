@@ -1,6 +1,6 @@
 """End-to-end speed of the live pipeline on CPU, against a naive pipeline in the same run.
 
-    python3 benchmarks/live_fps.py [--frames 300] [--threads 2] [--json OUT.json]
+    python3 benchmarks/live_fps.py [--frames 300] [--threads 2] [--json OUT.json] [--model PATH]
 
 The input is a 640x480 MJPG video of `skimage.data.astronaut()` (a real photo with a real
 face) sliding across the frame. The model is ResNet18 with the cifar stem (the scratch
@@ -13,9 +13,11 @@ Measured, each on the same video:
 - fer-tui, camera mode: the file is paced at 30 FPS by the capture thread, which hands on only
   the newest frame (a 30 FPS webcam); reports frames dropped and the latency from a frame's
   capture to its result;
-- the same with `classify_every=2`, with the onnxruntime backend, (an experiment, not a
-  CLI backend) with the model statically quantized to int8 for onnxruntime, and with
-  ResNet18's 'compact' stem (a 3x3 stride-2 first conv, about 4x fewer FLOPs).
+- the same with `classify_every=2`, with the onnxruntime backend (the CLI's default on a CPU),
+  with the model statically quantized to int8 (`fer-tui export --format onnx-int8`, here
+  calibrated on random faces, which is fine for timing), and with ResNet18's 'compact' stem (a
+  3x3 stride-2 first conv, about 4x fewer FLOPs);
+- every `--model PATH` (a trained checkpoint or an exported .onnx), file and camera.
 
 "Latency" of a frame = the wall time from the end of its decode to its result; per-stage
 costs are the means of the per-frame timings (the Haar cascade's own cost is reported
@@ -88,47 +90,19 @@ def naive(video: Path, model: torch.nn.Module, frames: int) -> dict:
 
 
 def int8_onnx(ckpt: Path, out: Path) -> Path:
-    """Static int8 (QDQ) quantization of the checkpoint's ONNX export: an experiment only
-    (calibrated on random faces, fine for timing; a real model needs real faces)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    """The checkpoint statically quantized to int8 (`fer-tui export --format onnx-int8`), but
+    calibrated on random faces: fine for timing, not for accuracy (that needs real faces)."""
+    from fer_tui.export import export_onnx_int8
+    from fer_tui.models import load_checkpoint
 
-    from fer_tui.export import cached_onnx
-
-    class Faces(CalibrationDataReader):
-        def __init__(self) -> None:
-            g = torch.Generator().manual_seed(0)
-            self.batches = iter(
-                {"input": to_input(torch.randint(0, 256, (8, 48, 48), generator=g,
-                                                 dtype=torch.uint8)).numpy()}
-                for _ in range(8))
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    pre = out.with_suffix(".pre.onnx")
-    quant_pre_process(str(cached_onnx(ckpt)), str(pre))
-    quantize_static(str(pre), str(out), Faces(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    return out
+    model, meta = load_checkpoint(ckpt, "cpu")
+    rng = np.random.default_rng(0)
+    return export_onnx_int8(model, meta, out, rng.integers(0, 256, (64, 48, 48), np.uint8))
 
 
 def ours(name: str, video: Path, ckpt: Path, frames: int, *, cfg: live.LiveConfig,
-         backend: str = "torch", realtime: bool = False, threads: int | None = None,
-         onnx_file: Path | None = None) -> dict:
-    if onnx_file is not None:
-        from fer_tui.export import OrtModel
-
-        _, meta, device = live.load_model(ckpt, backend="onnxruntime", device="cpu")
-        model = OrtModel(onnx_file, threads=threads)
-    else:
-        model, meta, device = live.load_model(ckpt, backend=backend, device="cpu",
-                                              threads=threads)
+         backend: str = "torch", realtime: bool = False, threads: int | None = None) -> dict:
+    model, meta, device = live.load_model(ckpt, backend=backend, device="cpu", threads=threads)
     transform = live.face_transform(meta, channels_last=backend == "torch")
     gen = live.realtime_prediction(model, transform, 0.5, device, str(video), config=cfg,
                                    realtime=realtime, max_frames=frames)
@@ -181,6 +155,9 @@ def main() -> int:
     ap.add_argument("--naive-frames", type=int, default=120)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--model", action="append", default=[], type=Path,
+                    help="also time this checkpoint or exported .onnx (e.g. the shipped "
+                    "checkpoints/resnet18-cpu.pt), file and camera, default backend")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="fer-live-bench-"))
@@ -208,10 +185,10 @@ def main() -> int:
     runs.append(ours("fer-tui camera@30, onnxruntime", video, ckpt, args.frames, cfg=base,
                      backend="onnxruntime", threads=args.threads, realtime=True))
     q8 = int8_onnx(ckpt, tmp / "resnet18-int8.onnx")
-    runs.append(ours("fer-tui file, ort int8 (exp.)", video, ckpt, args.frames, cfg=base,
-                     threads=args.threads, onnx_file=q8))
-    runs.append(ours("fer-tui camera@30, ort int8", video, ckpt, args.frames, cfg=base,
-                     threads=args.threads, onnx_file=q8, realtime=True))
+    runs.append(ours("fer-tui file, onnx-int8", video, q8, args.frames, cfg=base,
+                     backend="onnxruntime", threads=args.threads))
+    runs.append(ours("fer-tui camera@30, onnx-int8", video, q8, args.frames, cfg=base,
+                     backend="onnxruntime", threads=args.threads, realtime=True))
     # the same ResNet18 with the 'compact' stem (3x3/2 first conv: 24x24 into layer1)
     compact = tmp / "resnet18-compact.pt"
     save_checkpoint(compact, build_model("resnet18", stem="compact").eval(),
@@ -219,6 +196,12 @@ def main() -> int:
     runs.append(ours("fer-tui file, compact stem", video, compact, args.frames, cfg=base))
     runs.append(ours("fer-tui camera@30, compact stem", video, compact, args.frames, cfg=base,
                      realtime=True))
+    for extra in args.model:
+        backend = live.pick_backend("auto", "cpu", extra)
+        for realtime in (False, True):
+            runs.append(ours(f"{extra.name[:18]}, {'camera@30' if realtime else 'file'}", video,
+                             extra, args.frames, cfg=base, backend=backend, realtime=realtime,
+                             threads=args.threads))
 
     head = (f"{'pipeline':32} {'fps':>6} {'p50 ms':>7} {'p95 ms':>7} {'capture':>8} "
             f"{'detect':>7} {'classify':>8} {'haar':>6} {'faces':>7} {'dropped':>7}")
