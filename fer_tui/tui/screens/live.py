@@ -118,7 +118,7 @@ class LiveScreen(Screen[None]):
                         placeholder="camera index, video file, image folder or URL")
             yield Label("checkpoint")
             yield Input(self._default_checkpoint(), id="live-checkpoint",
-                        placeholder="checkpoints/resnet18.pt or runs/<run>/best.pt")
+                        placeholder="checkpoints/*.pt, runs/<run>/best.pt or a .onnx")
             yield Checkbox("terminal only", not self.display_ok, id="live-terminal")
             yield Button("Start", id="live-start", variant="success")
             yield Button("Stop", id="live-stop", variant="error", disabled=True)
