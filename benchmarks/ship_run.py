@@ -2,6 +2,10 @@
 
     python3 benchmarks/ship_run.py RUN_DIR [RUN_DIR ...] --name resnet18-cpu \
         [--checkpoints checkpoints] [--png docs/resnet18-cpu-curves.png]
+    python3 benchmarks/ship_run.py out/runs/* --png docs/gpu-curves.png   # curves only
+
+(after `benchmarks/gpu_train_all.sh`, whose run dirs come back without last.pt: it ships the
+fp16 checkpoints itself)
 
 - `<checkpoints>/<name>.pt`: the run's `last.pt` with fp16 weights and the checkpoint metadata,
   plus `selection = "last epoch"` (never the epoch that scored best on the test split). With
@@ -73,19 +77,42 @@ def plot(runs: list[Path], png: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--name", required=True, help="shipped file name (without .pt)")
+    ap.add_argument("--name", default=None,
+                    help="ship the runs' last.pt under this name (without .pt)")
     ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
     ap.add_argument("--png", type=Path, default=None, help="curves PNG (default: none)")
+    ap.add_argument("--replace", action="store_true",
+                    help="overwrite a shipped file of the same name (only with a better model)")
+    ap.add_argument("--unfinished", action="store_true",
+                    help="ship a run that stopped before its last epoch")
     args = ap.parse_args(argv)
+    if args.name is None and args.png is None:
+        ap.error("nothing to do: give --name (ship) and/or --png (curves)")
     for run in args.runs:
+        if not (run / "events.jsonl").is_file():
+            print(f"ship_run: {run} has no events.jsonl: is it a run directory?",
+                  file=sys.stderr)
+            return 2
+        if args.name is None:
+            continue
         if not (run / "last.pt").is_file():
             print(f"ship_run: {run} has no last.pt: is it a run directory?", file=sys.stderr)
             return 2
-    args.checkpoints.mkdir(parents=True, exist_ok=True)
-    for run in args.runs:
+        ev = epochs(run)
+        if not args.unfinished and (not ev or ev[-1]["epoch"] != ev[-1]["epochs"]):
+            done = f"{ev[-1]['epoch']}/{ev[-1]['epochs']}" if ev else "0"
+            print(f"ship_run: {run} has finished epoch {done} only: let it end (or resume "
+                  f"it: `fer-tui train --resume {run}`), or pass --unfinished", file=sys.stderr)
+            return 2
+    for run in args.runs if args.name is not None else []:
+        args.checkpoints.mkdir(parents=True, exist_ok=True)
         meta = read_checkpoint(run / "last.pt")["meta"]
         name = args.name if len(args.runs) == 1 else f"{args.name}-{meta['arch']}"
         out = args.checkpoints / f"{name}.pt"
+        if out.exists() and not args.replace:
+            print(f"ship_run: {out} exists; pass --replace if this model is better",
+                  file=sys.stderr)
+            return 2
         ship(run, out)
         ev = epochs(run)
         last = ev[-1] if ev else {}
