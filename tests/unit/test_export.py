@@ -49,7 +49,7 @@ def test_onnx_keeps_the_metadata(ckpt: Path, tmp_path: Path) -> None:
 
 def test_unknown_format(ckpt: Path, tmp_path: Path) -> None:
     """An unknown format is a FerError naming the choices."""
-    with pytest.raises(FerError, match="onnx or torchscript"):
+    with pytest.raises(FerError, match="onnx, onnx-int8, torchscript"):
         export.export_checkpoint(ckpt, "tflite", tmp_path / "m.tflite")
 
 
