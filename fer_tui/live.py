@@ -381,7 +381,7 @@ class FrameGrabber:
             with self._cond:
                 self._ended = True
                 self._cond.notify()
-            if not self.drop:
+            if not self.drop and not self._stop.is_set():  # after close() nobody reads
                 try:
                     self._q.put(None, timeout=1.0)
                 except queue.Full:
@@ -513,10 +513,14 @@ class _AsyncDetector:
         return out
 
     def close(self) -> None:
+        """Stop the thread and wait for it (a detection still running ends first): a thread
+        left inside OpenCV while the interpreter exits can abort the process."""
         try:
-            self._req.put_nowait(None)
-        except queue.Full:
+            self._req.get_nowait()  # a request not started yet is dropped
+        except queue.Empty:
             pass
+        self._req.put(None)
+        self._thread.join(timeout=5.0)
 
 
 # --------------------------------------------------------------------------- tracking

@@ -115,6 +115,24 @@ def test_a_face_that_arrives_later_is_found_by_the_next_full_scan(tmp_path: Path
     assert counts[-1] == 2
 
 
+def test_no_thread_outlives_the_loop(clips, model, monkeypatch) -> None:
+    """When the stream ends, the capture and detector threads have finished, even with a
+    detection still running, so nothing is left inside OpenCV when the process exits (which
+    can abort it)."""
+    import threading
+
+    detect = live.FaceDetector.detect
+
+    def slow(self, small, scale, around=None):
+        time.sleep(0.3)  # the last frame goes by while this runs
+        return detect(self, small, scale, around)
+
+    monkeypatch.setattr(live.FaceDetector, "detect", slow)
+    _run(model, str(clips["face"]), config=live.LiveConfig(detect_every=1), max_frames=12)
+    alive = {t.name for t in threading.enumerate()}
+    assert not alive & {"fer-detect", "fer-capture"}
+
+
 def test_video_without_faces_gives_empty_records(clips, model) -> None:
     """A faceless video is not an error: every frame has a record with zero faces."""
     results = _run(model, str(clips["empty"]))
