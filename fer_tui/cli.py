@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
     "train": "train ResNets from a TOML config (writes a run directory)",
     "evaluate": "the paper's Table 1 and Table 2 for one or more checkpoints",
     "live": "webcam/video face detection and expression recognition",
-    "export": "export a checkpoint to ONNX or TorchScript",
+    "export": "export a checkpoint to ONNX (fp32 or int8) or TorchScript",
 }
 
 
