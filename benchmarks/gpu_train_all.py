@@ -1,6 +1,6 @@
 """Issue 7 in one command: train ResNet18/34/50 from scratch, evaluate, ship fp16 checkpoints.
 
-    python benchmarks/gpu_train_all.py --out "$OUT"                       # one H200, <= 10 min
+    python benchmarks/gpu_train_all.py --out out     # one H200, <= 10 min (see gpu_train_all.sh)
     python benchmarks/gpu_train_all.py --out /tmp/o --limit 300 --epochs 1 --device cpu  # smoke
 
 Steps, all timed into `<out>/results.json`:
