@@ -6,6 +6,7 @@
 # The device tool brings back 8 files / 16 MiB each / 64 MiB per call and the three fp16
 # checkpoints are ~107 MiB: when $OUT is set (on the device it is), batch 1 of the results is
 # packed into it (benchmarks/device_pack.py), and the next call, made at once, fetches batch 2:
+# The device-tool runbook (what to carry, what to move aside): docs/results.md.
 #   bash benchmarks/gpu_train_all.sh                 # the real thing (epochs fitted to 390 s)
 #   python3 benchmarks/device_pack.py pack out "$OUT" --batch 2      # the second call
 #   python3 benchmarks/device_pack.py join FILES_AT_1 FILES_AT_2 --dest gpu-out   # here
