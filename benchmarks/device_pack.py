@@ -28,18 +28,14 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install
+
+from fer_tui.runs import file_sha256  # noqa: E402  (no torch: cheap to import)
+
 PART = 15 * 2**20
 SMALL = 2**20
 BATCH_FILES = 7  # plus the manifest: the tool's 8
 BATCH_BYTES = 60 * 2**20  # under its 64 MiB, the manifest and the small files' tarball beside
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _safe(rel: str) -> str:
@@ -66,7 +62,7 @@ def plan(src: Path, part: int = PART, batch_files: int = BATCH_FILES,
                           "length": length, "batch": batch})
             used_files += 1
             used_bytes += length
-        entries.append({"path": rel, "size": size, "sha256": _sha256(p), "parts": parts})
+        entries.append({"path": rel, "size": size, "sha256": file_sha256(p), "parts": parts})
     return {"version": 1, "batches": batch, "small": [p.relative_to(src).as_posix()
                                                       for p in small], "files": entries}
 

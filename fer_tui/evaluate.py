@@ -45,7 +45,7 @@ import numpy as np
 from fer_tui import paths
 from fer_tui.data.index import CLASSES, SPLITS, SUBSPLITS
 from fer_tui.errors import CheckpointError, DataError, FerError
-from fer_tui.runs import atomic_write_bytes, atomic_write_text
+from fer_tui.runs import atomic_write_bytes, atomic_write_text, file_sha256
 
 #: The per-class metrics of Table 2, with sklearn's key names.
 METRICS: tuple[str, ...] = ("precision", "recall", "f1-score")
@@ -217,14 +217,6 @@ def json_payload(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- checkpoints, data, cache -------------------------------------------------------------
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_split_name(split: str) -> None:
