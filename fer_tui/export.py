@@ -14,7 +14,6 @@ and both accuracies, and it passes when int8 loses at most `INT8_MAX_DROP` of ac
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -305,13 +304,10 @@ def cached_onnx(checkpoint: str | os.PathLike[str]) -> Path:
     """
     from fer_tui.models import load_checkpoint
     from fer_tui.paths import cache_dir
+    from fer_tui.runs import file_sha256
 
     checkpoint = Path(checkpoint)
-    digest = hashlib.sha1()
-    with open(checkpoint, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    path = cache_dir() / "onnx" / f"{checkpoint.stem}-{digest.hexdigest()[:12]}.onnx"
+    path = cache_dir() / "onnx" / f"{checkpoint.stem}-{file_sha256(checkpoint)[:12]}.onnx"
     if not path.exists():
         model, meta = load_checkpoint(checkpoint, "cpu")
         export_onnx(model, meta, path)
