@@ -30,11 +30,15 @@ from fer_tui.models import read_checkpoint, save_checkpoint  # noqa: E402
 from fer_tui.runs import read_events  # noqa: E402
 
 
-def epochs(run: Path) -> list[dict]:
-    """The run's epoch events, the last one of each epoch number (a resume may repeat none,
+def epochs(events: list[dict]) -> list[dict]:
+    """A run's epoch events, the last one of each epoch number (a resume may repeat none,
     but a crash before the epoch event would leave a gap, which the plot shows)."""
-    by_epoch = {e["epoch"]: e for e in read_events(run) if e.get("type") == "epoch"}
+    by_epoch = {e["epoch"]: e for e in events if e.get("type") == "epoch"}
     return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def start(events: list[dict]) -> dict:
+    return next((e for e in events if e.get("type") == "start"), {})
 
 
 def ship(run: Path, out: Path) -> dict:
@@ -44,22 +48,22 @@ def ship(run: Path, out: Path) -> dict:
     return meta
 
 
-def plot(runs: list[Path], png: Path) -> None:
+def plot(runs: dict[Path, list[dict]], png: Path) -> None:
+    """`runs`: each run dir with its events."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
-    for i, run in enumerate(runs):
-        ev = epochs(run)
+    for i, (run, events) in enumerate(runs.items()):
+        ev, first = epochs(events), start(events)
         if not ev:
             continue
-        start = next(e for e in read_events(run) if e.get("type") == "start")
-        val = start.get("config", {}).get("data", {}).get("val", "test")
+        val = first.get("config", {}).get("data", {}).get("val", "test")
         x = [e["epoch"] for e in ev]
         colour = f"C{i}"
-        label = f"{start.get('arch', run.name)} {start.get('recipe', '')}".strip()
+        label = f"{first.get('arch', run.name)} {first.get('recipe', '')}".strip()
         for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):
             ax.plot(x, [e[f"train_{key}"] for e in ev], "-", color=colour, label=f"{label} train")
             ax.plot(x, [e[f"val_{key}"] for e in ev], "--", color=colour,
@@ -93,34 +97,36 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ship_run: {run} has no events.jsonl: is it a run directory?",
                   file=sys.stderr)
             return 2
-        if args.name is None:
-            continue
-        if not (run / "last.pt").is_file():
-            print(f"ship_run: {run} has no last.pt: is it a run directory?", file=sys.stderr)
-            return 2
-        ev = epochs(run)
-        if not args.unfinished and (not ev or ev[-1]["epoch"] != ev[-1]["epochs"]):
-            done = f"{ev[-1]['epoch']}/{ev[-1]['epochs']}" if ev else "0"
-            print(f"ship_run: {run} has finished epoch {done} only: let it end (or resume "
-                  f"it: `fer-tui train --resume {run}`), or pass --unfinished", file=sys.stderr)
-            return 2
-    for run in args.runs if args.name is not None else []:
+    runs = {run: read_events(run) for run in args.runs}
+    if args.name is not None:
+        for run, events in runs.items():
+            if not (run / "last.pt").is_file():
+                print(f"ship_run: {run} has no last.pt: is it a run directory?",
+                      file=sys.stderr)
+                return 2
+            ev = epochs(events)
+            if not args.unfinished and (not ev or ev[-1]["epoch"] != ev[-1]["epochs"]):
+                done = f"{ev[-1]['epoch']}/{ev[-1]['epochs']}" if ev else "0"
+                print(f"ship_run: {run} has finished epoch {done} only: let it end (or resume "
+                      f"it: `fer-tui train --resume {run}`), or pass --unfinished",
+                      file=sys.stderr)
+                return 2
         args.checkpoints.mkdir(parents=True, exist_ok=True)
-        meta = read_checkpoint(run / "last.pt")["meta"]
-        name = args.name if len(args.runs) == 1 else f"{args.name}-{meta['arch']}"
-        out = args.checkpoints / f"{name}.pt"
-        if out.exists() and not args.replace:
-            print(f"ship_run: {out} exists; pass --replace if this model is better",
-                  file=sys.stderr)
-            return 2
-        ship(run, out)
-        ev = epochs(run)
-        last = ev[-1] if ev else {}
-        print(f"{out}: {meta['arch']} epoch {last.get('epoch')}/{last.get('epochs')}, "
-              f"val acc {last.get('val_acc', float('nan')):.4f}, "
-              f"{out.stat().st_size / 2**20:.1f} MiB")
+        for run, events in runs.items():
+            arch = start(events).get("arch", run.name)
+            name = args.name if len(runs) == 1 else f"{args.name}-{arch}"
+            out = args.checkpoints / f"{name}.pt"
+            if out.exists() and not args.replace:
+                print(f"ship_run: {out} exists; pass --replace if this model is better",
+                      file=sys.stderr)
+                return 2
+            ship(run, out)
+            last = (epochs(events) or [{}])[-1]
+            print(f"{out}: {arch} epoch {last.get('epoch')}/{last.get('epochs')}, "
+                  f"val acc {last.get('val_acc', float('nan')):.4f}, "
+                  f"{out.stat().st_size / 2**20:.1f} MiB")
     if args.png:
-        plot(args.runs, args.png)
+        plot(runs, args.png)
         print(f"curves: {args.png}")
     return 0
 
