@@ -104,8 +104,14 @@ class TrainConfig:
     """Linear warmup, epochs."""
     label_smoothing: float = 0.1
     """Cross-entropy label smoothing."""
-    amp: Literal["bf16", "fp16", "off"] = "bf16"
-    """Autocast dtype on CUDA (ignored on CPU)."""
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    """Autocast precision: auto = bf16 where the device runs it natively (a CUDA GPU, or a CPU
+    with avx512_bf16/amx_bf16), else fp32; bf16 forces it; fp16 is CUDA-only (fp32 on a CPU);
+    off = fp32. Weights stay fp32 (see `fer_tui.precision`)."""
+    ema_decay: float = 0.0
+    """Exponential moving average of the weights, updated every optimizer step with this decay
+    (0.999 averages over about the last 1,000 steps); 0 = off. The run then also writes ema.pt
+    and reports the EMA's validation accuracy beside the raw weights'."""
     channels_last: bool = True
     """Use channels_last memory format."""
     compile: bool = False
@@ -256,6 +262,7 @@ def _validate(cfg: RunConfig, where: str) -> None:
     need(t.weight_decay >= 0, "train.weight_decay", "must be >= 0")
     need(t.warmup_epochs >= 0, "train.warmup_epochs", "must be >= 0")
     need(0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", "must be in [0, 1)")
+    need(0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
     need(t.log_every_steps >= 1, "train.log_every_steps", "must be at least 1")
     for arch in cfg.overrides:
         need(arch in ARCHS, arch, f"unknown arch table '[*.{arch}]'")

@@ -6,19 +6,24 @@ A run is one model trained by one config. Its directory, `runs/<YYYYmmdd-HHMMSS>
     events.jsonl   append-only, one JSON object per line, flushed each line
     last.pt        checkpoint after the last completed epoch (atomic replace)
     best.pt        checkpoint with the best validation metric so far
+    ema.pt         the moving average of the weights after the last epoch (train.ema_decay > 0)
     stdout.log     the trainer's stdout/stderr when started detached
     run.lock       the trainer's pid while it runs
 
 Every event line is `{"v": 1, "t": <unix seconds>, "type": <type>, ...}`; non-finite numbers are
 written as null. Types and their keys:
 
-    start    arch, recipe, epochs, start_epoch, steps_per_epoch, resumed, config, env
+    start    arch, recipe, epochs, start_epoch, steps_per_epoch, resumed, precision
+             ("bf16", "fp16" or "fp32": what autocast computed in), config, env
     step     epoch, step, step_in_epoch, steps_per_epoch, loss, lr, img_per_s
     epoch    epoch (1-based, completed), epochs, train_loss, train_acc, val_loss, val_acc,
-             lr, seconds, img_per_s, eta_seconds, best_metric, best_epoch
+             lr, seconds (train + eval), train_seconds, eval_seconds, img_per_s (training
+             images / train_seconds), eta_seconds, best_metric, best_epoch; with an EMA also
+             val_loss_ema, val_acc_ema
     end      epoch, best_metric, best_epoch, seconds
     stopped  epoch, reason
     error    message, traceback
+    warning  message (the run goes on: e.g. a resume that cannot continue a random stream)
 
 A resumed run appends a new `start` (resumed = true, start_epoch = last epoch + 1) to the same
 file, so the curve continues. Nothing here imports torch or textual.
@@ -46,6 +51,7 @@ CONFIG = "config.toml"
 LOCK = "run.lock"
 LAST = "last.pt"
 BEST = "best.pt"
+EMA = "ema.pt"
 STDOUT = "stdout.log"
 SCHEMA_VERSION = 1
 
@@ -335,6 +341,8 @@ class RunState:
     error: str | None = None
     traceback: str | None = None
     device: str | None = None
+    precision: str | None = None
+    """"bf16", "fp16" or "fp32" as the latest `start` said (None before any, or from old runs)."""
     max_history: int = 1000
 
     def apply(self, event: dict[str, Any]) -> None:
@@ -347,6 +355,7 @@ class RunState:
             self.epochs = event.get("epochs") or self.epochs
             self.steps_per_epoch = event.get("steps_per_epoch") or self.steps_per_epoch
             self.device = (event.get("env") or {}).get("device", self.device)
+            self.precision = event.get("precision", self.precision)
             if self.started_t is None:
                 self.started_t = t
             self.resumed_t = t

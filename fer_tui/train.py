@@ -20,6 +20,7 @@ Shape of a run (see `fer_tui.runs` for the files and the event schema):
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -44,11 +45,13 @@ from fer_tui.commands.train import add_arguments
 from fer_tui.config import ARCHS, RunConfig, load_config, to_toml
 from fer_tui.errors import FerError, RunError
 from fer_tui.models import build_model, model_meta, read_checkpoint, resolve_device, save_checkpoint
+from fer_tui.precision import resolve_precision
 from fer_tui.preprocess import to_input
 from fer_tui.progress import ProgressBar
 from fer_tui.runs import (
     BEST,
     CONFIG,
+    EMA,
     LAST,
     EventWriter,
     RunLock,
@@ -294,12 +297,28 @@ def _init_distributed(dist: Dist, device: torch.device) -> torch.device:
     import torch.distributed as td
 
     if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if dist.local_rank >= count:
+            raise FerError(f"torchrun started {dist.local_rank + 1}+ processes on this machine "
+                           f"but it has {count} GPU(s): pass --nproc_per_node {count} (at most "
+                           f"one process per GPU)")
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     if not td.is_initialized():
+        # device_id binds the process group to this rank's GPU up front (no guessing later)
+        extra = {"device_id": device} if device.type == "cuda" else {}
         td.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                              rank=dist.rank, world_size=dist.world)
+                              rank=dist.rank, world_size=dist.world, **extra)
     return device
+
+
+def _close_distributed(dist: Dist) -> None:
+    if not dist.enabled:
+        return
+    import torch.distributed as td
+
+    if td.is_initialized():
+        td.destroy_process_group()
 
 
 def _all_sum(t: torch.Tensor, dist: Dist) -> torch.Tensor:
@@ -405,6 +424,39 @@ def make_optimizer(model: nn.Module, tcfg: Any) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=tcfg.lr, betas=(tcfg.momentum, 0.999))
 
 
+class WeightEMA:
+    """An exponential moving average of a model's weights and BatchNorm statistics.
+
+    The average lives in a copy of the model (`self.model`, always in eval mode), updated in
+    place after every optimizer step with one fused lerp over all tensors: no host sync. The
+    decay ramps up from ~0.1 over the first steps (as TensorFlow's ExponentialMovingAverage
+    does with num_updates), so the early random weights fade out quickly.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        src, dst = model.state_dict(), self.model.state_dict()
+        # state_dict tensors share storage with the modules: lerping them updates the copy
+        keys = [k for k, v in src.items() if v.is_floating_point()]
+        self._src = [src[k] for k in keys]
+        self._dst = [dst[k] for k in keys]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self._dst, self._src, 1.0 - decay)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], updates: int) -> None:
+        self.model.load_state_dict(state)
+        self.updates = updates
+
+
 def _env(device: torch.device, dist: Dist) -> dict[str, Any]:
     name = str(device)
     if device.type == "cuda":
@@ -432,7 +484,8 @@ class BackgroundWriter:
 
     A ResNet50 last.pt is ~190 MB (weights + momentum): pickling, writing and fsyncing it takes
     ~0.5 s, which is a sixth of an epoch on a fast GPU. Jobs run one at a time, in order; `wait`
-    re-raises a failed write in the training thread.
+    re-raises a failed write in the training thread. `submit` waits for the job before it, so an
+    epoch's files (last.pt, best.pt, ema.pt) go in one job: the next epoch never waits on them.
     """
 
     def __init__(self) -> None:
@@ -510,10 +563,12 @@ class Trainer:
         self.steps_per_epoch = max(1, n // self.global_batch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(t, self.steps_per_epoch))
-        use_amp = self.device.type == "cuda" and t.amp != "off"
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
-        self.use_amp = use_amp
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_amp and t.amp == "fp16")
+        cuda_bf16 = self.device.type != "cuda" or torch.cuda.is_bf16_supported()
+        self.precision = resolve_precision(t.amp, self.device.type, cuda_bf16=cuda_bf16)
+        """What autocast computes in: "bf16", "fp16" or "fp32" (weights stay fp32)."""
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.use_amp = self.amp_dtype is not None
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.criterion = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
         self.augment = BatchAugment(cfg.augment, m.image_size)
         self.aug_gen = torch.Generator(device=self.device)
@@ -528,6 +583,7 @@ class Trainer:
         if t.compile:
             self.net = torch.compile(self.net)
             self.eval_net = self.net if not self.dist.enabled else self.model
+        self.ema = WeightEMA(self.model, t.ema_decay) if t.ema_decay > 0 else None
         self._resume_aug_state: torch.Tensor | None = None
         # progress of the run; a resume overwrites these from last.pt
         self.epoch = 0
@@ -556,6 +612,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            **({"ema": self.ema.state_dict(), "ema_updates": self.ema.updates} if self.ema else {}),
             "rng": rng,
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
@@ -566,8 +623,8 @@ class Trainer:
             "best_epoch": self.best_epoch,
         }
 
-    def save_last(self, background: bool = False) -> None:
-        """Write last.pt (rank 0). Mid-epoch, every rank's generators and BatchNorm running
+    def save_last(self) -> None:
+        """Write last.pt now (rank 0). Mid-epoch, every rank's generators and BatchNorm running
         stats (each rank's own until the epoch-end average) are gathered into it, so that each
         rank resumes exactly where it was; all ranks must call this then."""
         ranks = None
@@ -585,13 +642,27 @@ class Trainer:
             state = self.state()
             if ranks is not None:
                 state["rng"]["ranks"] = ranks
-            if background:
-                weights = _snapshot(self.model.state_dict())
-                self.writer.submit(save_checkpoint, self.run_dir / LAST, weights, self.meta(),
-                                   **_snapshot(state))
-            else:
-                self.writer.wait()  # never let an older write land after this one
-                save_checkpoint(self.run_dir / LAST, self.model, self.meta(), **state)
+            self.writer.wait()  # never let an older write land after this one
+            save_checkpoint(self.run_dir / LAST, self.model, self.meta(), **state)
+
+    def save_epoch_end(self, improved: bool) -> None:
+        """Write last.pt, and best.pt when validation improved, and ema.pt, in the background:
+        CPU snapshots are taken now, so training goes on while the disk works."""
+        run_dir = self.run_dir
+        if run_dir is None:
+            return
+        weights = _snapshot(self.model.state_dict())
+        state = _snapshot(self.state())
+        meta = self.meta()
+
+        def write() -> None:
+            save_checkpoint(run_dir / LAST, weights, meta, **state)
+            if improved:
+                save_checkpoint(run_dir / BEST, weights, meta)
+            if "ema" in state:
+                save_checkpoint(run_dir / EMA, state["ema"], {**meta, "weights": "ema"})
+
+        self.writer.submit(write)
 
     def load(self, path: Path) -> None:
         """Restore model, optimizer, scheduler, scaler, RNG and progress from a last.pt."""
@@ -603,7 +674,14 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
+        if ckpt.get("scaler") and self.scaler.is_enabled():
+            # a run saved without a scaler (bf16, fp32, a CPU) starts a fresh one in fp16
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None:
+            if "ema" in ckpt:
+                self.ema.load_state_dict(ckpt["ema"], int(ckpt.get("ema_updates") or 0))
+            else:  # EMA switched on for the rest of a run: start it from today's weights
+                self.ema.load_state_dict(self.model.state_dict(), 0)
         self.epoch = int(ckpt["epoch"])
         self.step_in_epoch = int(ckpt.get("step_in_epoch") or 0)
         self.sums = torch.tensor(ckpt.get("epoch_sums") or [0.0, 0.0, 0.0],
@@ -624,7 +702,11 @@ class Trainer:
         torch.set_rng_state(rng["torch"])
         if self.device.type == "cuda" and "cuda" in rng:
             torch.cuda.set_rng_state(rng["cuda"], self.device)
-        self._resume_aug_state = rng["aug"]
+        # a CUDA generator's state (seed + offset) does not fit a CPU one (mt19937) or back:
+        # after a move to another device type the augmentation stream restarts (_start_epoch)
+        aug = rng.get("aug")
+        fits = aug is not None and aug.numel() == self.aug_gen.get_state().numel()
+        self._resume_aug_state = aug if fits else None
 
     # -- one epoch ------------------------------------------------------------------------
 
@@ -635,6 +717,16 @@ class Trainer:
         perm = torch.randperm(len(self.train_y), generator=perm_gen).to(self.device)
         if self.step_in_epoch and self._resume_aug_state is not None:
             self.aug_gen.set_state(self._resume_aug_state)  # continue where the stop left off
+        elif self.step_in_epoch:
+            # resumed mid-epoch on another device type: same permutation and progress, but
+            # the rest of this epoch's augmentation comes from a new (still seeded) stream
+            self.aug_gen.manual_seed(_seed(t.seed, epoch, self.dist.rank, stream=2)
+                                     + self.step_in_epoch)
+            if self.events is not None:
+                self.events.write("warning", message=(
+                    f"resumed mid-epoch {epoch} on {self.device.type} from a checkpoint saved "
+                    f"on another device type: the augmentation's random stream restarts here, "
+                    f"so the run is no longer identical to an uninterrupted one"))
         else:
             self.aug_gen.manual_seed(_seed(t.seed, epoch, self.dist.rank, stream=2))
             torch.manual_seed(_seed(t.seed, epoch, self.dist.rank, stream=3))  # dropout
@@ -677,6 +769,8 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update()
             # sums stay on the device: no CPU-GPU sync in the step
             d = loss.detach().double() * len(y)
             correct = (out.detach().argmax(1) == y).sum().double()
@@ -686,7 +780,8 @@ class Trainer:
             window_loss += loss.detach().double()
             window_steps += 1
             window_imgs += len(y) * self.dist.world
-            if (i + 1) % t.log_every_steps == 0 or i + 1 == steps:
+            window_end = (i + 1) % t.log_every_steps == 0 or i + 1 == steps
+            if window_end:
                 mean_loss = window_loss.item() / window_steps  # sync point, once per window
                 now = time.perf_counter()
                 ips = window_imgs / max(now - window_t0, 1e-9)
@@ -699,12 +794,17 @@ class Trainer:
                                       img_per_s=ips)
                 bar.update(i + 1, info=f"loss {mean_loss:.3f} {ips:,.0f} img/s")
             self.epoch_seconds += time.perf_counter() - t0
-            if self._should_stop():
+            if self._should_stop(sync=window_end):
                 raise StopRequested
         bar.close(info=f"{self.epoch_seconds:.1f}s")
 
-    def _should_stop(self) -> bool:
+    def _should_stop(self, sync: bool = True) -> bool:
+        """Whether a signal asked to stop. Under DDP every rank must agree (else the next
+        all-reduce hangs), which costs a collective and a host sync: `sync=False` skips the
+        check there, so the step loop asks once per logging window."""
         flag = self.stop_signal is not None
+        if self.dist.enabled and not sync:
+            return False
         if self.dist.enabled:
             # every rank must stop after the same step, or the next all-reduce hangs
             t = torch.tensor([1.0 if flag else 0.0], device=self.device)
@@ -719,14 +819,18 @@ class Trainer:
         so after the last step each replica holds its own shard's statistics."""
         if not self.dist.enabled:
             return
-        for buf in self.model.buffers():
+        models = [self.model] + ([self.ema.model] if self.ema is not None else [])
+        for buf in (b for m in models for b in m.buffers()):
             if buf.is_floating_point():
                 buf.copy_(_all_sum(buf.clone(), self.dist) / self.dist.world)
 
     @torch.inference_mode()
-    def evaluate_epoch(self, x_all: torch.Tensor, y_all: torch.Tensor) -> tuple[float, float]:
-        """(mean loss, accuracy) on uint8 images, sharded across ranks and all-reduced."""
-        self.eval_net.eval()
+    def evaluate_epoch(self, x_all: torch.Tensor, y_all: torch.Tensor,
+                       net: nn.Module | None = None) -> tuple[float, float]:
+        """(mean loss, accuracy) of `net` (default: the trained model) on uint8 images,
+        sharded across ranks and all-reduced."""
+        net = net or self.eval_net
+        net.eval()
         rank, world = self.dist.rank, self.dist.world
         x_all, y_all = x_all[rank::world], y_all[rank::world]
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)
@@ -738,7 +842,7 @@ class Trainer:
             y = y_all[s : s + batch]
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
                                 enabled=self.use_amp):
-                out = self.eval_net(x).float()
+                out = net(x).float()
             sums += torch.stack([F.cross_entropy(out, y, reduction="sum").double(),
                                  (out.argmax(1) == y).sum().double(),
                                  sums.new_full((), float(len(y)))])
@@ -758,8 +862,8 @@ class Trainer:
             self.events = EventWriter(self.run_dir)
             self.events.write("start", arch=self.arch, recipe=self.cfg.name, epochs=t.epochs,
                               start_epoch=start_epoch, steps_per_epoch=self.steps_per_epoch,
-                              resumed=resume, config=_plain_config(self.cfg),
-                              env=_env(self.device, self.dist))
+                              resumed=resume, precision=self.precision,
+                              config=_plain_config(self.cfg), env=_env(self.device, self.dist))
         session_epochs: list[float] = []
         try:
             for epoch in range(start_epoch, t.epochs + 1):
@@ -767,9 +871,16 @@ class Trainer:
                     raise StopRequested
                 self.train_one_epoch(epoch)
                 self._sync_buffers()
+                train_seconds = self.epoch_seconds
                 t0 = time.perf_counter()
                 val_loss, val_acc = self.evaluate_epoch(self.val_x, self.val_y)
-                self.epoch_seconds += time.perf_counter() - t0
+                ema_fields = {}
+                if self.ema is not None:
+                    ema_loss, ema_acc = self.evaluate_epoch(self.val_x, self.val_y,
+                                                            self.ema.model)
+                    ema_fields = {"val_loss_ema": ema_loss, "val_acc_ema": ema_acc}
+                eval_seconds = time.perf_counter() - t0
+                self.epoch_seconds += eval_seconds
                 loss_sum, correct, n = _all_sum(self.sums.clone(), self.dist).tolist()
                 self.epoch, self.step_in_epoch = epoch, 0
                 self.total_seconds += self.epoch_seconds
@@ -785,14 +896,12 @@ class Trainer:
                         "epoch", epoch=epoch, epochs=t.epochs, train_loss=loss_sum / n,
                         train_acc=correct / n, val_loss=val_loss, val_acc=val_acc,
                         lr=self.optimizer.param_groups[0]["lr"], seconds=self.epoch_seconds,
-                        img_per_s=n / max(self.epoch_seconds, 1e-9),
+                        train_seconds=train_seconds, eval_seconds=eval_seconds,
+                        # training images over training time: evaluation is not in it
+                        img_per_s=n / max(train_seconds, 1e-9),
                         eta_seconds=mean_s * (t.epochs - epoch),
-                        best_metric=self.best_metric, best_epoch=self.best_epoch)
-                    self.save_last(background=True)
-                    if improved:
-                        best = _snapshot(self.model.state_dict())
-                        self.writer.submit(save_checkpoint, self.run_dir / BEST, best,
-                                           self.meta())
+                        best_metric=self.best_metric, best_epoch=self.best_epoch, **ema_fields)
+                    self.save_epoch_end(improved)
                 if self.show_progress:
                     print(f"{self.arch} epoch {epoch}/{t.epochs}: train loss {loss_sum / n:.4f} "
                           f"acc {correct / n:.4f} | {self.val_name} loss {val_loss:.4f} "
@@ -805,7 +914,7 @@ class Trainer:
                 print(f"\nstopped after epoch {self.epoch} + {self.step_in_epoch} steps; "
                       f"resume with --resume {self.run_dir}", file=sys.stderr)
             return self._summary("stopped")
-        self.writer.wait()  # `end` promises that last.pt and best.pt are on disk
+        self.writer.wait()  # `end` promises that last.pt, best.pt (and ema.pt) are on disk
         if self.events is not None:
             self.events.write("end", epoch=self.epoch, best_metric=self.best_metric,
                               best_epoch=self.best_epoch, seconds=self.total_seconds)
@@ -896,6 +1005,7 @@ def fit_cli(cfg: RunConfig, run_dir: Path, *, resume: bool, dist: Dist | None = 
             signal.signal(s, handler)
         if trainer is not None:
             trainer.close()
+        _close_distributed(dist)
         if lock is not None:
             lock.release()
 

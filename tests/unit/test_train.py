@@ -39,11 +39,12 @@ log_every_steps = 1
 """
 
 KEYS = {
-    "start": {"arch", "recipe", "epochs", "start_epoch", "steps_per_epoch", "resumed", "config",
-              "env"},
+    "start": {"arch", "recipe", "epochs", "start_epoch", "steps_per_epoch", "resumed",
+              "precision", "config", "env"},
     "step": {"epoch", "step", "step_in_epoch", "steps_per_epoch", "loss", "lr", "img_per_s"},
     "epoch": {"epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
-              "img_per_s", "eta_seconds", "best_metric", "best_epoch"},
+              "train_seconds", "eval_seconds", "img_per_s", "eta_seconds", "best_metric",
+              "best_epoch"},
     "end": {"epoch", "best_metric", "best_epoch", "seconds"},
     "stopped": {"epoch", "reason"},
     "error": {"message", "traceback"},

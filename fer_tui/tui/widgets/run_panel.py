@@ -97,6 +97,8 @@ class RunPanel(Vertical):
         self.border_title = f"{view.arch} · {view.recipe}"
         self.border_subtitle = view.run_id
         where = f" on {view.device}" if view.device else ""
+        if view.precision:
+            where += f" · {view.precision}"
         status_label.update(f"{view.status}{where} · epoch {view.epochs_text}")
         bar = self.query_one(ProgressBar)
         bar.update(total=max(view.epochs, 1), progress=view.progress)

@@ -41,6 +41,7 @@ class RunView:
     img_per_s: float | None = None
     lr: float | None = None
     device: str | None = None
+    precision: str | None = None
     pid: int | None = None
     error: str | None = None
     traceback: str | None = None
@@ -118,6 +119,7 @@ class RunView:
             img_per_s=state.img_per_s,
             lr=lr,
             device=state.device,
+            precision=state.precision,
             pid=pid,
             error=state.error,
             traceback=state.traceback,
