@@ -39,30 +39,68 @@ def write_run(runs: Path, name: str, events: list[dict], lock_pid: int | None = 
 
 
 def start(arch: str, epochs: int = 3) -> dict:
-    return {"type": "start", "arch": arch, "recipe": "scratch", "epochs": epochs,
-            "start_epoch": 1, "steps_per_epoch": 10, "env": {"device": "cpu"}}
+    return {
+        "type": "start",
+        "arch": arch,
+        "recipe": "scratch",
+        "epochs": epochs,
+        "start_epoch": 1,
+        "steps_per_epoch": 10,
+        "env": {"device": "cpu"},
+    }
 
 
 def epoch(e: int, epochs: int = 3) -> dict:
-    return {"type": "epoch", "epoch": e, "epochs": epochs, "train_loss": 2.0 / e,
-            "train_acc": 0.3 + 0.1 * e, "val_loss": 2.2 / e, "val_acc": 0.25 + 0.1 * e,
-            "lr": 0.1, "seconds": 30.0, "img_per_s": 900.0, "eta_seconds": 30.0 * (epochs - e),
-            "best_metric": 0.25 + 0.1 * e, "best_epoch": e}
+    return {
+        "type": "epoch",
+        "epoch": e,
+        "epochs": epochs,
+        "train_loss": 2.0 / e,
+        "train_acc": 0.3 + 0.1 * e,
+        "val_loss": 2.2 / e,
+        "val_acc": 0.25 + 0.1 * e,
+        "lr": 0.1,
+        "seconds": 30.0,
+        "img_per_s": 900.0,
+        "eta_seconds": 30.0 * (epochs - e),
+        "best_metric": 0.25 + 0.1 * e,
+        "best_epoch": e,
+    }
 
 
 @pytest.fixture
 def runs(tmp_path: Path) -> Path:
     """Four runs of the group 20260101-120000 in every ended state, plus one live run."""
     runs = tmp_path / "runs"
-    write_run(runs, "20260101-120000-resnet18",
-              [start("resnet18"), epoch(1), epoch(2), epoch(3),
-               {"type": "end", "best_metric": 0.55, "best_epoch": 3}])
-    write_run(runs, "20260101-120000-resnet34",
-              [start("resnet34"), epoch(1),
-               {"type": "error", "message": "CUDA out of memory. Tried to allocate 2.00 GiB",
-                "traceback": "Traceback (most recent call last): ..."}])
-    write_run(runs, "20260101-120000-resnet50",
-              [start("resnet50"), epoch(1), {"type": "stopped", "epoch": 1, "reason": "SIGTERM"}])
+    write_run(
+        runs,
+        "20260101-120000-resnet18",
+        [
+            start("resnet18"),
+            epoch(1),
+            epoch(2),
+            epoch(3),
+            {"type": "end", "best_metric": 0.55, "best_epoch": 3},
+        ],
+    )
+    write_run(
+        runs,
+        "20260101-120000-resnet34",
+        [
+            start("resnet34"),
+            epoch(1),
+            {
+                "type": "error",
+                "message": "CUDA out of memory. Tried to allocate 2.00 GiB",
+                "traceback": "Traceback (most recent call last): ...",
+            },
+        ],
+    )
+    write_run(
+        runs,
+        "20260101-120000-resnet50",
+        [start("resnet50"), epoch(1), {"type": "stopped", "epoch": 1, "reason": "SIGTERM"}],
+    )
     write_run(runs, "20260101-110000-resnet50", [start("resnet50"), epoch(1)])  # crashed
     return runs
 
@@ -106,7 +144,13 @@ async def test_lists_runs_with_their_statuses(runs: Path) -> None:
         table = app.screen.query_one(RunList)
         row = table.get_row("20260101-120000-resnet18")
         assert [str(c) for c in row[:6]] == [
-            "finished", "20260101-120000-resnet18", "resnet18", "scratch", "3/3", "55.0%"]
+            "finished",
+            "20260101-120000-resnet18",
+            "resnet18",
+            "scratch",
+            "3/3",
+            "55.0%",
+        ]
         assert table.coordinate_to_cell_key((0, 0)).row_key.value == "20260101-120000-resnet50"
 
 
@@ -125,8 +169,9 @@ async def test_failed_run_shows_its_error_and_stopped_offers_resume(runs: Path) 
 async def test_appended_epoch_shows_up_live(tmp_path: Path) -> None:
     """Appending an epoch line to a running run's events moves its panel to the new epoch."""
     runs = tmp_path / "runs"
-    run = write_run(runs, "20260101-130000-resnet18", [start("resnet18", 5), epoch(1, 5)],
-                    lock_pid=os.getpid())
+    run = write_run(
+        runs, "20260101-130000-resnet18", [start("resnet18", 5), epoch(1, 5)], lock_pid=os.getpid()
+    )
     app = app_for(runs)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.switch_mode("training")
@@ -201,7 +246,7 @@ def configs(tmp_path: Path) -> Path:
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "smoke.toml").write_text(SMOKE)
-    (configs / "broken.toml").write_text('[train]\nepochz = 3\n')
+    (configs / "broken.toml").write_text("[train]\nepochz = 3\n")
     return configs
 
 
@@ -254,8 +299,8 @@ async def test_bad_epochs_and_unwritable_runs_dir(tmp_path: Path, configs: Path)
         assert "epochs must be at least 1" in str(dialog.query_one("#start-error").render())
         dialog.query_one("#start-epochs", Input).value = "2"
         await pilot.click("#start-go")
-        assert "not writable" in str(dialog.query_one("#start-error").render()) or \
-            "cannot create the runs directory" in str(dialog.query_one("#start-error").render())
+        error = str(dialog.query_one("#start-error").render())
+        assert "not writable" in error or "cannot create the runs directory" in error
 
 
 @pytest.fixture
@@ -280,8 +325,9 @@ async def test_start_stop_resume_with_the_fake_trainer(tmp_path, configs, fake_t
         await until(pilot, lambda: "running" in statuses(app).values(), timeout=15)
         # an epoch of the fake lasts 0.4 s: on a busy machine the first repaint may already
         # show a later one, so any epoch will do
-        await until(pilot, lambda: re.search(r"epoch \d+/200", panel_text(app, "resnet18")),
-                    timeout=15)
+        await until(
+            pilot, lambda: re.search(r"epoch \d+/200", panel_text(app, "resnet18")), timeout=15
+        )
         (run_id,) = statuses(app)
         await pilot.press("x")
         await until(pilot, lambda: statuses(app)[run_id] == "stopped", timeout=15)
@@ -351,5 +397,6 @@ async def test_actions_without_runs_warn(tmp_path: Path) -> None:
             await pilot.press(key)
         await pilot.pause()
         assert [n.message for n in app._notifications].count(
-            "no run selected: start one with s") == 3
+            "no run selected: start one with s"
+        ) == 3
         assert "No runs in" in str(app.screen.query_one("#runs-hint").render())

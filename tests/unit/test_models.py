@@ -29,16 +29,18 @@ def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "r18.pt"
     torch.manual_seed(0)
     model = build_model("resnet18", stem="imagenet")
-    save_checkpoint(path, model, model_meta("resnet18", load_config(CONFIGS / "smoke.toml"),
-                                            epoch=3))
+    save_checkpoint(
+        path, model, model_meta("resnet18", load_config(CONFIGS / "smoke.toml"), epoch=3)
+    )
     return path
 
 
 def test_paper_freeze_policy_leaves_only_layer4_and_fc_trainable() -> None:
     """The paper recipe trains layer4 and fc; every other parameter has requires_grad False."""
     m = load_config(CONFIGS / "paper.toml").model
-    model = build_model("resnet18", stem=m.stem, in_channels=m.in_channels, weights=None,
-                        trainable=m.trainable)
+    model = build_model(
+        "resnet18", stem=m.stem, in_channels=m.in_channels, weights=None, trainable=m.trainable
+    )
     for name, p in model.named_parameters():
         assert p.requires_grad == name.startswith(("layer4.", "fc.")), name
     assert model.conv1.in_channels == 3 and model.conv1.kernel_size == (7, 7)

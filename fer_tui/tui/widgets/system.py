@@ -42,9 +42,15 @@ def gpu_summary() -> str | None:
     if shutil.which("nvidia-smi") is None:
         return None
     out = subprocess.run(
-        ["nvidia-smi", "--query-gpu=name,utilization.gpu,memory.used,memory.total",
-         "--format=csv,noheader,nounits"],
-        capture_output=True, text=True, timeout=3, check=True,
+        [
+            "nvidia-smi",
+            "--query-gpu=name,utilization.gpu,memory.used,memory.total",
+            "--format=csv,noheader,nounits",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3,
+        check=True,
     ).stdout
     parts = []
     for i, row in enumerate(line for line in out.splitlines() if line.strip()):
@@ -61,8 +67,10 @@ def cpu_summary() -> str:
 
     mem = psutil.virtual_memory()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    text = (f"CPU {psutil.cpu_percent(interval=None):.0f}% of {psutil.cpu_count()} cores · "
-            f"RAM {(mem.total - mem.available) / GIB:.1f}/{mem.total / GIB:.1f} GiB")
+    text = (
+        f"CPU {psutil.cpu_percent(interval=None):.0f}% of {psutil.cpu_count()} cores · "
+        f"RAM {(mem.total - mem.available) / GIB:.1f}/{mem.total / GIB:.1f} GiB"
+    )
     return text + (f" · load {load:.2f}" if load is not None else "")
 
 
