@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -375,17 +376,127 @@ async def test_trainer_death_is_reported_but_a_stop_is_not(tmp_path: Path) -> No
         assert "pid 42 exited with code 2" in errors[0] and "no dataset found" in errors[0]
 
 
+def fake_nvidia_smi(folder: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """An `nvidia-smi` on PATH that runs `script` (sh), with nvidia-ml-py absent."""
+    from fer_tui.tui.widgets import system
+
+    fake = folder / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py absent
+    monkeypatch.setattr(system, "_nvml_state", None, raising=False)
+
+
 def test_system_line_reads_nvidia_smi(tmp_path: Path, monkeypatch) -> None:
     """With nvidia-smi on PATH the system line shows GPU use and memory; without, CPU and RAM."""
     from fer_tui.tui.widgets import system
 
     assert system.cpu_summary().startswith("CPU ")
-    fake = tmp_path / "nvidia-smi"
-    fake.write_text("#!/bin/sh\necho 'NVIDIA H200, 87, 12595, 143771'\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py absent
+    fake_nvidia_smi(tmp_path, monkeypatch, "echo 'NVIDIA H200, 87, 12595, 143771'")
     assert system.gpu_summary() == "GPU0 NVIDIA H200 87% · 12.3/140.4 GiB"
+
+
+@pytest.mark.parametrize(
+    ("row", "shown"),
+    [
+        ("NVIDIA H200, [N/A], 12595, 143771", "GPU0 NVIDIA H200 N/A · 12.3/140.4 GiB"),
+        ("NVIDIA H200, 87, [Not Supported], [Not Supported]", "GPU0 NVIDIA H200 87% · memory N/A"),
+    ],
+)
+def test_system_line_shows_na_for_an_odd_nvidia_smi_field(
+    tmp_path: Path, monkeypatch, row: str, shown: str
+) -> None:
+    """A field nvidia-smi cannot report (`[N/A]`, `[Not Supported]`) reads N/A; the others
+    still show."""
+    from fer_tui.tui.widgets import system
+
+    fake_nvidia_smi(tmp_path, monkeypatch, f"echo '{row}'")
+    assert system.gpu_summary() == shown
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "echo 'No devices were found'; exit 6",
+        "echo 'NVIDIA H200, [N/A], [N/A], [N/A]'",
+        "echo 'Failed to initialize NVML: Driver/library version mismatch'",
+        "exec sleep 5",
+    ],
+    ids=["no-devices", "all-na", "garbled", "hangs"],
+)
+def test_system_line_falls_back_to_cpu_when_nvidia_smi_fails(
+    tmp_path: Path, monkeypatch, script: str
+) -> None:
+    """An nvidia-smi that exits nonzero, has no figures, prints junk or hangs past the timeout
+    gives the CPU and RAM line, promptly, instead of an error."""
+    from fer_tui.tui.widgets import system
+
+    fake_nvidia_smi(tmp_path, monkeypatch, script)
+    monkeypatch.setattr(system, "SMI_TIMEOUT_S", 0.3, raising=False)
+    t0 = time.monotonic()
+    assert system.gpu_summary() is None
+    assert system.system_summary().startswith("CPU ")
+    assert time.monotonic() - t0 < 3
+
+
+async def test_system_line_on_screen_with_a_broken_nvidia_smi(tmp_path: Path, monkeypatch) -> None:
+    """On the Training screen, nvidia-smi's "No devices were found" leaves the CPU and RAM
+    figures on the system line, not "system figures unavailable"."""
+    fake_nvidia_smi(tmp_path, monkeypatch, "echo 'No devices were found'; exit 6")
+    app = app_for(tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        line = app.screen.query_one("#system", Static)
+        await until(pilot, lambda: str(line.render()).strip() != "")
+        assert str(line.render()).startswith("CPU "), str(line.render())
+
+
+class FakeNvml(types.ModuleType):
+    """A stand-in for nvidia-ml-py with one H200, counting init and shutdown calls."""
+
+    def __init__(self) -> None:
+        super().__init__("pynvml")
+        self.inits = self.shutdowns = 0
+        self.util_supported = True
+
+    def nvmlInit(self) -> None:
+        self.inits += 1
+
+    def nvmlShutdown(self) -> None:
+        self.shutdowns += 1
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetName(self, h: int) -> bytes:
+        return b"NVIDIA H200"
+
+    def nvmlDeviceGetUtilizationRates(self, h: int) -> types.SimpleNamespace:
+        if not self.util_supported:
+            raise RuntimeError("NVMLError_NotSupported")
+        return types.SimpleNamespace(gpu=87)
+
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> types.SimpleNamespace:
+        return types.SimpleNamespace(used=12595 * 2**20, total=143771 * 2**20)
+
+
+def test_nvml_is_initialised_once_per_process(monkeypatch) -> None:
+    """Polling the GPU line three times initialises NVML once and never shuts it down; a
+    figure NVML does not support reads N/A."""
+    from fer_tui.tui.widgets import system
+
+    nvml = FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setattr(system, "_nvml_state", None, raising=False)
+    for _ in range(3):
+        assert system.gpu_summary() == "GPU0 NVIDIA H200 87% · 12.3/140.4 GiB"
+    assert (nvml.inits, nvml.shutdowns) == (1, 0)
+    nvml.util_supported = False
+    assert system.gpu_summary() == "GPU0 NVIDIA H200 N/A · 12.3/140.4 GiB"
 
 
 async def test_actions_without_runs_warn(tmp_path: Path) -> None:
