@@ -48,15 +48,48 @@ FORMAT_VERSION = 1
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """ "auto" -> cuda when available, else cpu; "cuda" without a GPU is a clear error."""
+    """The torch device for "auto" (cuda when available, else cpu), "cpu", "cuda" or "cuda:N".
+
+    A name that is not one of these, or a GPU this machine does not have, is a FerError that
+    names the GPUs there are, never CUDA's "invalid device ordinal" later on.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FerError("device 'cuda' was asked for but no GPU is available: use --device cpu")
     try:
-        return torch.device(name)
-    except RuntimeError:
-        raise FerError(f"unknown device '{name}': use auto, cpu or cuda") from None
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise FerError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N (N a GPU index)")
+    if device.type == "cpu":
+        return device
+    if not torch.cuda.is_available():
+        raise FerError(f"device '{name}' was asked for but no GPU is available: use --device cpu")
+    count = torch.cuda.device_count()
+    if (device.index or 0) >= count:
+        raise FerError(f"device '{name}' does not exist: {_gpu_listing(count)}")
+    return device
+
+
+def _gpu_listing(count: int) -> str:
+    """What to say about the GPUs here, e.g. "this machine has 1 GPU (cuda:0 NVIDIA H200); use
+    --device cuda:0, or --device cpu"."""
+    gpus = []
+    for i in range(count):
+        try:
+            gpus.append(f"cuda:{i} {torch.cuda.get_device_name(i)}")
+        except Exception:  # the name is a nicety
+            gpus.append(f"cuda:{i}")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    where = f" with CUDA_VISIBLE_DEVICES={visible}" if visible is not None else ""
+    if count == 0:
+        return f"this machine has no GPU{where}; use --device cpu"
+    which = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+    plural = "" if count == 1 else "s"
+    return (
+        f"this machine has {count} GPU{plural}{where} ({', '.join(gpus)}); "
+        f"use --device {which}, or --device cpu"
+    )
 
 
 def _pretrained(arch: str, weights: str) -> nn.Module:

@@ -17,8 +17,10 @@ from fer_tui.models import (
     model_meta,
     predict_proba,
     read_checkpoint,
+    resolve_device,
     save_checkpoint,
 )
+from tests.fake_devices import pretend_gpus
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -144,3 +146,43 @@ def test_not_a_fer_tui_checkpoint(tmp_path: Path) -> None:
     torch.save({"conv1.weight": torch.zeros(1)}, path)
     with pytest.raises(CheckpointError, match="not a fer-tui checkpoint"):
         load_checkpoint(path)
+
+
+def test_a_gpu_index_this_machine_lacks_is_a_one_line_error(monkeypatch) -> None:
+    """cuda:1 on a one-GPU machine is a FerError naming the GPU there is and the flag to use,
+    not CUDA's "invalid device ordinal" traceback when the model moves."""
+    pretend_gpus(monkeypatch, "NVIDIA H200")
+    assert resolve_device("cuda") == torch.device("cuda")
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    assert resolve_device("auto") == torch.device("cuda")
+    with pytest.raises(FerError) as err:
+        resolve_device("cuda:1")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "'cuda:1'" in message and "1 GPU (cuda:0 NVIDIA H200)" in message
+    assert "--device cuda:0" in message
+
+    pretend_gpus(monkeypatch, "NVIDIA H200", "NVIDIA H200")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(FerError, match="use --device cuda:0 to cuda:1"):
+        resolve_device("cuda:2")
+
+
+@pytest.mark.parametrize("gpus", [(), ("NVIDIA H200",)], ids=["no-gpu", "one-gpu"])
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cuda:-1", "CUDA", "", "mps", "meta", "xpu"])
+def test_a_malformed_device_name_is_a_fer_error(monkeypatch, name: str, gpus: tuple) -> None:
+    """A device name other than auto, cpu, cuda or cuda:N is a FerError saying which names
+    work, whether or not there is a GPU."""
+    pretend_gpus(monkeypatch, *gpus)
+    with pytest.raises(FerError, match="unknown device .*use auto, cpu, cuda or cuda:N"):
+        resolve_device(name)
+
+
+def test_cuda_without_a_gpu_says_to_use_the_cpu(monkeypatch) -> None:
+    """cuda or cuda:N on a machine without CUDA says so and points at --device cpu."""
+    pretend_gpus(monkeypatch)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(FerError, match="no GPU is available: use --device cpu"):
+            resolve_device(name)
