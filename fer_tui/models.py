@@ -196,6 +196,19 @@ def model_meta(arch: str, cfg: Any | None = None, **extra: Any) -> dict[str, Any
     return meta
 
 
+#: what wrappers put in front of state_dict keys: torch.compile and DistributedDataParallel
+WRAPPER_PREFIXES: tuple[str, ...] = ("_orig_mod.", "module.")
+
+
+def _plain_key(key: str) -> str:
+    """A state_dict key without wrapper prefixes, whatever their order and depth: compile(DDP(m))
+    gives `_orig_mod.module.fc.weight`, DDP(compile(m)) `module._orig_mod.fc.weight`."""
+    while key.startswith(WRAPPER_PREFIXES):
+        for prefix in WRAPPER_PREFIXES:
+            key = key.removeprefix(prefix)
+    return key
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module | dict[str, torch.Tensor],
@@ -206,10 +219,7 @@ def save_checkpoint(
 ) -> None:
     """Atomically write a checkpoint; `half` stores float weights as fp16 (shipped files)."""
     sd = model.state_dict() if isinstance(model, nn.Module) else model
-    sd = {
-        k.removeprefix("_orig_mod.").removeprefix("module."): v.detach().cpu()
-        for k, v in sd.items()
-    }
+    sd = {_plain_key(k): v.detach().cpu() for k, v in sd.items()}
     if half:
         sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
     payload = {

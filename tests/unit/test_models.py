@@ -186,3 +186,57 @@ def test_cuda_without_a_gpu_says_to_use_the_cpu(monkeypatch) -> None:
     for name in ("cuda", "cuda:1"):
         with pytest.raises(FerError, match="no GPU is available: use --device cpu"):
             resolve_device(name)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["_orig_mod.", "module.", "_orig_mod.module.", "module._orig_mod.", "module._orig_mod.module."],
+)
+def test_wrapper_prefixes_are_stripped_in_any_order(prefix: str, tmp_path: Path) -> None:
+    """Keys saved from compile(DDP(m)), DDP(compile(m)) or deeper nestings lose every wrapper
+    prefix, so the checkpoint loads into a bare model."""
+    torch.manual_seed(0)
+    model = build_model("resnet18", stem="imagenet", in_channels=1)
+    state = model.state_dict()
+    path = tmp_path / "wrapped.pt"
+    save_checkpoint(
+        path,
+        {prefix + k: v for k, v in state.items()},
+        model_meta("resnet18", stem="imagenet", in_channels=1),
+    )
+    assert list(read_checkpoint(path)["model"]) == list(state)
+    loaded, _ = load_checkpoint(path)
+    assert torch.equal(loaded.fc.weight, model.fc.weight)
+
+
+def test_compiled_and_ddp_wrapped_models_save_bare_keys(tmp_path: Path) -> None:
+    """A model under torch.compile, DDP or both, in either order, saves the bare model's keys
+    and loads back to its weights. Nothing compiles: torch.compile is lazy until called."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if not dist.is_available():
+        pytest.skip("this torch build has no torch.distributed")
+    torch.manual_seed(0)
+    model = build_model("resnet18", stem="imagenet", in_channels=1)
+    state = model.state_dict()
+    meta = model_meta("resnet18", stem="imagenet", in_channels=1)
+    dist.init_process_group(
+        "gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1
+    )
+    try:
+        wrapped = {
+            "compile": torch.compile(model),
+            "ddp": DDP(model),
+            "compile-ddp": torch.compile(DDP(model)),
+            "ddp-compile": DDP(torch.compile(model)),
+        }
+        for name, module in wrapped.items():
+            path = tmp_path / f"{name}.pt"
+            save_checkpoint(path, module, meta)
+            assert list(read_checkpoint(path)["model"]) == list(state), name
+            loaded, _ = load_checkpoint(path)
+            for key, value in loaded.state_dict().items():
+                assert torch.equal(value, state[key]), (name, key)
+    finally:
+        dist.destroy_process_group()
