@@ -72,3 +72,16 @@ def test_train_on_cuda_without_a_gpu(
     assert main(["train", "--runs-dir", str(runs), "--device", "cuda"]) == 2
     assert "no GPU is available: use --device cpu" in one_line_error(capsys)
     assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_evaluate_on_a_missing_gpu_is_refused_even_when_cached(
+    ckpt: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A report cached by a CPU evaluation does not answer `--device cuda:1` on a one-GPU
+    machine: the device is still checked, and the CPU report is not served."""
+    base = ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data)]
+    assert main([*base, "--device", "cpu"]) == 0
+    capsys.readouterr()
+    pretend_gpus(monkeypatch, "NVIDIA H200")
+    assert main([*base, "--device", "cuda:1"]) == 2
+    assert "device 'cuda:1' does not exist" in one_line_error(capsys)
