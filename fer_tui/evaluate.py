@@ -271,11 +271,29 @@ def cache_root() -> Path:
     return paths.cache_dir() / "eval"
 
 
-def cache_key(checkpoint_sha: str, fingerprint: str, split: str, tta: str,
-              engine: str = "torch") -> str:
+def cache_key(
+    checkpoint_sha: str,
+    fingerprint: str,
+    split: str,
+    tta: str,
+    engine: str = "torch",
+    device: str = "auto",
+) -> str:
+    """The cache entry of one evaluation: files, split, TTA, engine and, for torch, the device
+    type it runs on (CUDA's TF32 convolutions do not give the CPU's probabilities).
+
+    `device` is resolved as the evaluation resolves it, so a GPU that is not there fails here,
+    before a cached report could stand in for it.
+    """
     raw = f"v{CACHE_VERSION}|{checkpoint_sha}|{fingerprint}|{split}|{tta}"
     if engine != "torch":  # torch keys stay as they were before engines existed
-        raw += f"|{engine}"
+        raw += f"|{engine}"  # onnxruntime runs on the CPU whatever the device
+    else:
+        from fer_tui.models import resolve_device
+
+        kind = resolve_device(device).type
+        if kind != "cpu":  # CPU keys stay as they were before devices were keyed
+            raw += f"|{kind}"
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
@@ -440,7 +458,7 @@ def evaluate_checkpoints(
     out = []
     for path, meta in metas:
         sha = file_sha256(path)
-        key = cache_key(sha, fer.fingerprint, split, tta, engine)
+        key = cache_key(sha, fer.fingerprint, split, tta, engine, device)
         hit = cache_get(key) if use_cache else None
         if hit is not None and len(hit[1]) == len(labels):
             report, probs = hit

@@ -48,15 +48,48 @@ FORMAT_VERSION = 1
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu; "cuda" without a GPU is a clear error."""
+    """The torch device for "auto" (cuda when available, else cpu), "cpu", "cuda" or "cuda:N".
+
+    A name that is not one of these, or a GPU this machine does not have, is a FerError that
+    names the GPUs there are, never CUDA's "invalid device ordinal" later on.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FerError("device 'cuda' was asked for but no GPU is available: use --device cpu")
     try:
-        return torch.device(name)
-    except RuntimeError:
-        raise FerError(f"unknown device '{name}': use auto, cpu or cuda") from None
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise FerError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N (N a GPU index)")
+    if device.type == "cpu":
+        return device
+    if not torch.cuda.is_available():
+        raise FerError(f"device '{name}' was asked for but no GPU is available: use --device cpu")
+    count = torch.cuda.device_count()
+    if (device.index or 0) >= count:
+        raise FerError(f"device '{name}' does not exist: {_gpu_listing(count)}")
+    return device
+
+
+def _gpu_listing(count: int) -> str:
+    """What to say about the GPUs here, e.g. "this machine has 1 GPU (cuda:0 NVIDIA H200); use
+    --device cuda:0, or --device cpu"."""
+    gpus = []
+    for i in range(count):
+        try:
+            gpus.append(f"cuda:{i} {torch.cuda.get_device_name(i)}")
+        except Exception:  # the name is a nicety
+            gpus.append(f"cuda:{i}")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    where = f" with CUDA_VISIBLE_DEVICES={visible}" if visible is not None else ""
+    if count == 0:
+        return f"this machine has no GPU{where}; use --device cpu"
+    which = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+    plural = "" if count == 1 else "s"
+    return (
+        f"this machine has {count} GPU{plural}{where} ({', '.join(gpus)}); "
+        f"use --device {which}, or --device cpu"
+    )
 
 
 def _pretrained(arch: str, weights: str) -> nn.Module:
@@ -80,8 +113,10 @@ def _pretrained(arch: str, weights: str) -> nn.Module:
         w = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
     except KeyError:
         names = ", ".join(m.name for m in enum)
-        raise ConfigError(f"model.weights: unknown {arch} weights '{weights}' (known: {names}, "
-                          f"DEFAULT, or a local .pth file)") from None
+        raise ConfigError(
+            f"model.weights: unknown {arch} weights '{weights}' (known: {names}, "
+            f"DEFAULT, or a local .pth file)"
+        ) from None
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
     try:
         return ctor(weights=w)
@@ -114,8 +149,9 @@ def build_model(
         model = getattr(torchvision.models, arch)(weights=None, zero_init_residual=True)
     if stem in ("cifar", "compact"):
         stride = 1 if stem == "cifar" else 2
-        model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=stride, padding=1,
-                                bias=False)
+        model.conv1 = nn.Conv2d(
+            in_channels, 64, kernel_size=3, stride=stride, padding=1, bias=False
+        )
         model.maxpool = nn.Identity()
     elif in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -126,8 +162,9 @@ def build_model(
         children = dict(model.named_children())
         unknown = [name for name in trainable if name not in children]
         if unknown:
-            raise ConfigError(f"model.trainable: unknown module(s) {unknown} "
-                              f"(known: {', '.join(children)})")
+            raise ConfigError(
+                f"model.trainable: unknown module(s) {unknown} (known: {', '.join(children)})"
+            )
         for name, module in children.items():
             module.requires_grad_(name in trainable)
     return model
@@ -159,6 +196,19 @@ def model_meta(arch: str, cfg: Any | None = None, **extra: Any) -> dict[str, Any
     return meta
 
 
+#: what wrappers put in front of state_dict keys: torch.compile and DistributedDataParallel
+WRAPPER_PREFIXES: tuple[str, ...] = ("_orig_mod.", "module.")
+
+
+def _plain_key(key: str) -> str:
+    """A state_dict key without wrapper prefixes, whatever their order and depth: compile(DDP(m))
+    gives `_orig_mod.module.fc.weight`, DDP(compile(m)) `module._orig_mod.fc.weight`."""
+    while key.startswith(WRAPPER_PREFIXES):
+        for prefix in WRAPPER_PREFIXES:
+            key = key.removeprefix(prefix)
+    return key
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module | dict[str, torch.Tensor],
@@ -169,24 +219,31 @@ def save_checkpoint(
 ) -> None:
     """Atomically write a checkpoint; `half` stores float weights as fp16 (shipped files)."""
     sd = model.state_dict() if isinstance(model, nn.Module) else model
-    sd = {k.removeprefix("_orig_mod.").removeprefix("module."): v.detach().cpu()
-          for k, v in sd.items()}
+    sd = {_plain_key(k): v.detach().cpu() for k, v in sd.items()}
     if half:
         sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": sd, "meta": meta,
-               **state}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": sd,
+        "meta": meta,
+        **state,
+    }
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
-def read_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu"
-                    ) -> dict[str, Any]:
+def read_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """The raw checkpoint dict, safely (weights_only), with clear errors for bad files."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: check the path (shipped ones are in "
-                              f"checkpoints/, trained ones in runs/<run>/best.pt)")
+        raise CheckpointError(
+            f"no checkpoint at {path}: check the path (shipped ones are in "
+            f"checkpoints/, trained ones in runs/<run>/best.pt)"
+        )
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -194,12 +251,15 @@ def read_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
         why = next((ln.strip() for ln in str(exc).splitlines() if "Unpickler error" in ln), "")
         raise CheckpointError(
             f"{path} holds Python objects, not a plain dict of tensors, and was not loaded "
-            f"(fer-tui never runs pickled code). {why}".strip()) from None
+            f"(fer-tui never runs pickled code). {why}".strip()
+        ) from None
     except Exception as exc:  # torch.load fails on junk with anything from struct to IndexError
         raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "meta" not in ckpt:
-        raise CheckpointError(f"{path} is not a fer-tui checkpoint (no 'format'/'meta' keys): "
-                              f"train one with `fer-tui train` or use checkpoints/*.pt")
+        raise CheckpointError(
+            f"{path} is not a fer-tui checkpoint (no 'format'/'meta' keys): "
+            f"train one with `fer-tui train` or use checkpoints/*.pt"
+        )
     return ckpt
 
 
@@ -213,19 +273,27 @@ def load_checkpoint(
     ckpt = read_checkpoint(path, device="cpu")
     meta = ckpt["meta"]
     if list(meta.get("classes", [])) != list(CLASSES):
-        raise CheckpointError(f"{path} was trained for classes {meta.get('classes')}, not "
-                              f"{list(CLASSES)}: fer-tui needs a 7-class FER-2013 checkpoint")
+        raise CheckpointError(
+            f"{path} was trained for classes {meta.get('classes')}, not "
+            f"{list(CLASSES)}: fer-tui needs a 7-class FER-2013 checkpoint"
+        )
     if arch is not None and meta.get("arch") != arch:
         raise CheckpointError(f"{path} is a {meta.get('arch')} checkpoint, not {arch}")
-    model = build_model(meta["arch"], num_classes=meta["num_classes"], stem=meta["stem"],
-                        in_channels=meta["in_channels"], dropout=meta.get("dropout", 0.0))
+    model = build_model(
+        meta["arch"],
+        num_classes=meta["num_classes"],
+        stem=meta["stem"],
+        in_channels=meta["in_channels"],
+        dropout=meta.get("dropout", 0.0),
+    )
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1:2] or [str(exc)]
-        raise CheckpointError(f"{path}: weights do not fit a {meta['arch']} "
-                              f"({first[0].strip()})") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit a {meta['arch']} ({first[0].strip()})"
+        ) from None
     model.eval().to(resolve_device(str(device)) if isinstance(device, str) else device)
     return model, meta
 
@@ -264,7 +332,8 @@ def predict_proba(
             p = torch.zeros(len(x), meta["num_classes"], device=device)
             for dy, dx in offsets:
                 crop = padded[..., dy : dy + size, dx : dx + size].contiguous(
-                    memory_format=torch.channels_last)
+                    memory_format=torch.channels_last
+                )
                 p += model(crop).float().softmax(1) + model(crop.flip(3)).float().softmax(1)
             p /= 2 * len(offsets)
         out.append(p.cpu())

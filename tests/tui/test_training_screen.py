@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -39,30 +40,68 @@ def write_run(runs: Path, name: str, events: list[dict], lock_pid: int | None = 
 
 
 def start(arch: str, epochs: int = 3) -> dict:
-    return {"type": "start", "arch": arch, "recipe": "scratch", "epochs": epochs,
-            "start_epoch": 1, "steps_per_epoch": 10, "env": {"device": "cpu"}}
+    return {
+        "type": "start",
+        "arch": arch,
+        "recipe": "scratch",
+        "epochs": epochs,
+        "start_epoch": 1,
+        "steps_per_epoch": 10,
+        "env": {"device": "cpu"},
+    }
 
 
 def epoch(e: int, epochs: int = 3) -> dict:
-    return {"type": "epoch", "epoch": e, "epochs": epochs, "train_loss": 2.0 / e,
-            "train_acc": 0.3 + 0.1 * e, "val_loss": 2.2 / e, "val_acc": 0.25 + 0.1 * e,
-            "lr": 0.1, "seconds": 30.0, "img_per_s": 900.0, "eta_seconds": 30.0 * (epochs - e),
-            "best_metric": 0.25 + 0.1 * e, "best_epoch": e}
+    return {
+        "type": "epoch",
+        "epoch": e,
+        "epochs": epochs,
+        "train_loss": 2.0 / e,
+        "train_acc": 0.3 + 0.1 * e,
+        "val_loss": 2.2 / e,
+        "val_acc": 0.25 + 0.1 * e,
+        "lr": 0.1,
+        "seconds": 30.0,
+        "img_per_s": 900.0,
+        "eta_seconds": 30.0 * (epochs - e),
+        "best_metric": 0.25 + 0.1 * e,
+        "best_epoch": e,
+    }
 
 
 @pytest.fixture
 def runs(tmp_path: Path) -> Path:
     """Four runs of the group 20260101-120000 in every ended state, plus one live run."""
     runs = tmp_path / "runs"
-    write_run(runs, "20260101-120000-resnet18",
-              [start("resnet18"), epoch(1), epoch(2), epoch(3),
-               {"type": "end", "best_metric": 0.55, "best_epoch": 3}])
-    write_run(runs, "20260101-120000-resnet34",
-              [start("resnet34"), epoch(1),
-               {"type": "error", "message": "CUDA out of memory. Tried to allocate 2.00 GiB",
-                "traceback": "Traceback (most recent call last): ..."}])
-    write_run(runs, "20260101-120000-resnet50",
-              [start("resnet50"), epoch(1), {"type": "stopped", "epoch": 1, "reason": "SIGTERM"}])
+    write_run(
+        runs,
+        "20260101-120000-resnet18",
+        [
+            start("resnet18"),
+            epoch(1),
+            epoch(2),
+            epoch(3),
+            {"type": "end", "best_metric": 0.55, "best_epoch": 3},
+        ],
+    )
+    write_run(
+        runs,
+        "20260101-120000-resnet34",
+        [
+            start("resnet34"),
+            epoch(1),
+            {
+                "type": "error",
+                "message": "CUDA out of memory. Tried to allocate 2.00 GiB",
+                "traceback": "Traceback (most recent call last): ...",
+            },
+        ],
+    )
+    write_run(
+        runs,
+        "20260101-120000-resnet50",
+        [start("resnet50"), epoch(1), {"type": "stopped", "epoch": 1, "reason": "SIGTERM"}],
+    )
     write_run(runs, "20260101-110000-resnet50", [start("resnet50"), epoch(1)])  # crashed
     return runs
 
@@ -106,7 +145,13 @@ async def test_lists_runs_with_their_statuses(runs: Path) -> None:
         table = app.screen.query_one(RunList)
         row = table.get_row("20260101-120000-resnet18")
         assert [str(c) for c in row[:6]] == [
-            "finished", "20260101-120000-resnet18", "resnet18", "scratch", "3/3", "55.0%"]
+            "finished",
+            "20260101-120000-resnet18",
+            "resnet18",
+            "scratch",
+            "3/3",
+            "55.0%",
+        ]
         assert table.coordinate_to_cell_key((0, 0)).row_key.value == "20260101-120000-resnet50"
 
 
@@ -125,8 +170,9 @@ async def test_failed_run_shows_its_error_and_stopped_offers_resume(runs: Path) 
 async def test_appended_epoch_shows_up_live(tmp_path: Path) -> None:
     """Appending an epoch line to a running run's events moves its panel to the new epoch."""
     runs = tmp_path / "runs"
-    run = write_run(runs, "20260101-130000-resnet18", [start("resnet18", 5), epoch(1, 5)],
-                    lock_pid=os.getpid())
+    run = write_run(
+        runs, "20260101-130000-resnet18", [start("resnet18", 5), epoch(1, 5)], lock_pid=os.getpid()
+    )
     app = app_for(runs)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.switch_mode("training")
@@ -201,7 +247,7 @@ def configs(tmp_path: Path) -> Path:
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "smoke.toml").write_text(SMOKE)
-    (configs / "broken.toml").write_text('[train]\nepochz = 3\n')
+    (configs / "broken.toml").write_text("[train]\nepochz = 3\n")
     return configs
 
 
@@ -254,8 +300,8 @@ async def test_bad_epochs_and_unwritable_runs_dir(tmp_path: Path, configs: Path)
         assert "epochs must be at least 1" in str(dialog.query_one("#start-error").render())
         dialog.query_one("#start-epochs", Input).value = "2"
         await pilot.click("#start-go")
-        assert "not writable" in str(dialog.query_one("#start-error").render()) or \
-            "cannot create the runs directory" in str(dialog.query_one("#start-error").render())
+        error = str(dialog.query_one("#start-error").render())
+        assert "not writable" in error or "cannot create the runs directory" in error
 
 
 @pytest.fixture
@@ -280,8 +326,9 @@ async def test_start_stop_resume_with_the_fake_trainer(tmp_path, configs, fake_t
         await until(pilot, lambda: "running" in statuses(app).values(), timeout=15)
         # an epoch of the fake lasts 0.4 s: on a busy machine the first repaint may already
         # show a later one, so any epoch will do
-        await until(pilot, lambda: re.search(r"epoch \d+/200", panel_text(app, "resnet18")),
-                    timeout=15)
+        await until(
+            pilot, lambda: re.search(r"epoch \d+/200", panel_text(app, "resnet18")), timeout=15
+        )
         (run_id,) = statuses(app)
         await pilot.press("x")
         await until(pilot, lambda: statuses(app)[run_id] == "stopped", timeout=15)
@@ -329,17 +376,127 @@ async def test_trainer_death_is_reported_but_a_stop_is_not(tmp_path: Path) -> No
         assert "pid 42 exited with code 2" in errors[0] and "no dataset found" in errors[0]
 
 
+def fake_nvidia_smi(folder: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """An `nvidia-smi` on PATH that runs `script` (sh), with nvidia-ml-py absent."""
+    from fer_tui.tui.widgets import system
+
+    fake = folder / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py absent
+    monkeypatch.setattr(system, "_nvml_state", None, raising=False)
+
+
 def test_system_line_reads_nvidia_smi(tmp_path: Path, monkeypatch) -> None:
     """With nvidia-smi on PATH the system line shows GPU use and memory; without, CPU and RAM."""
     from fer_tui.tui.widgets import system
 
     assert system.cpu_summary().startswith("CPU ")
-    fake = tmp_path / "nvidia-smi"
-    fake.write_text("#!/bin/sh\necho 'NVIDIA H200, 87, 12595, 143771'\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py absent
+    fake_nvidia_smi(tmp_path, monkeypatch, "echo 'NVIDIA H200, 87, 12595, 143771'")
     assert system.gpu_summary() == "GPU0 NVIDIA H200 87% · 12.3/140.4 GiB"
+
+
+@pytest.mark.parametrize(
+    ("row", "shown"),
+    [
+        ("NVIDIA H200, [N/A], 12595, 143771", "GPU0 NVIDIA H200 N/A · 12.3/140.4 GiB"),
+        ("NVIDIA H200, 87, [Not Supported], [Not Supported]", "GPU0 NVIDIA H200 87% · memory N/A"),
+    ],
+)
+def test_system_line_shows_na_for_an_odd_nvidia_smi_field(
+    tmp_path: Path, monkeypatch, row: str, shown: str
+) -> None:
+    """A field nvidia-smi cannot report (`[N/A]`, `[Not Supported]`) reads N/A; the others
+    still show."""
+    from fer_tui.tui.widgets import system
+
+    fake_nvidia_smi(tmp_path, monkeypatch, f"echo '{row}'")
+    assert system.gpu_summary() == shown
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "echo 'No devices were found'; exit 6",
+        "echo 'NVIDIA H200, [N/A], [N/A], [N/A]'",
+        "echo 'Failed to initialize NVML: Driver/library version mismatch'",
+        "exec sleep 5",
+    ],
+    ids=["no-devices", "all-na", "garbled", "hangs"],
+)
+def test_system_line_falls_back_to_cpu_when_nvidia_smi_fails(
+    tmp_path: Path, monkeypatch, script: str
+) -> None:
+    """An nvidia-smi that exits nonzero, has no figures, prints junk or hangs past the timeout
+    gives the CPU and RAM line, promptly, instead of an error."""
+    from fer_tui.tui.widgets import system
+
+    fake_nvidia_smi(tmp_path, monkeypatch, script)
+    monkeypatch.setattr(system, "SMI_TIMEOUT_S", 0.3, raising=False)
+    t0 = time.monotonic()
+    assert system.gpu_summary() is None
+    assert system.system_summary().startswith("CPU ")
+    assert time.monotonic() - t0 < 3
+
+
+async def test_system_line_on_screen_with_a_broken_nvidia_smi(tmp_path: Path, monkeypatch) -> None:
+    """On the Training screen, nvidia-smi's "No devices were found" leaves the CPU and RAM
+    figures on the system line, not "system figures unavailable"."""
+    fake_nvidia_smi(tmp_path, monkeypatch, "echo 'No devices were found'; exit 6")
+    app = app_for(tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        line = app.screen.query_one("#system", Static)
+        await until(pilot, lambda: str(line.render()).strip() != "")
+        assert str(line.render()).startswith("CPU "), str(line.render())
+
+
+class FakeNvml(types.ModuleType):
+    """A stand-in for nvidia-ml-py with one H200, counting init and shutdown calls."""
+
+    def __init__(self) -> None:
+        super().__init__("pynvml")
+        self.inits = self.shutdowns = 0
+        self.util_supported = True
+
+    def nvmlInit(self) -> None:
+        self.inits += 1
+
+    def nvmlShutdown(self) -> None:
+        self.shutdowns += 1
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetName(self, h: int) -> bytes:
+        return b"NVIDIA H200"
+
+    def nvmlDeviceGetUtilizationRates(self, h: int) -> types.SimpleNamespace:
+        if not self.util_supported:
+            raise RuntimeError("NVMLError_NotSupported")
+        return types.SimpleNamespace(gpu=87)
+
+    def nvmlDeviceGetMemoryInfo(self, h: int) -> types.SimpleNamespace:
+        return types.SimpleNamespace(used=12595 * 2**20, total=143771 * 2**20)
+
+
+def test_nvml_is_initialised_once_per_process(monkeypatch) -> None:
+    """Polling the GPU line three times initialises NVML once and never shuts it down; a
+    figure NVML does not support reads N/A."""
+    from fer_tui.tui.widgets import system
+
+    nvml = FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setattr(system, "_nvml_state", None, raising=False)
+    for _ in range(3):
+        assert system.gpu_summary() == "GPU0 NVIDIA H200 87% · 12.3/140.4 GiB"
+    assert (nvml.inits, nvml.shutdowns) == (1, 0)
+    nvml.util_supported = False
+    assert system.gpu_summary() == "GPU0 NVIDIA H200 N/A · 12.3/140.4 GiB"
 
 
 async def test_actions_without_runs_warn(tmp_path: Path) -> None:
@@ -351,5 +508,6 @@ async def test_actions_without_runs_warn(tmp_path: Path) -> None:
             await pilot.press(key)
         await pilot.pause()
         assert [n.message for n in app._notifications].count(
-            "no run selected: start one with s") == 3
+            "no run selected: start one with s"
+        ) == 3
         assert "No runs in" in str(app.screen.query_one("#runs-hint").render())

@@ -17,8 +17,10 @@ from fer_tui.models import (
     model_meta,
     predict_proba,
     read_checkpoint,
+    resolve_device,
     save_checkpoint,
 )
+from tests.fake_devices import pretend_gpus
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -29,16 +31,18 @@ def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "r18.pt"
     torch.manual_seed(0)
     model = build_model("resnet18", stem="imagenet")
-    save_checkpoint(path, model, model_meta("resnet18", load_config(CONFIGS / "smoke.toml"),
-                                            epoch=3))
+    save_checkpoint(
+        path, model, model_meta("resnet18", load_config(CONFIGS / "smoke.toml"), epoch=3)
+    )
     return path
 
 
 def test_paper_freeze_policy_leaves_only_layer4_and_fc_trainable() -> None:
     """The paper recipe trains layer4 and fc; every other parameter has requires_grad False."""
     m = load_config(CONFIGS / "paper.toml").model
-    model = build_model("resnet18", stem=m.stem, in_channels=m.in_channels, weights=None,
-                        trainable=m.trainable)
+    model = build_model(
+        "resnet18", stem=m.stem, in_channels=m.in_channels, weights=None, trainable=m.trainable
+    )
     for name, p in model.named_parameters():
         assert p.requires_grad == name.startswith(("layer4.", "fc.")), name
     assert model.conv1.in_channels == 3 and model.conv1.kernel_size == (7, 7)
@@ -142,3 +146,97 @@ def test_not_a_fer_tui_checkpoint(tmp_path: Path) -> None:
     torch.save({"conv1.weight": torch.zeros(1)}, path)
     with pytest.raises(CheckpointError, match="not a fer-tui checkpoint"):
         load_checkpoint(path)
+
+
+def test_a_gpu_index_this_machine_lacks_is_a_one_line_error(monkeypatch) -> None:
+    """cuda:1 on a one-GPU machine is a FerError naming the GPU there is and the flag to use,
+    not CUDA's "invalid device ordinal" traceback when the model moves."""
+    pretend_gpus(monkeypatch, "NVIDIA H200")
+    assert resolve_device("cuda") == torch.device("cuda")
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    assert resolve_device("auto") == torch.device("cuda")
+    with pytest.raises(FerError) as err:
+        resolve_device("cuda:1")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "'cuda:1'" in message and "1 GPU (cuda:0 NVIDIA H200)" in message
+    assert "--device cuda:0" in message
+
+    pretend_gpus(monkeypatch, "NVIDIA H200", "NVIDIA H200")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(FerError, match="use --device cuda:0 to cuda:1"):
+        resolve_device("cuda:2")
+
+
+@pytest.mark.parametrize("gpus", [(), ("NVIDIA H200",)], ids=["no-gpu", "one-gpu"])
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "cuda:-1", "CUDA", "", "mps", "meta", "xpu"])
+def test_a_malformed_device_name_is_a_fer_error(monkeypatch, name: str, gpus: tuple) -> None:
+    """A device name other than auto, cpu, cuda or cuda:N is a FerError saying which names
+    work, whether or not there is a GPU."""
+    pretend_gpus(monkeypatch, *gpus)
+    with pytest.raises(FerError, match="unknown device .*use auto, cpu, cuda or cuda:N"):
+        resolve_device(name)
+
+
+def test_cuda_without_a_gpu_says_to_use_the_cpu(monkeypatch) -> None:
+    """cuda or cuda:N on a machine without CUDA says so and points at --device cpu."""
+    pretend_gpus(monkeypatch)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    for name in ("cuda", "cuda:1"):
+        with pytest.raises(FerError, match="no GPU is available: use --device cpu"):
+            resolve_device(name)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["_orig_mod.", "module.", "_orig_mod.module.", "module._orig_mod.", "module._orig_mod.module."],
+)
+def test_wrapper_prefixes_are_stripped_in_any_order(prefix: str, tmp_path: Path) -> None:
+    """Keys saved from compile(DDP(m)), DDP(compile(m)) or deeper nestings lose every wrapper
+    prefix, so the checkpoint loads into a bare model."""
+    torch.manual_seed(0)
+    model = build_model("resnet18", stem="imagenet", in_channels=1)
+    state = model.state_dict()
+    path = tmp_path / "wrapped.pt"
+    save_checkpoint(
+        path,
+        {prefix + k: v for k, v in state.items()},
+        model_meta("resnet18", stem="imagenet", in_channels=1),
+    )
+    assert list(read_checkpoint(path)["model"]) == list(state)
+    loaded, _ = load_checkpoint(path)
+    assert torch.equal(loaded.fc.weight, model.fc.weight)
+
+
+def test_compiled_and_ddp_wrapped_models_save_bare_keys(tmp_path: Path) -> None:
+    """A model under torch.compile, DDP or both, in either order, saves the bare model's keys
+    and loads back to its weights. Nothing compiles: torch.compile is lazy until called."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if not dist.is_available():
+        pytest.skip("this torch build has no torch.distributed")
+    torch.manual_seed(0)
+    model = build_model("resnet18", stem="imagenet", in_channels=1)
+    state = model.state_dict()
+    meta = model_meta("resnet18", stem="imagenet", in_channels=1)
+    dist.init_process_group(
+        "gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1
+    )
+    try:
+        wrapped = {
+            "compile": torch.compile(model),
+            "ddp": DDP(model),
+            "compile-ddp": torch.compile(DDP(model)),
+            "ddp-compile": DDP(torch.compile(model)),
+        }
+        for name, module in wrapped.items():
+            path = tmp_path / f"{name}.pt"
+            save_checkpoint(path, module, meta)
+            assert list(read_checkpoint(path)["model"]) == list(state), name
+            loaded, _ = load_checkpoint(path)
+            for key, value in loaded.state_dict().items():
+                assert torch.equal(value, state[key]), (name, key)
+    finally:
+        dist.destroy_process_group()
