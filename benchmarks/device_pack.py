@@ -11,7 +11,9 @@ which a warm machine keeps between calls) and comes back in batches, one per cal
     python3 benchmarks/device_pack.py join FILES_AT_1 FILES_AT_2 --dest gpu-out
 
 - Files under 1 MiB (results.json, events.jsonl, config.toml, logs) travel together in one
-  `small.tar.gz` in batch 1; larger files are cut into parts of at most 15 MiB.
+  `small.tar.gz` in every batch, as they are when that batch is packed (so a later batch brings
+  results written after the first one; `join` keeps the last folder's); larger files are cut
+  into parts of at most 15 MiB.
 - Parts are assigned to batches in a fixed order, so any batch can be made on its own, and each
   batch carries `manifest.json`: every file's path, size, sha256, parts and batch.
 - `join` checks every part is there and every file's sha256, and names what is missing.
@@ -34,7 +36,7 @@ from fer_tui.runs import file_sha256  # noqa: E402  (no torch: cheap to import)
 
 PART = 15 * 2**20
 SMALL = 2**20
-BATCH_FILES = 7  # plus the manifest: the tool's 8
+BATCH_FILES = 7  # small.tar.gz and the parts; plus the manifest: the tool's 8
 BATCH_BYTES = 60 * 2**20  # under its 64 MiB, the manifest and the small files' tarball beside
 
 
@@ -57,7 +59,7 @@ def plan(src: Path, part: int = PART, batch_files: int = BATCH_FILES,
         for i, start in enumerate(range(0, size, part)):
             length = min(part, size - start)
             if used_files + 1 > batch_files or used_bytes + length > batch_bytes:
-                batch, used_files, used_bytes = batch + 1, 0, 0
+                batch, used_files, used_bytes = batch + 1, 1, 0  # 1: its small.tar.gz
             parts.append({"name": f"{_safe(rel)}.part{i:02d}", "offset": start,
                           "length": length, "batch": batch})
             used_files += 1
@@ -73,10 +75,9 @@ def pack(src: Path, dest: Path, batch: int, **limits: int) -> dict[str, Any]:
     if not 1 <= batch <= manifest["batches"]:
         raise ValueError(f"there is no batch {batch}: {src} packs into {manifest['batches']}")
     dest.mkdir(parents=True, exist_ok=True)
-    if batch == 1:
-        with tarfile.open(dest / "small.tar.gz", "w:gz") as tar:
-            for rel in manifest["small"]:
-                tar.add(src / rel, arcname=rel)
+    with tarfile.open(dest / "small.tar.gz", "w:gz") as tar:
+        for rel in manifest["small"]:
+            tar.add(src / rel, arcname=rel)
     for entry in manifest["files"]:
         for part in entry["parts"]:
             if part["batch"] != batch:
@@ -97,13 +98,14 @@ def join(dirs: list[Path], dest: Path) -> list[str]:
     if not manifests:
         return [*problems, f"no manifest.json in {', '.join(map(str, dirs)) or 'any folder'}"]
     manifest = manifests[0]
+    # a later folder's small.tar.gz is newer: it was packed after more results were written
     found = {p.name: p for d in dirs for p in d.iterdir() if p.is_file()}
     dest.mkdir(parents=True, exist_ok=True)
     if "small.tar.gz" in found:
         with tarfile.open(found["small.tar.gz"]) as tar:
             tar.extractall(dest, filter="data")
     else:
-        problems.append("small.tar.gz (batch 1) is missing")
+        problems.append("small.tar.gz is missing")
     for entry in manifest["files"]:
         missing = [p for p in entry["parts"] if p["name"] not in found]
         if missing:

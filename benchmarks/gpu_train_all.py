@@ -1,26 +1,30 @@
-"""Issue 7 in one command: train ResNet18/34/50 from scratch, evaluate, ship fp16 checkpoints.
+"""One GPU, one command: train ResNet18/34/50 from scratch, evaluate them, ship fp16 checkpoints.
 
-    python benchmarks/gpu_train_all.py --out out     # one H200, <= 10 min (see gpu_train_all.sh)
-    python benchmarks/gpu_train_all.py --out /tmp/o --limit 300 --epochs 1 --device cpu  # smoke
+    python benchmarks/gpu_train_all.py --out out          # one H200: about 9.5 minutes in all
+    python benchmarks/gpu_train_all.py --out /tmp/o --device cpu --limit 300 --epochs 1 \\
+        --time-limit 300 --config configs/smoke.toml       # a smoke test of every step on a CPU
 
-Steps, all timed into `<out>/results.json`:
-1. unpack the FER-2013 tarball into a temporary folder (never into <out>: no faces come back);
-2. decode it once (filling the data cache); on a GPU, probe each arch's images/s for a few
-   steps and scale the config's epochs down (never up) so the three fit --budget seconds
-   (written to a derived config, recorded in results.json); then
-   `fer-tui train --config configs/scratch.toml --arch all`: the three archs side by side on
-   the GPU, each in its own process, run dirs (events.jsonl, config.toml) under <out>/runs;
-3. evaluate each model's LAST epoch (not the epoch that scored best on test: honest selection)
-   on the test split, plain and with flip test-time augmentation (marked as such), with
-   `fer_tui.evaluate.compute_metrics` (accuracy, Table 1/2 per-class report, one-vs-rest AUC);
-4. the ensemble of the three (mean of probabilities);
-5. write <out>/checkpoints/<arch>.pt (fp16 weights + metadata) and <out>/results.json;
-6. optionally (--bench) benchmarks/train_throughput.py, eager and compiled, for images/s vs the
-   DataLoader baseline and torch.compile's compile time.
-If training is still going at --deadline seconds, it gets SIGTERM (every trainer saves last.pt
-mid-epoch), so evaluation and shipping always happen inside the 10 minutes.
-The fp32 training checkpoints (last.pt/best.pt, with optimizer state) are moved out of <out>
-unless --keep-run-checkpoints, so what comes back stays small.
+Every step is bounded by --time-limit (seconds for the whole command), and `<out>/results.json`
+is rewritten after each one, so an overrun loses at most the step in progress:
+1. the machine: GPU name, compute mode, driver, torch;
+2. FER-2013 unpacked into a temporary folder (never into <out>: no faces come back) and decoded
+   once, which fills the data cache the trainers read;
+3. a throughput probe in a child process (the parent holds no CUDA context while the trainers
+   run): each model's training images/s alone, the plain fp32 DataLoader baseline for ResNet18
+   (the same ratio benchmarks/train_throughput.py reports), and the host syncs of a few steps
+   under `torch.cuda.set_sync_debug_mode("warn")`;
+4. the config's epochs scaled down (never up) so that the three models fit the time left before
+   the training deadline (the three share the GPU by time-slicing, so their times add up);
+5. `fer-tui train --config ... --arch all`: three processes side by side on the GPU (one after
+   another if the GPU is not in the Default compute mode); beside them, when it fits, the CPU
+   recipe's ResNet18 (configs/cpu.toml) as a calibration of what two CPU cores will reach;
+6. at the deadline every trainer gets SIGTERM and saves last.pt mid-epoch: such a model is
+   labelled "stopped at the deadline" (never "last epoch");
+7. each model's last epoch (not the epoch that scored best on test) evaluated on the test split,
+   plain and with flip TTA (reported apart), and the ensemble (mean of probabilities);
+8. fp16 checkpoints in <out>/checkpoints, the run dirs' small files in <out>/runs;
+9. with time left, the optional checks: a mid-epoch SIGTERM + resume on the device, and
+   torch.compile's compile time and images/s for ResNet18.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -43,10 +48,59 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without `pip install -e .`
 
 TARBALLS = [ROOT.parent / "shared" / "data" / "fer2013.tar.gz",
             ROOT / "shared" / "data" / "fer2013.tar.gz"]
+T0 = time.monotonic()
 
 
 def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def elapsed() -> float:
+    return time.monotonic() - T0
+
+
+class Results:
+    """results.json, rewritten (atomically) whenever a step adds to it."""
+
+    def __init__(self, path: Path, **fields: Any) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"steps": {}, **fields}
+
+    def step(self, name: str, seconds: float) -> None:
+        self.data["steps"][name] = {"seconds": round(seconds, 2), "at": round(elapsed(), 1)}
+        self.save()
+
+    def save(self) -> None:
+        self.data["wall_seconds_total"] = round(elapsed(), 1)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2, default=str))
+        tmp.replace(self.path)
+
+
+# --- 1-2: the machine and the data ----------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,compute_mode,driver_version,memory.total",
+             "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            name, mode, driver, memory = (f.strip() for f in out.stdout.splitlines()[0].split(","))
+            info.update(gpu=name, compute_mode=mode, driver=driver, gpu_memory=memory)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        pass
+    import torch  # no CUDA context: only the version
+
+    info["torch"] = str(torch.__version__)
+    info["cuda_build"] = torch.version.cuda
+    return info
+
+
+def shared_gpu_ok(info: dict[str, Any]) -> bool:
+    """Several processes may share the GPU (compute mode Default, or no nvidia-smi to ask)."""
+    return info.get("compute_mode", "Default") == "Default"
 
 
 def unpack(tarball: Path, dest: Path) -> Path:
@@ -55,267 +109,498 @@ def unpack(tarball: Path, dest: Path) -> Path:
             tar.extractall(dest, filter="data")
         except TypeError:  # Python < 3.11.4 has no extraction filters; the archive is ours
             tar.extractall(dest)  # noqa: S202
-    # the archive holds train/ and test/ at its top, or inside one folder
     if (dest / "train").is_dir():
         return dest
     (inner,) = [p for p in dest.iterdir() if p.is_dir()]
     return inner
 
 
-def metrics(y, probs) -> dict[str, Any]:
-    try:
-        from fer_tui.evaluate import compute_metrics
-
-        report = compute_metrics(y, probs)
-        report.pop("roc", None)  # curves are big; the Evaluation screen recomputes them
-        return report
-    except ImportError:  # the evaluation module is optional for this script
-        from sklearn.metrics import classification_report, roc_auc_score
-
-        from fer_tui.data.index import CLASSES
-
-        return {"accuracy": float((probs.argmax(1) == y).mean()),
-                "classes": classification_report(y, probs.argmax(1), target_names=list(CLASSES),
-                                                 labels=list(range(7)), output_dict=True,
-                                                 zero_division=0),
-                "auc_macro_ovr": float(roc_auc_score(y, probs, multi_class="ovr",
-                                                     labels=list(range(7))))}
+# --- 3: the probe, in a child process --------------------------------------------------------
 
 
-def run_summary(run_dir: Path) -> dict[str, Any]:
-    from fer_tui.runs import read_events
+def probe_main(args: argparse.Namespace) -> int:
+    """Child process: images/s of each (config, arch) job, the baseline, and host syncs."""
+    import warnings
 
-    events = read_events(run_dir)
-    epochs = [e for e in events if e["type"] == "epoch"]
-    start = next((e for e in events if e["type"] == "start"), None)
-    if start is None:
-        return {"run_dir": run_dir.name, "status": "never started", "epochs": 0,
-                "train_seconds": 0.0, "curve": []}
-    end = [e for e in events if e["type"] in ("end", "error", "stopped")]
-    ips = [e["img_per_s"] for e in epochs if e.get("img_per_s")]
-    return {
-        "run_dir": run_dir.name,
-        "status": end[-1]["type"] if end else "crashed",
-        "epochs": len(epochs),
-        "train_seconds": sum(e["seconds"] for e in epochs),
-        "wall_seconds": (end[-1]["t"] - start["t"]) if end else None,
-        "img_per_s_median": sorted(ips)[len(ips) // 2] if ips else None,
-        "best_val_acc_on_test_not_shipped": max((e["val_acc"] for e in epochs), default=None),
-        "last_val_acc": epochs[-1]["val_acc"] if epochs else None,
-        "curve": [{k: e.get(k) for k in ("epoch", "train_loss", "train_acc", "val_loss",
-                                          "val_acc", "lr", "seconds")} for e in epochs],
-    }
-
-
-def device_is_cuda(name: str) -> bool:
     import torch
 
-    return name == "cuda" or (name == "auto" and torch.cuda.is_available())
-
-
-def fit_epochs_to_budget(config: Path, budget: float, n_train: int, n_test: int, scratch: Path,
-                         results: dict[str, Any], *, device: str = "auto", steps: int = 15
-                         ) -> Path:
-    """Scale each arch's epochs so the three fit `budget` GPU seconds; the new config's path.
-
-    Each arch's training images/s alone is probed for a few steps; the three side by side
-    share one GPU, so their times add up (a conservative bound: running together also fills
-    each other's idle gaps). Eval costs about a third of a training step per image.
-    """
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from train_throughput import bench_ours
+    from train_throughput import bench_baseline, bench_ours
 
-    from fer_tui.config import ARCHS, load_config, to_toml
+    from fer_tui.config import load_config
     from fer_tui.models import resolve_device
 
+    device = resolve_device(args.device)
+    out: dict[str, Any] = {"jobs": {}}
+    for job in args.probe:
+        config, arch = job.split(":")
+        cfg = load_config(config).for_arch(arch).replace(train={"device": device.type})
+        r = bench_ours(cfg, device, steps=args.probe_steps, warmup=max(2, args.probe_steps // 3))
+        out["jobs"][job] = r
+        log(f"probe {Path(config).stem}:{arch}: {r['img_per_s']:,.0f} img/s alone")
+    if args.baseline:
+        cfg = load_config(args.config).for_arch("resnet18").replace(
+            train={"device": device.type})
+        steps = max(10, args.probe_steps)
+        base = bench_baseline(cfg, device, steps, 3, workers=min(8, os.cpu_count() or 2))
+        out["baseline_resnet18"] = base
+        ours = out["jobs"].get(f"{args.config}:resnet18", {}).get("img_per_s")
+        if ours:
+            out["ratio_resnet18"] = ours / base["img_per_s"]
+        log(f"probe baseline resnet18 (fp32 DataLoader): {base['img_per_s']:,.0f} img/s")
+    if device.type == "cuda":
+        # every host sync of a few ResNet18 steps (one per logging window is by design)
+        cfg = load_config(args.config).for_arch("resnet18").replace(
+            train={"device": "cuda", "log_every_steps": 5})
+        bench_ours(cfg, device, steps=1, warmup=2)  # allocations and autotuning first
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                bench_ours(cfg, device, steps=10, warmup=1)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        syncs = [str(w.message).splitlines()[0] for w in caught
+                 if "synchroniz" in str(w.message).lower()]
+        out["host_syncs_in_11_steps"] = {"count": len(syncs), "first": syncs[:3]}
+    Path(args.probe_json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+def run_probe(args: argparse.Namespace, jobs: list[str], scratch: Path, results: Results,
+              timeout: float) -> dict[str, Any] | None:
+    path = scratch / "probe.json"
+    cmd = [sys.executable, __file__, "--probe-json", str(path), "--device", args.device,
+           "--config", args.config, "--probe-steps", str(args.probe_steps), "--baseline"]
+    for job in jobs:
+        cmd += ["--probe", job]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, timeout=max(5.0, timeout))
+        ok = proc.returncode == 0 and path.is_file()
+    except subprocess.TimeoutExpired:
+        ok = False
+    results.data["probe"] = json.loads(path.read_text()) if ok else {"error": "probe failed"}
+    results.step("probe", time.monotonic() - t0)
+    return results.data["probe"] if ok else None
+
+
+# --- 4: epochs fitted to the time left -------------------------------------------------------
+
+
+def fit_epochs(config: Path, probe: dict[str, Any], jobs: list[str], budget: float,
+               n_train: int, n_val: int, scratch: Path, results: Results,
+               margin: float = 1.15) -> tuple[Path, list[str]]:
+    """The scaled config for the main recipe, and the jobs that still fit.
+
+    Each job's epoch costs n_train / img_per_s of training plus about a third of that per
+    validation image, plus ~0.3 s of checkpointing; side by side on one GPU the jobs' times add
+    up (time-slicing). Extra jobs (the CPU recipe's calibration) keep their epochs and are
+    dropped when they would take more than a quarter of the budget.
+    """
+    from fer_tui.config import ARCHS, load_config, to_toml
+
     cfg = load_config(config)
-    dev = resolve_device(device)
-    probe, seconds = {}, 0.0
-    t0 = time.perf_counter()
-    for arch in ARCHS:  # what `--arch all` trains, whatever the config's `archs`
-        a = cfg.for_arch(arch)
-        ips = bench_ours(a, dev, steps=steps, warmup=max(1, steps // 3))["img_per_s"]
-        per_epoch = n_train / ips + n_test / (3 * ips)
-        probe[arch] = {"img_per_s": ips, "epoch_seconds": per_epoch, "epochs": a.train.epochs}
-        seconds += per_epoch * a.train.epochs
-        log(f"probe {arch}: {ips:,.0f} img/s alone, {per_epoch:.1f}s per epoch")
-    scale = min(1.0, budget / (1.1 * seconds))
+
+    def epoch_seconds(job: str) -> float:
+        ips = probe["jobs"][job]["img_per_s"]
+        return n_train / ips + n_val / (3 * ips) + 0.3
+
+    main_jobs = [f"{config}:{a}" for a in ARCHS]
+    extra = [j for j in jobs if j not in main_jobs and j in probe["jobs"]]
+    extra_s = {}
+    for job in extra:
+        path, arch = job.split(":")
+        extra_s[job] = epoch_seconds(job) * load_config(path).for_arch(arch).train.epochs * margin
+    kept = [j for j in extra if extra_s[j] <= budget / 4]
+    left = budget - sum(extra_s[j] for j in kept)
+    planned = {a: cfg.for_arch(a).train.epochs for a in ARCHS}
+    need = sum(epoch_seconds(f"{config}:{a}") * planned[a] for a in ARCHS) * margin
+    scale = min(1.0, left / need) if need > 0 else 1.0
     overrides = cfg.overrides
+    epochs = {}
     for arch in ARCHS:
-        epochs = max(1, int(probe[arch]["epochs"] * scale))
-        probe[arch]["epochs_used"] = epochs
+        epochs[arch] = max(1, int(planned[arch] * scale))
         tables = dict(overrides.get(arch, {}))
-        tables["train"] = {**tables.get("train", {}), "epochs": epochs}
+        tables["train"] = {**tables.get("train", {}), "epochs": epochs[arch]}
         overrides = {**overrides, arch: tables}
     fitted = scratch / f"{config.stem}-fitted.toml"
-    fitted.write_text(f"# {config.name} with epochs scaled by {scale:.3f} to fit {budget:.0f}s\n"
+    fitted.write_text(f"# {config.name} with epochs scaled by {scale:.3f} to fit {left:.0f}s\n"
                       + to_toml(cfg.replace(overrides=overrides)))
-    results["budget"] = {"seconds": budget, "estimated_seconds_at_config_epochs": seconds,
-                         "scale": scale, "probe": probe,
-                         "probe_seconds": time.perf_counter() - t0,
-                         "fitted_config": fitted.read_text()}
-    if dev.type == "cuda":
-        import torch
-
-        torch.cuda.empty_cache()  # the trainers need the memory more than this process
-    log(f"estimated {seconds:.0f}s at the config's epochs; scale {scale:.2f} -> "
-        + ", ".join(f"{a} {probe[a]['epochs_used']}" for a in ARCHS))
-    return fitted
+    results.data["budget"] = {
+        "seconds": round(budget, 1), "margin": margin, "scale": round(scale, 4),
+        "epochs_planned": planned, "epochs_used": epochs,
+        "epoch_seconds_alone": {j: round(epoch_seconds(j), 2) for j in probe["jobs"]},
+        "extra_jobs": kept, "extra_jobs_dropped": [j for j in extra if j not in kept],
+        "fitted_config": fitted.read_text()}
+    results.save()
+    log(f"budget {budget:.0f}s: scale {scale:.2f} -> {epochs}; extra jobs {kept}")
+    return fitted, kept
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=os.environ.get("OUT", "out"))
-    p.add_argument("--tarball", default=None, help="FER-2013 .tar.gz (default: shared/data)")
-    p.add_argument("--data", default=None, help="an unpacked dataset instead of the tarball")
-    p.add_argument("--config", default=str(ROOT / "configs" / "scratch.toml"))
-    p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    p.add_argument("--limit", type=int, default=None, help="N images per split (smoke test)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--bench", action="store_true", help="also run the throughput benchmark")
-    p.add_argument("--budget", type=float, default=None,
-                   help="seconds of training for all three: the config's epochs are scaled "
-                   "down (never up) from a short throughput probe to fit them (default: 390 on "
-                   "a GPU, none on a CPU; 0 = no probe)")
-    p.add_argument("--probe-steps", type=int, default=15, help="timed steps per arch in the probe")
-    p.add_argument("--deadline", type=float, default=540.0,
-                   help="seconds after start when training is stopped with SIGTERM (it saves "
-                   "last.pt) so that evaluation and shipping still happen within the run")
-    p.add_argument("--keep-run-checkpoints", action="store_true")
-    args = p.parse_args(argv)
-    t_all = time.perf_counter()
-    out = Path(args.out).absolute()
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="fer-gpu-"))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"}
-    results: dict[str, Any] = {"argv": sys.argv, "config_file": args.config,
-                               "config_text": Path(args.config).read_text()}
+# --- 5-6: training with a deadline ------------------------------------------------------------
 
-    t0 = time.perf_counter()
-    if args.data:
-        data = Path(args.data)
-    else:
-        tarball = Path(args.tarball) if args.tarball else next(
-            (t for t in TARBALLS if t.exists()), None)
-        if tarball is None:
-            log(f"no tarball found (looked at {', '.join(map(str, TARBALLS))}); pass --tarball")
-            return 2
-        data = unpack(tarball, scratch / "data")
-    results["unpack_seconds"] = time.perf_counter() - t0
-    log(f"data at {data} ({results['unpack_seconds']:.1f}s)")
-    # decode once here: it fills the data cache the three trainers then read in parallel
-    from fer_tui.data.load import load_dataset
 
-    t0 = time.perf_counter()
-    fer = load_dataset(data)
-    test, train_labels = fer.splits["test"], fer.splits["train"].labels
-    n_test = len(test.labels)
-    if args.limit:
-        train_labels = train_labels[: args.limit]
-        n_test = min(n_test, args.limit)
-    results["decode_seconds"] = time.perf_counter() - t0
-    log(f"decoded in {results['decode_seconds']:.1f}s")
-
-    config = Path(args.config)
-    budget = args.budget if args.budget is not None else (
-        390.0 if device_is_cuda(args.device) else 0.0)
-    if budget > 0 and not args.epochs:
-        config = fit_epochs_to_budget(config, budget, len(train_labels), n_test,
-                                      scratch, results, device=args.device,
-                                      steps=args.probe_steps)
-    cmd = [sys.executable, "-m", "fer_tui", "train", "--config", str(config), "--arch", "all",
-           "--data", str(data), "--runs-dir", str(out / "runs"), "--device", args.device,
-           "--json"]
+def train_cmd(config: Path, arch: str, data: Path, runs: Path, args: argparse.Namespace
+              ) -> list[str]:
+    cmd = [sys.executable, "-m", "fer_tui", "train", "--config", str(config), "--arch", arch,
+           "--data", str(data), "--runs-dir", str(runs), "--device", args.device]
     if args.epochs:
         cmd += ["--epochs", str(args.epochs)]
     if args.limit:
         cmd += ["--limit", str(args.limit)]
-    results["train_command"] = " ".join(cmd)
-    log("$ " + results["train_command"])
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    left = max(1.0, args.deadline - (time.perf_counter() - t_all))
-    try:
-        stdout, _ = proc.communicate(timeout=left)
-    except subprocess.TimeoutExpired:
-        # out of time: SIGTERM makes every trainer finish its step and save last.pt
-        log(f"deadline reached after {time.perf_counter() - t_all:.0f}s: stopping the trainers")
-        results["stopped_at_deadline"] = True
-        proc.send_signal(signal.SIGTERM)
-        stdout, _ = proc.communicate()
-    results["train_wall_seconds"] = time.perf_counter() - t0
-    results["train_exit_code"] = proc.returncode
-    log(f"training exit {proc.returncode} after {results['train_wall_seconds']:.0f}s")
-    try:
-        runs = json.loads(stdout)["runs"]
-    except (ValueError, KeyError):
-        log("no JSON summary from the trainer:\n" + stdout[-2000:])
-        runs = []
+    return cmd
 
+
+def run_until(procs: list[subprocess.Popen[bytes]], deadline: float) -> bool:
+    """Wait for every process; at `deadline` (seconds since start) SIGTERM them (they save
+    last.pt mid-epoch) and give them 30 s. True if the deadline stopped any."""
+    while any(p.poll() is None for p in procs):
+        if elapsed() >= deadline:
+            log("training deadline: stopping the trainers (each saves last.pt)")
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            end = time.monotonic() + 30
+            for p in procs:
+                try:
+                    p.wait(timeout=max(0.1, end - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def run_dirs(runs: Path) -> list[Path]:
+    return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """What results.json says of one run, from its events (fer_tui.runs.RunState)."""
+    from fer_tui.runs import read_events, read_run
+
+    state = read_run(run_dir)
+    epochs = [e for e in read_events(run_dir) if e.get("type") == "epoch"]
+    ips = sorted(e["img_per_s"] for e in epochs if e.get("img_per_s"))
+    return {
+        "run_dir": run_dir.name, "arch": state.arch, "recipe": state.recipe,
+        "status": state.status(pid_is_alive=False), "precision": state.precision,
+        "epochs_done": state.epoch, "epochs_planned": state.epochs,
+        "train_seconds": round(sum(e.get("train_seconds") or 0 for e in epochs), 1),
+        "eval_seconds": round(sum(e.get("eval_seconds") or 0 for e in epochs), 1),
+        "wall_seconds": (round(state.last_t - state.started_t, 1)
+                         if state.last_t and state.started_t else None),
+        "train_img_per_s_median": ips[len(ips) // 2] if ips else None,
+        "curve": [{k: e.get(k) for k in ("epoch", "train_loss", "train_acc", "val_loss",
+                                          "val_acc", "val_acc_ema", "lr", "train_seconds",
+                                          "eval_seconds", "img_per_s")} for e in epochs],
+    }
+
+
+# --- 7-8: evaluation and shipping ----------------------------------------------------------
+
+
+def metrics(y: Any, probs: Any) -> dict[str, Any]:
+    from fer_tui.evaluate import compute_metrics
+
+    report = compute_metrics(y, probs)
+    report.pop("roc", None)  # curves are big; `fer-tui evaluate` recomputes them
+    return report
+
+
+def selection(ckpt: dict[str, Any], stopped_at_deadline: bool) -> str:
+    """How the shipped weights were chosen, in words that cannot overstate it."""
+    step = int(ckpt.get("step_in_epoch") or 0)
+    epoch = int(ckpt.get("epoch") or 0)
+    if step:
+        why = "the deadline" if stopped_at_deadline else "a stop"
+        return f"stopped at {why} in epoch {epoch + 1} (step {step}), before the schedule's end"
+    return f"last epoch ({epoch})"
+
+
+def evaluate_runs(dirs: list[Path], test: Any, device: Any, out: Path, scratch: Path,
+                  stopped_at_deadline: bool, results: Results, *, ship: bool) -> list[Any]:
     import numpy as np
-    import torch
 
-    from fer_tui.models import load_checkpoint, predict_proba, resolve_device, save_checkpoint
+    from fer_tui.models import load_checkpoint, predict_proba, read_checkpoint, save_checkpoint
 
-    device = resolve_device(args.device)
-    results["device"] = (torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
-    results["torch"] = torch.__version__
-    images, labels = test.images, test.labels
-    if args.limit:
-        from fer_tui.train import _first_n
-
-        idx = _first_n(len(labels), args.limit)
-        images, labels = images[idx], labels[idx]
-    results["test_images"] = int(len(labels))
-    models: dict[str, Any] = {}
-    probs_all = []
-    for run in runs:
-        run_dir = Path(run["run_dir"])
-        arch = run["arch"]
+    images, labels = test
+    all_probs = []
+    for run_dir in dirs:
         summary = run_summary(run_dir)
+        key = summary["arch"] if ship else f"{summary['recipe']}-{summary['arch']}"
+        entry = results.data.setdefault("models" if ship else "calibration", {})
         last = run_dir / "last.pt"
         if not last.exists():
-            models[arch] = {**summary, "error": "no last.pt"}
+            entry[key] = {**summary, "error": "no last.pt: the run never finished an epoch"}
+            results.save()
             continue
+        ckpt = read_checkpoint(last)
         model, meta = load_checkpoint(last, device=device)
         t0 = time.perf_counter()
         probs = predict_proba(model, meta, images, batch_size=1024)
         eval_s = time.perf_counter() - t0
         flip = predict_proba(model, meta, images, batch_size=1024, tta="flip")
-        probs_all.append(probs)
-        ship = out / "checkpoints" / f"{arch}.pt"
-        save_checkpoint(ship, model, {**meta, "selection": "last epoch"}, half=True)
-        models[arch] = {**summary, "shipped": str(ship.relative_to(out)), "epoch": meta["epoch"],
-                        "eval_seconds": eval_s, "test": metrics(labels, probs),
-                        "test_flip_tta_accuracy": float((flip.argmax(1) == labels).mean())}
-        np.save(scratch / f"probs-{arch}.npy", probs)
-        log(f"{arch}: last epoch {meta['epoch']} test acc {models[arch]['test']['accuracy']:.4f}"
-            f" (flip TTA {models[arch]['test_flip_tta_accuracy']:.4f}),"
-            f" trained in {summary['train_seconds']:.0f}s")
-        if not args.keep_run_checkpoints:
-            for name in ("last.pt", "best.pt"):
-                if (run_dir / name).exists():
-                    (scratch / run_dir.name).mkdir(exist_ok=True)
-                    shutil.move(str(run_dir / name), scratch / run_dir.name / name)
-    results["models"] = models
-    if len(probs_all) > 1:
-        mean = np.mean(probs_all, axis=0)
-        results["ensemble"] = {"archs": list(models), "test": metrics(labels, mean)}
-        log(f"ensemble of {len(probs_all)}: test acc {results['ensemble']['test']['accuracy']:.4f}")
+        chosen = selection(ckpt, stopped_at_deadline)
+        row = {**summary, "selection": chosen, "eval_seconds_test": round(eval_s, 2),
+               "test": metrics(labels, probs),
+               "test_flip_tta_accuracy": float((flip.argmax(1) == labels).mean())}
+        if (run_dir / "ema.pt").exists():
+            ema_model, ema_meta = load_checkpoint(run_dir / "ema.pt", device=device)
+            ema_probs = predict_proba(ema_model, ema_meta, images, batch_size=1024)
+            row["test_ema"] = metrics(labels, ema_probs)
+        if ship:
+            path = out / "checkpoints" / f"{summary['arch']}.pt"
+            save_checkpoint(path, model, {**meta, "selection": chosen}, half=True)
+            row["shipped"] = str(path.relative_to(out))
+            all_probs.append(probs)
+            np.save(scratch / f"probs-{summary['arch']}.npy", probs)
+        entry[key] = row
+        results.save()
+        log(f"{key}: {chosen}, test acc {row['test']['accuracy']:.4f} (flip TTA "
+            f"{row['test_flip_tta_accuracy']:.4f}), trained {summary['train_seconds']:.0f}s")
+    return all_probs
 
-    if args.bench:
-        for extra, name in (([], "throughput.json"), (["--compile"], "throughput_compile.json")):
-            bench = [sys.executable, str(ROOT / "benchmarks" / "train_throughput.py"),
-                     "--device", args.device, "--json", str(out / name), *extra]
-            if device.type == "cpu":
-                bench += ["--steps", "2", "--archs", "resnet18"]
-            log("$ " + " ".join(bench))
-            subprocess.run(bench, cwd=ROOT, env=env)
-    results["wall_seconds_total"] = time.perf_counter() - t_all
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    log(f"wrote {out / 'results.json'} (total {results['wall_seconds_total']:.0f}s); "
-        f"training checkpoints kept in {scratch}")
-    return 0 if proc.returncode == 0 and len(probs_all) == len(runs) and runs else 1
+
+def keep_small_files(runs: Path, dest: Path) -> None:
+    """Copy a run tree's events/config/logs (not its checkpoints) to `dest`."""
+    for run_dir in run_dirs(runs):
+        target = dest / run_dir.name
+        target.mkdir(parents=True, exist_ok=True)
+        for f in run_dir.iterdir():
+            if f.is_file() and f.suffix != ".pt":
+                shutil.copy2(f, target / f.name)
+
+
+# --- 9: optional checks with the time left --------------------------------------------------
+
+
+def resume_check(data: Path, device: str, scratch: Path, timeout: float) -> dict[str, Any]:
+    """A tiny run stopped with SIGTERM mid-epoch and resumed on the same device."""
+    from fer_tui.runs import read_events, read_run
+
+    runs = scratch / "resume-check"
+    cfg = ROOT / "configs" / "smoke.toml"
+    base = [sys.executable, "-m", "fer_tui", "train", "--config", str(cfg), "--data", str(data),
+            "--device", device, "--limit", "4000", "--epochs", "2"]
+    run_dir = runs / "run"
+    t0 = time.monotonic()
+    proc = subprocess.Popen([*base, "--run-dir", str(run_dir)], cwd=ROOT)
+    end = time.monotonic() + timeout / 2
+    while time.monotonic() < end and proc.poll() is None:
+        if any(e.get("type") == "step" for e in read_events(run_dir)):
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    first = proc.wait(timeout=30)
+    left = max(5.0, timeout - (time.monotonic() - t0))
+    resumed = subprocess.run([sys.executable, "-m", "fer_tui", "train", "--resume",
+                              str(run_dir)], cwd=ROOT, timeout=left)
+    events = read_events(run_dir)
+    return {"first_exit": first, "resume_exit": resumed.returncode,
+            "status": read_run(run_dir).status(pid_is_alive=False),
+            "epochs": [e["epoch"] for e in events if e.get("type") == "epoch"],
+            "stopped": [e.get("reason") for e in events if e.get("type") == "stopped"],
+            "warnings": [e.get("message") for e in events if e.get("type") == "warning"],
+            "seconds": round(time.monotonic() - t0, 1)}
+
+
+def compile_bench(device: str, out: Path, timeout: float) -> dict[str, Any]:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "train_throughput.py"), "--device", device,
+           "--archs", "resnet18", "--compile", "--no-baseline", "--steps", "50",
+           "--json", str(out / "throughput_compile.json")]
+    proc = subprocess.run(cmd, cwd=ROOT, timeout=timeout)
+    return {"exit": proc.returncode}
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=os.environ.get("RESULTS", "out"))
+    p.add_argument("--tarball", default=None, help="FER-2013 .tar.gz (default: shared/data)")
+    p.add_argument("--data", default=None, help="an unpacked dataset instead of the tarball")
+    p.add_argument("--config", default=str(ROOT / "configs" / "scratch.toml"))
+    p.add_argument("--calibrate", default=str(ROOT / "configs" / "cpu.toml"),
+                   help="a second recipe whose ResNet18 trains beside the three when it fits "
+                   "('none': skip)")
+    p.add_argument("--epochs", type=int, default=None, help="override every config's epochs")
+    p.add_argument("--limit", type=int, default=None, help="N images per split (smoke test)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--time-limit", type=float, default=570.0,
+                   help="seconds for the whole command; training stops early enough for the "
+                   "evaluation and the results to fit")
+    p.add_argument("--eval-reserve", type=float, default=45.0,
+                   help="seconds kept after training for evaluation and shipping")
+    p.add_argument("--probe-steps", type=int, default=15, help="timed steps per model")
+    p.add_argument("--no-extras", action="store_true", help="skip the optional checks")
+    # the probe child's own flags
+    p.add_argument("--probe-json", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--probe", action="append", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.probe_json:
+        return probe_main(args)
+
+    out = Path(args.out).absolute()
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="fer-gpu-"))
+    os.environ["PYTHONPATH"] = f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"
+    config = Path(args.config)
+    results = Results(out / "results.json", argv=sys.argv, config_file=str(config),
+                      config_text=config.read_text(), time_limit=args.time_limit)
+    train_deadline = args.time_limit - args.eval_reserve
+    status = 1
+    try:
+        t0 = time.monotonic()
+        info = machine()
+        results.data["machine"] = info
+        results.step("machine", time.monotonic() - t0)
+        log(f"machine: {info}")
+
+        t0 = time.monotonic()
+        if args.data:
+            data = Path(args.data)
+        else:
+            tarball = Path(args.tarball) if args.tarball else next(
+                (t for t in TARBALLS if t.exists()), None)
+            if tarball is None:
+                log(f"no tarball (looked at {', '.join(map(str, TARBALLS))}); pass --tarball")
+                return 2
+            data = unpack(tarball, scratch / "data")
+        from fer_tui.data.load import load_dataset
+
+        fer = load_dataset(data)
+        test = fer.splits["test"]
+        images, labels = test.images, test.labels
+        n_train = len(fer.splits["train"].labels)
+        if args.limit:
+            from fer_tui.train import _first_n
+
+            idx = _first_n(len(labels), args.limit)
+            images, labels = images[idx], labels[idx]
+            n_train = min(n_train, args.limit)
+        results.data["test_images"] = int(len(labels))
+        results.step("data", time.monotonic() - t0)
+        log(f"data decoded: {n_train} train, {len(labels)} test")
+
+        sequential = not shared_gpu_ok(info)
+        calibrate = None if args.calibrate == "none" or sequential else Path(args.calibrate)
+        from fer_tui.config import ARCHS
+
+        jobs = [f"{config}:{a}" for a in ARCHS]
+        if calibrate is not None:
+            jobs.append(f"{calibrate}:resnet18")
+        probe = run_probe(args, jobs, scratch, results, timeout=train_deadline - elapsed() - 60)
+        fitted, extra = config, []
+        startup = 30.0  # the trainers' imports, data load and first autotuning
+        if probe and not args.epochs:
+            fitted, extra = fit_epochs(config, probe, jobs, train_deadline - elapsed() - startup,
+                                       n_train, len(labels), scratch, results)
+        elif probe and calibrate is not None:
+            extra = [f"{calibrate}:resnet18"]
+
+        t0 = time.monotonic()
+        runs = scratch / "runs"
+        calib_runs = scratch / "calibration"
+        procs, cmds = [], []
+        if sequential:
+            log(f"compute mode {info.get('compute_mode')}: one model at a time")
+            stopped = False
+            for arch in ARCHS:
+                cmd = train_cmd(fitted, arch, data, runs, args)
+                cmds.append(" ".join(cmd))
+                procs = [subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL)]
+                stopped = run_until(procs, train_deadline) or stopped
+                if stopped:
+                    break
+        else:
+            cmd = train_cmd(fitted, "all", data, runs, args)
+            cmds.append(" ".join(cmd))
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL))
+            for job in extra:
+                path, arch = job.split(":")
+                cmd = train_cmd(Path(path), arch, data, calib_runs, args)
+                cmds.append(" ".join(cmd))
+                with open(scratch / "calibration.log", "wb") as log_file:
+                    procs.append(subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                                  stdout=log_file, stderr=subprocess.STDOUT))
+            stopped = run_until(procs, train_deadline)
+        results.data["train_commands"] = cmds
+        results.data["stopped_at_deadline"] = stopped
+        results.data["train_exit_codes"] = [p.returncode for p in procs]
+        results.step("train", time.monotonic() - t0)
+        keep_small_files(runs, out / "runs")
+        keep_small_files(calib_runs, out / "calibration")
+
+        t0 = time.monotonic()
+        import numpy as np
+        import torch
+
+        from fer_tui.models import resolve_device
+
+        device = resolve_device(args.device)
+        results.data["eval_device"] = (torch.cuda.get_device_name(device)
+                                       if device.type == "cuda" else "cpu")
+        probs = evaluate_runs(run_dirs(runs), (images, labels), device, out, scratch, stopped,
+                              results, ship=True)
+        if len(probs) > 1:
+            results.data["ensemble"] = {"models": len(probs),
+                                        "test": metrics(labels, np.mean(probs, axis=0))}
+            log(f"ensemble of {len(probs)}: test acc "
+                f"{results.data['ensemble']['test']['accuracy']:.4f}")
+        evaluate_runs(run_dirs(calib_runs), (images, labels), device, out, scratch, stopped,
+                      results, ship=False)
+        results.step("evaluate", time.monotonic() - t0)
+        keep_small_files(runs, out / "runs")  # again: the ends of the logs
+        status = 0 if len(probs) == len(ARCHS) and not any(
+            c not in (0, None) for c in results.data["train_exit_codes"]) else 1
+
+        if not args.no_extras:
+            pack_now(out)  # the main results come back even if an optional check overruns
+            extras: dict[str, Any] = {}
+            results.data["extras"] = extras
+            left = args.time_limit - elapsed() - 10
+            if left > 40:
+                t0 = time.monotonic()
+                try:
+                    extras["resume"] = resume_check(data, args.device, scratch, left - 20)
+                except Exception as exc:  # an optional check never fails the run
+                    extras["resume"] = {"error": f"{type(exc).__name__}: {exc}"}
+                results.step("resume_check", time.monotonic() - t0)
+            left = args.time_limit - elapsed() - 10
+            if left > 60 and device.type == "cuda":
+                t0 = time.monotonic()
+                try:
+                    extras["compile"] = compile_bench(args.device, out, left)
+                except Exception as exc:
+                    extras["compile"] = {"error": f"{type(exc).__name__}: {exc}"}
+                results.step("compile_bench", time.monotonic() - t0)
+    except Exception as exc:
+        import traceback
+
+        results.data["error"] = f"{type(exc).__name__}: {exc}"
+        results.data["traceback"] = traceback.format_exc()
+        log(f"failed: {results.data['error']}")
+    finally:
+        results.save()
+        pack_now(out)
+        log(f"wrote {out / 'results.json'} (total {elapsed():.0f}s); scratch in {scratch}")
+    return status
+
+
+def pack_now(out: Path) -> None:
+    """Batch 1 of <out> into $OUT, where the device tool collects it (no $OUT: nothing)."""
+    dest = os.environ.get("OUT")
+    if not dest:
+        return
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from device_pack import pack
+
+    manifest = pack(out, Path(dest), 1)
+    log(f"packed batch 1 of {manifest['batches']} into $OUT")
 
 
 if __name__ == "__main__":
