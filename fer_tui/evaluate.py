@@ -113,16 +113,18 @@ def compute_metrics(
     p = np.asarray(probs, dtype=np.float64)
     k = len(classes)
     if p.ndim != 2 or p.shape[1] != k or len(p) != len(y):
-        raise FerError(f"probabilities of shape {p.shape} do not fit {len(y)} labels and "
-                       f"{k} classes")
+        raise FerError(
+            f"probabilities of shape {p.shape} do not fit {len(y)} labels and {k} classes"
+        )
     if len(y) == 0:
         raise DataError("nothing to evaluate: the split has no images")
     if y.min() < 0 or y.max() >= k:
         raise DataError(f"labels must lie in 0..{k - 1}")
     pred = p.argmax(1)
     labels = list(range(k))
-    rep = classification_report(y, pred, labels=labels, target_names=list(classes),
-                                output_dict=True, zero_division=0)
+    rep = classification_report(
+        y, pred, labels=labels, target_names=list(classes), output_dict=True, zero_division=0
+    )
     cm = confusion_matrix(y, pred, labels=labels)
     support = cm.sum(1)
     norm = np.divide(cm, support[:, None], out=np.zeros(cm.shape), where=support[:, None] > 0)
@@ -147,8 +149,11 @@ def compute_metrics(
     defined = [i for i, a in enumerate(aucs) if a is not None]
     auc_macro = float(np.mean([aucs[i] for i in defined])) if defined else None
     weights = support[defined].astype(np.float64)
-    auc_weighted = (float(np.dot([aucs[i] for i in defined], weights) / weights.sum())
-                    if defined and weights.sum() > 0 else None)
+    auc_weighted = (
+        float(np.dot([aucs[i] for i in defined], weights) / weights.sum())
+        if defined and weights.sum() > 0
+        else None
+    )
 
     def avg(key: str) -> dict[str, Any]:
         return {**{m: float(rep[key][m]) for m in METRICS}, "support": int(rep[key]["support"])}
@@ -232,8 +237,7 @@ def check_output_path(path: str | os.PathLike[str] | None, what: str) -> None:
         return
     parent = Path(path).expanduser().resolve().parent
     if not parent.is_dir():
-        raise FerError(f"{what}: the folder {parent} does not exist; create it or write "
-                       f"elsewhere")
+        raise FerError(f"{what}: the folder {parent} does not exist; create it or write elsewhere")
     if Path(path).is_dir():
         raise FerError(f"{what}: {path} is a folder; give a file name")
 
@@ -247,11 +251,14 @@ def checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     except FerError:
         raise
     except Exception as exc:  # torch.load raises struct.error etc. on some garbage files
-        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint "
-                              f"({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"{path} is truncated or not a PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     if list(meta.get("classes", [])) != list(CLASSES):
-        raise CheckpointError(f"{path} was trained for classes {meta.get('classes')}, not "
-                              f"{list(CLASSES)}: fer-tui needs a 7-class FER-2013 checkpoint")
+        raise CheckpointError(
+            f"{path} was trained for classes {meta.get('classes')}, not "
+            f"{list(CLASSES)}: fer-tui needs a 7-class FER-2013 checkpoint"
+        )
     return meta
 
 
@@ -261,9 +268,11 @@ def get_split(data: Any, split: str) -> Any:
     found = getattr(data, "splits", {}) or {}
     if split not in found or len(found[split]) == 0:
         have = ", ".join(found) or "none"
-        raise DataError(f"{getattr(data, 'source', 'the data')} has no '{split}' split "
-                        f"(it has: {have}); evaluation needs FER-2013's test/<class>/ images "
-                        f"or fer2013.csv's PublicTest/PrivateTest rows")
+        raise DataError(
+            f"{getattr(data, 'source', 'the data')} has no '{split}' split "
+            f"(it has: {have}); evaluation needs FER-2013's test/<class>/ images "
+            f"or fer2013.csv's PublicTest/PrivateTest rows"
+        )
     return found[split]
 
 
@@ -271,8 +280,9 @@ def cache_root() -> Path:
     return paths.cache_dir() / "eval"
 
 
-def cache_key(checkpoint_sha: str, fingerprint: str, split: str, tta: str,
-              engine: str = "torch") -> str:
+def cache_key(
+    checkpoint_sha: str, fingerprint: str, split: str, tta: str, engine: str = "torch"
+) -> str:
     raw = f"v{CACHE_VERSION}|{checkpoint_sha}|{fingerprint}|{split}|{tta}"
     if engine != "torch":  # torch keys stay as they were before engines existed
         raw += f"|{engine}"
@@ -327,9 +337,13 @@ def find_cached_report(
         except (OSError, ValueError):
             continue
         data = report.get("data", {})
-        if (report.get("model", {}).get("sha256") != sha or data.get("split") != split
-                or report.get("tta") != tta or report.get("cache_version") != CACHE_VERSION
-                or report.get("engine", "torch") != engine):
+        if (
+            report.get("model", {}).get("sha256") != sha
+            or data.get("split") != split
+            or report.get("tta") != tta
+            or report.get("cache_version") != CACHE_VERSION
+            or report.get("engine", "torch") != engine
+        ):
             continue
         if want_source is not None and data.get("source") != want_source:
             continue
@@ -419,8 +433,10 @@ def evaluate_checkpoints(
     data is decoded; results come from the cache when the same files were evaluated before.
     """
     if not checkpoints:
-        raise CheckpointError("no checkpoint given: pass --checkpoint PATH (shipped ones are in "
-                              "checkpoints/, trained ones in runs/<run>/best.pt)")
+        raise CheckpointError(
+            "no checkpoint given: pass --checkpoint PATH (shipped ones are in "
+            "checkpoints/, trained ones in runs/<run>/best.pt)"
+        )
     if tta not in TTAS:
         raise FerError(f"unknown test-time augmentation '{tta}': use {', '.join(TTAS)}")
     if batch_size < 1:
@@ -447,9 +463,16 @@ def evaluate_checkpoints(
             report["model"]["checkpoint"] = str(path)
             out.append(Evaluation(report, probs, labels, list(part.names), cached=True))
             continue
-        probs, seconds = _predict(path, part.images, tta=tta, device=device,
-                                  batch_size=batch_size, progress=progress, cancelled=cancelled,
-                                  engine=engine)
+        probs, seconds = _predict(
+            path,
+            part.images,
+            tta=tta,
+            device=device,
+            batch_size=batch_size,
+            progress=progress,
+            cancelled=cancelled,
+            engine=engine,
+        )
         report = {
             "model": model_info(path, meta, sha),
             "data": data_info,
@@ -471,13 +494,17 @@ def check_engine(engine: str, device: str = "auto") -> None:
         raise FerError(f"unknown engine '{engine}': use {' or '.join(ENGINES)}")
     if engine == "onnxruntime":
         if device.startswith("cuda"):
-            raise FerError("--engine onnxruntime runs on the CPU: use --device cpu/auto, or "
-                           "--engine torch for the GPU")
+            raise FerError(
+                "--engine onnxruntime runs on the CPU: use --device cpu/auto, or "
+                "--engine torch for the GPU"
+            )
         import importlib.util
 
         if importlib.util.find_spec("onnxruntime") is None:
-            raise FerError("--engine onnxruntime needs onnxruntime: pip install "
-                           "'fer-tui[onnx]' (or use --engine torch)")
+            raise FerError(
+                "--engine onnxruntime needs onnxruntime: pip install "
+                "'fer-tui[onnx]' (or use --engine torch)"
+            )
 
 
 def _ort_model(path: Path) -> tuple[Any, dict[str, Any]]:
@@ -568,10 +595,23 @@ def table1_row(report: dict[str, Any]) -> dict[str, Any]:
 
 
 TABLE1_COLUMNS: tuple[str, ...] = (
-    "precision", "recall", "f1-score", "support", "accuracy", "auc", "auc_weighted")
+    "precision",
+    "recall",
+    "f1-score",
+    "support",
+    "accuracy",
+    "auc",
+    "auc_weighted",
+)
 TABLE1_HEADERS: dict[str, str] = {
-    "precision": "Precision", "recall": "Recall", "f1-score": "F1", "support": "Support",
-    "accuracy": "Accuracy", "auc": "AUC (macro)", "auc_weighted": "AUC (wtd)"}
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1-score": "F1",
+    "support": "Support",
+    "accuracy": "Accuracy",
+    "auc": "AUC (macro)",
+    "auc_weighted": "AUC (wtd)",
+}
 
 
 def table1_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -587,12 +627,14 @@ def table1_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             p = {c: paper.get(c) for c in TABLE1_COLUMNS}
             rows.append({"kind": "paper", "label": f"  paper {arch}", "model": i, **p})
             d = {c: delta(ours[c], p[c]) for c in TABLE1_COLUMNS if c != "support"}
-            rows.append({"kind": "delta", "label": "  Δ vs paper", "model": i,
-                         "support": None, **d})
+            rows.append(
+                {"kind": "delta", "label": "  Δ vs paper", "model": i, "support": None, **d}
+            )
     if len(reports) > 1:
         mean = mean_report(reports)
-        rows.append({"kind": "mean", "label": f"mean of {len(reports)}", "model": None,
-                     **table1_row(mean)})
+        rows.append(
+            {"kind": "mean", "label": f"mean of {len(reports)}", "model": None, **table1_row(mean)}
+        )
     return rows
 
 
@@ -608,8 +650,10 @@ def table2_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             row[f"paper_{m}"] = ref.get(m)
             row[f"delta_{m}"] = delta(ours.get(m), ref.get(m))
         rows.append(row)
-    for key, label, auc in (("macro_avg", "macro avg", report["auc_macro_ovr"]),
-                            ("weighted_avg", "weighted avg", report["auc_weighted_ovr"])):
+    for key, label, auc in (
+        ("macro_avg", "macro avg", report["auc_macro_ovr"]),
+        ("weighted_avg", "weighted avg", report["auc_weighted_ovr"]),
+    ):
         row = {"kind": "avg", "label": label, **report[key], "auc": auc}
         for m in (*METRICS, "auc"):
             row[f"paper_{m}"] = None
@@ -628,19 +672,24 @@ def fmt(value: Any, digits: int = 3, signed: bool = False) -> str:
 
 
 def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+
     def line(cells: Sequence[str]) -> str:
         first = cells[0].ljust(widths[0])
         rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
         return "  ".join([first, *rest]).rstrip()
+
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), sep, *(line(r) for r in rows)])
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    out = ["| " + " | ".join(headers) + " |",
-           "|" + "|".join(["---", *["---:"] * (len(headers) - 1)]) + "|"]
+    out = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(["---", *["---:"] * (len(headers) - 1)]) + "|",
+    ]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(out)
 
@@ -680,18 +729,23 @@ def paper_note() -> str:
     if ref.get("verified"):
         return "paper: Sheng & Lau, Tables 1 and 2"
     lo, hi = ref.get("accuracy_range_from_brief") or (None, None)
-    extra = (f" (the project brief gives its test accuracy as {lo:.1%}-{hi:.1%})"
-             if lo and hi else "")
-    return ("paper: Sheng & Lau; its per-model and per-class figures are not yet in "
-            f"fer_tui/reference/paper.json, shown as —{extra}")
+    extra = (
+        f" (the project brief gives its test accuracy as {lo:.1%}-{hi:.1%})" if lo and hi else ""
+    )
+    return (
+        "paper: Sheng & Lau; its per-model and per-class figures are not yet in "
+        f"fer_tui/reference/paper.json, shown as —{extra}"
+    )
 
 
 def format_table1(reports: Sequence[dict[str, Any]]) -> str:
     """Table 1 as a text table with the paper's rows and deltas."""
     headers, rows = _table1_cells(reports)
-    title = (f"Table 1: weighted-average metrics on {reports[0]['data']['split']} "
-             f"({reports[0]['n']} images); AUC = one-vs-rest, macro (in the paper's column) "
-             "and support-weighted")
+    title = (
+        f"Table 1: weighted-average metrics on {reports[0]['data']['split']} "
+        f"({reports[0]['n']} images); AUC = one-vs-rest, macro (in the paper's column) "
+        "and support-weighted"
+    )
     return "\n".join([title, _tta_line(reports), "", _text_table(headers, rows)])
 
 
@@ -699,17 +753,26 @@ def format_table2(report: dict[str, Any], title: str | None = None) -> str:
     """Table 2 (per class) for one report or a mean_report, with the paper's columns."""
     headers, rows = _table2_cells(report)
     title = title or f"Table 2: per class, {model_label(report)}"
-    return "\n".join([title, _tta_line([report]) if "model" in report else
-                      f"test-time augmentation: {', '.join(report.get('tta', []))}",
-                      "", _text_table(headers, rows)])
+    return "\n".join(
+        [
+            title,
+            _tta_line([report])
+            if "model" in report
+            else f"test-time augmentation: {', '.join(report.get('tta', []))}",
+            "",
+            _text_table(headers, rows),
+        ]
+    )
 
 
 def format_confusion(report: dict[str, Any], normalized: bool = False) -> str:
     """The confusion matrix (rows: true class, columns: predicted) as text."""
     names = list(report["classes"])
     key = "confusion_matrix_normalized" if normalized else "confusion_matrix"
-    rows = [[name, *(f"{v:.2f}" if normalized else str(v) for v in row)]
-            for name, row in zip(names, report[key], strict=True)]
+    rows = [
+        [name, *(f"{v:.2f}" if normalized else str(v) for v in row)]
+        for name, row in zip(names, report[key], strict=True)
+    ]
     return _text_table(["true \\ pred", *(n[:7] for n in names)], rows)
 
 
@@ -718,29 +781,42 @@ def format_report(reports: Sequence[dict[str, Any]]) -> str:
     parts = [format_table1(reports)]
     for report in reports:
         parts.append(format_table2(report))
-        parts.append("Confusion matrix (rows: true, columns: predicted)\n"
-                     + format_confusion(report))
+        parts.append(
+            "Confusion matrix (rows: true, columns: predicted)\n" + format_confusion(report)
+        )
     if len(reports) > 1:
-        parts.append(format_table2(mean_report(reports),
-                                   title=f"Table 2: per class, mean of {len(reports)} models"))
+        parts.append(
+            format_table2(
+                mean_report(reports), title=f"Table 2: per class, mean of {len(reports)} models"
+            )
+        )
     parts.append(paper_note())
     return "\n\n".join(parts) + "\n"
 
 
 def to_markdown(reports: Sequence[dict[str, Any]]) -> str:
     """Tables 1 and 2 (and confusion matrices) as a Markdown document."""
-    out = ["# Evaluation", "", f"- {_tta_line(reports)}",
-           f"- data: {reports[0]['data'].get('source')} (split {reports[0]['data']['split']}, "
-           f"{reports[0]['n']} images, fingerprint {reports[0]['data'].get('fingerprint')})",
-           "- Table 1 AUC: one-vs-rest, macro average; the weighted average is beside it",
-           f"- {paper_note()}", "", "## Table 1", ""]
+    out = [
+        "# Evaluation",
+        "",
+        f"- {_tta_line(reports)}",
+        f"- data: {reports[0]['data'].get('source')} (split {reports[0]['data']['split']}, "
+        f"{reports[0]['n']} images, fingerprint {reports[0]['data'].get('fingerprint')})",
+        "- Table 1 AUC: one-vs-rest, macro average; the weighted average is beside it",
+        f"- {paper_note()}",
+        "",
+        "## Table 1",
+        "",
+    ]
     out.append(_md_table(*_table1_cells(reports)))
     for report in reports:
         out += ["", f"## Table 2: {model_label(report)} (TTA {report.get('tta')})", ""]
         out.append(_md_table(*_table2_cells(report)))
         names = list(report["classes"])
-        cm = [[n, *(str(v) for v in row)]
-              for n, row in zip(names, report["confusion_matrix"], strict=True)]
+        cm = [
+            [n, *(str(v) for v in row)]
+            for n, row in zip(names, report["confusion_matrix"], strict=True)
+        ]
         out += ["", "Confusion matrix (rows: true, columns: predicted)", ""]
         out.append(_md_table(["true \\ pred", *names], cm))
     if len(reports) > 1:
@@ -753,23 +829,49 @@ def metrics_csv(reports: Sequence[dict[str, Any]]) -> str:
     """Tables 1 and 2 in one long CSV: a row per (model, class or average)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["model", "arch", "checkpoint", "tta", "split", "row", "precision", "recall",
-                "f1-score", "support", "auc", "accuracy"])
+    w.writerow(
+        [
+            "model",
+            "arch",
+            "checkpoint",
+            "tta",
+            "split",
+            "row",
+            "precision",
+            "recall",
+            "f1-score",
+            "support",
+            "auc",
+            "accuracy",
+        ]
+    )
     entries = [(model_label(r), r) for r in reports]
     if len(reports) > 1:
         entries.append((f"mean of {len(reports)}", mean_report(reports)))
     for label, r in entries:
         model = r.get("model", {}) if "n_models" not in r else {}
         tta = r.get("tta") if isinstance(r.get("tta"), str) else "+".join(r.get("tta", []))
-        base = [label, model.get("arch", ""), model.get("checkpoint", ""), tta,
-                r.get("data", {}).get("split", "")]
+        base = [
+            label,
+            model.get("arch", ""),
+            model.get("checkpoint", ""),
+            tta,
+            r.get("data", {}).get("split", ""),
+        ]
         for name, row in r["classes"].items():
-            w.writerow([*base, name, *(fmt(row[m], 6) for m in (*METRICS, "support", "auc")),
-                        ""])
+            w.writerow([*base, name, *(fmt(row[m], 6) for m in (*METRICS, "support", "auc")), ""])
         for key, auc_key in (("macro_avg", "auc_macro_ovr"), ("weighted_avg", "auc_weighted_ovr")):
             row = r[key]
-            w.writerow([*base, key.replace("_", " "), *(fmt(row[m], 6) for m in METRICS),
-                        fmt(row["support"]), fmt(r[auc_key], 6), fmt(r["accuracy"], 6)])
+            w.writerow(
+                [
+                    *base,
+                    key.replace("_", " "),
+                    *(fmt(row[m], 6) for m in METRICS),
+                    fmt(row["support"]),
+                    fmt(r[auc_key], 6),
+                    fmt(r["accuracy"], 6),
+                ]
+            )
     return buf.getvalue()
 
 
@@ -783,8 +885,16 @@ def write_predictions(path: str | os.PathLike[str], evaluation: Evaluation) -> N
     w.writerow(["index", "path", "true", "pred", *(f"p_{n}" for n in names), "tta"])
     pred = evaluation.probs.argmax(1)
     for i, (y, p) in enumerate(zip(evaluation.labels, pred, strict=True)):
-        w.writerow([i, evaluation.names[i], names[int(y)], names[int(p)],
-                    *(f"{v:.7g}" for v in evaluation.probs[i]), tta])
+        w.writerow(
+            [
+                i,
+                evaluation.names[i],
+                names[int(y)],
+                names[int(p)],
+                *(f"{v:.7g}" for v in evaluation.probs[i]),
+                tta,
+            ]
+        )
     atomic_write_text(path, buf.getvalue())
 
 

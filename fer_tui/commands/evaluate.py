@@ -17,27 +17,48 @@ JSON_HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", action="append", required=True, metavar="PATH",
-                        help="a fer-tui checkpoint (checkpoints/*.pt or runs/<run>/best.pt); "
-                        "repeat for several models")
-    parser.add_argument("--split", default="test",
-                        help="the split to evaluate: test (default), public_test, private_test "
-                        "or train")
-    parser.add_argument("--tta", default="none", choices=("none", "flip", "tencrop"),
-                        help="test-time augmentation: none (default), flip (the face and its "
-                        "mirror), tencrop (5 crops and their mirrors)")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a fer-tui checkpoint (checkpoints/*.pt or runs/<run>/best.pt); "
+        "repeat for several models",
+    )
+    parser.add_argument(
+        "--split",
+        default="test",
+        help="the split to evaluate: test (default), public_test, private_test or train",
+    )
+    parser.add_argument(
+        "--tta",
+        default="none",
+        choices=("none", "flip", "tencrop"),
+        help="test-time augmentation: none (default), flip (the face and its "
+        "mirror), tencrop (5 crops and their mirrors)",
+    )
     parser.add_argument("--json", metavar="OUT", help=JSON_HELP)
-    parser.add_argument("--predictions", metavar="OUT.csv",
-                        help="one row per image: index, path, true, pred, p_<class> x7, tta "
-                        "(several checkpoints: OUT.1-<arch>.csv, OUT.2-<arch>.csv, ...)")
+    parser.add_argument(
+        "--predictions",
+        metavar="OUT.csv",
+        help="one row per image: index, path, true, pred, p_<class> x7, tta "
+        "(several checkpoints: OUT.1-<arch>.csv, OUT.2-<arch>.csv, ...)",
+    )
     parser.add_argument("--markdown", metavar="OUT.md", help="write both tables as Markdown")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    parser.add_argument("--engine", default="torch", choices=("torch", "onnxruntime"),
-                        help="torch (default), or onnxruntime: the checkpoint's ONNX export on "
-                        "the CPU, 2-3x faster there, probabilities within 1e-4")
+    parser.add_argument(
+        "--engine",
+        default="torch",
+        choices=("torch", "onnxruntime"),
+        help="torch (default), or onnxruntime: the checkpoint's ONNX export on "
+        "the CPU, 2-3x faster there, probabilities within 1e-4",
+    )
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch (256)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="recompute even if these files were evaluated before")
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="recompute even if these files were evaluated before",
+    )
 
 
 class ProgressBar:
@@ -53,8 +74,9 @@ class ProgressBar:
         if stage != self.stage:
             self.finish()
             self.stage = stage
-            self.bar = Bar(stage, total, stream=self.stream,
-                           unit="" if stage == "data" else "img/s")
+            self.bar = Bar(
+                stage, total, stream=self.stream, unit="" if stage == "data" else "img/s"
+            )
             if stage == "data":
                 self.stream.write("loading the data...\n")
             elif not self.bar.tty:
@@ -78,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
     # every cheap check before the data is decoded and the models run
     for path in args.checkpoint:
         if not Path(path).is_file():
-            raise CheckpointError(f"no checkpoint at {path}: check the path (shipped ones are "
-                                  f"in checkpoints/, trained ones in runs/<run>/best.pt)")
+            raise CheckpointError(
+                f"no checkpoint at {path}: check the path (shipped ones are "
+                f"in checkpoints/, trained ones in runs/<run>/best.pt)"
+            )
     ev.check_split_name(args.split)
     ev.check_engine(args.engine, args.device)
     ev.check_output_path(args.json, "--json")
@@ -89,9 +113,16 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar()
     try:
         results = ev.evaluate_checkpoints(
-            args.checkpoint, data=getattr(args, "data", None), split=args.split, tta=args.tta,
-            device=args.device, batch_size=args.batch_size, use_cache=not args.no_cache,
-            progress=bar, engine=args.engine)
+            args.checkpoint,
+            data=getattr(args, "data", None),
+            split=args.split,
+            tta=args.tta,
+            device=args.device,
+            batch_size=args.batch_size,
+            use_cache=not args.no_cache,
+            progress=bar,
+            engine=args.engine,
+        )
     finally:
         bar.finish()
     reports = [r.report for r in results]
@@ -116,8 +147,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.markdown}", file=sys.stderr)
     if args.predictions:
         for i, result in enumerate(results):
-            out = ev.predictions_path(args.predictions, i, len(results),
-                                      result.report["model"].get("arch") or "model")
+            out = ev.predictions_path(
+                args.predictions, i, len(results), result.report["model"].get("arch") or "model"
+            )
             ev.write_predictions(out, result)
             print(f"wrote {out}", file=sys.stderr)
     return 0

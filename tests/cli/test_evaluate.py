@@ -17,8 +17,7 @@ from tests.helpers import make_folder_dataset, make_tiny_checkpoint
 @pytest.fixture(scope="module")
 def ckpt(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A resnet18 trained for a few steps on the tiny train split."""
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("ck") / "best.pt", steps=3,
-                                data=tiny_data)
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ck") / "best.pt", steps=3, data=tiny_data)
 
 
 @pytest.mark.slow
@@ -30,8 +29,21 @@ def test_end_to_end_json_predictions_markdown(
     from sklearn.metrics import classification_report, roc_auc_score
 
     out, preds, md = tmp_path / "r.json", tmp_path / "p.csv", tmp_path / "r.md"
-    code = main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data),
-                 "--json", str(out), "--predictions", str(preds), "--markdown", str(md)])
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(tiny_data),
+            "--json",
+            str(out),
+            "--predictions",
+            str(preds),
+            "--markdown",
+            str(md),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr()
     assert "Table 1" in printed.out and "Table 2" in printed.out
@@ -46,29 +58,34 @@ def test_end_to_end_json_predictions_markdown(
     with open(preds, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 28
-    assert list(rows[0]) == ["index", "path", "true", "pred", *(f"p_{c}" for c in CLASSES),
-                             "tta"]
+    assert list(rows[0]) == ["index", "path", "true", "pred", *(f"p_{c}" for c in CLASSES), "tta"]
     assert {r["tta"] for r in rows} == {"none"}
     assert rows[0]["path"].startswith("test/")
     y = [CLASSES.index(r["true"]) for r in rows]
     pred = [CLASSES.index(r["pred"]) for r in rows]
     probs = np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows])
     assert (probs.argmax(1) == pred).all()
-    sk = classification_report(y, pred, labels=range(7), target_names=CLASSES,
-                               output_dict=True, zero_division=0)
+    sk = classification_report(
+        y, pred, labels=range(7), target_names=CLASSES, output_dict=True, zero_division=0
+    )
     for m in ("precision", "recall", "f1-score"):
         assert report["weighted_avg"][m] == pytest.approx(sk["weighted avg"][m])
         assert report["classes"]["fear"][m] == pytest.approx(sk["fear"][m])
     assert report["accuracy"] == pytest.approx(sk["accuracy"])
     assert report["auc_macro_ovr"] == pytest.approx(
-        roc_auc_score(y, probs, multi_class="ovr"), abs=1e-6)
+        roc_auc_score(y, probs, multi_class="ovr"), abs=1e-6
+    )
     assert report["auc_weighted_ovr"] == pytest.approx(
-        roc_auc_score(y, probs, multi_class="ovr", average="weighted"), abs=1e-6)
+        roc_auc_score(y, probs, multi_class="ovr", average="weighted"), abs=1e-6
+    )
 
 
 @pytest.mark.slow
 def test_second_run_comes_from_the_cache(
-    ckpt: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ckpt: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The same checkpoint, data, split and TTA are not predicted twice; --no-cache is."""
@@ -87,8 +104,9 @@ def test_second_run_comes_from_the_cache(
     assert main([*args, "--json", str(tmp_path / "b.json")]) == 0
     assert "(cached)" in capsys.readouterr().err
     assert json.loads((tmp_path / "b.json").read_text()) == first
-    assert ev.find_cached_report(ckpt, tta="flip", source=tiny_data)["accuracy"] == \
-        first["accuracy"]
+    assert (
+        ev.find_cached_report(ckpt, tta="flip", source=tiny_data)["accuracy"] == first["accuracy"]
+    )
     with pytest.raises(AssertionError, match="despite the cache"):
         main([*args, "--no-cache"])
 
@@ -100,9 +118,21 @@ def test_several_checkpoints_give_a_list_and_the_mean(
     """Two checkpoints: {"models": [2 reports], "mean": ...}, one predictions file each."""
     other = make_tiny_checkpoint(tmp_path / "r34" / "best.pt", arch="resnet34", seed=1)
     out = tmp_path / "r.json"
-    code = main(["evaluate", "--checkpoint", str(ckpt), "--checkpoint", str(other),
-                 "--data", str(tiny_data), "--json", str(out),
-                 "--predictions", str(tmp_path / "p.csv")])
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpt),
+            "--checkpoint",
+            str(other),
+            "--data",
+            str(tiny_data),
+            "--json",
+            str(out),
+            "--predictions",
+            str(tmp_path / "p.csv"),
+        ]
+    )
     assert code == 0
     payload = json.loads(out.read_text())
     assert [m["model"]["arch"] for m in payload["models"]] == ["resnet18", "resnet34"]
@@ -133,7 +163,10 @@ def test_missing_and_foreign_checkpoints(
 
 
 def test_bad_data_split_and_output_paths(
-    ckpt: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ckpt: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """No test split, an unknown --split, and outputs in missing folders exit 2; the output
@@ -190,8 +223,20 @@ def test_onnxruntime_engine_matches_torch(
     pytest.importorskip("onnx")
     base = ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--tta", "flip"]
     assert main([*base, "--predictions", str(tmp_path / "t.csv")]) == 0
-    assert main([*base, "--engine", "onnxruntime", "--json", str(tmp_path / "o.json"),
-                 "--predictions", str(tmp_path / "o.csv")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--engine",
+                "onnxruntime",
+                "--json",
+                str(tmp_path / "o.json"),
+                "--predictions",
+                str(tmp_path / "o.csv"),
+            ]
+        )
+        == 0
+    )
     assert "(engine: onnxruntime)" in capsys.readouterr().out
     assert json.loads((tmp_path / "o.json").read_text())["engine"] == "onnxruntime"
 
@@ -208,8 +253,9 @@ def test_json_to_stdout_keeps_stdout_parseable(
     ckpt: Path, tiny_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`--json -` prints only the JSON on stdout (the tables go to stderr), for pipes."""
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data),
-                 "--json", "-"]) == 0
+    assert (
+        main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--json", "-"]) == 0
+    )
     captured = capsys.readouterr()
     assert json.loads(captured.out)["model"]["arch"] == "resnet18"
     assert "Table 1" in captured.err

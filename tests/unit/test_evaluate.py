@@ -38,8 +38,13 @@ def test_per_class_metrics_match_hand_computed(metrics: dict) -> None:
     assert c["happy"]["f1-score"] == pytest.approx(4 / 7)
     assert c["surprise"]["f1-score"] == pytest.approx(4 / 5)
     assert [c[n]["support"] for n in CLASSES] == [4, 0, 0, 4, 0, 0, 2]
-    assert c["fear"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0,
-                         "auc": None}
+    assert c["fear"] == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1-score": 0.0,
+        "support": 0,
+        "auc": None,
+    }
 
 
 def test_table1_averages_match_hand_computed(metrics: dict) -> None:
@@ -73,7 +78,8 @@ def test_auc_hand_computed_and_absent_classes_null(metrics: dict) -> None:
     assert metrics["auc_undefined"] == ["disgust", "fear", "neutral", "sad"]
     assert metrics["auc_macro_ovr"] == pytest.approx((19 / 24 + 16 / 24 + 15 / 16) / 3)
     assert metrics["auc_weighted_ovr"] == pytest.approx(
-        (4 * 19 / 24 + 4 * 16 / 24 + 2 * 15 / 16) / 10)
+        (4 * 19 / 24 + 4 * 16 / 24 + 2 * 15 / 16) / 10
+    )
     assert set(metrics["roc"]) == {"angry", "happy", "surprise"}
     assert metrics["roc"]["angry"]["fpr"][0] == 0 and metrics["roc"]["angry"]["tpr"][-1] == 1
 
@@ -89,7 +95,8 @@ def test_auc_equals_sklearn_ovr_when_all_classes_present() -> None:
     m = ev.compute_metrics(y, p)
     assert m["auc_macro_ovr"] == pytest.approx(roc_auc_score(y, p, multi_class="ovr"))
     assert m["auc_weighted_ovr"] == pytest.approx(
-        roc_auc_score(y, p, multi_class="ovr", average="weighted"))
+        roc_auc_score(y, p, multi_class="ovr", average="weighted")
+    )
     assert m["auc_undefined"] == []
 
 
@@ -115,8 +122,12 @@ def test_bad_shapes_are_clear_errors() -> None:
 
 
 def _report(metrics: dict, arch: str = "resnet18", path: str = "runs/r1/best.pt") -> dict:
-    return {"model": {"arch": arch, "checkpoint": path}, "tta": "none",
-            "data": {"split": "test", "source": "/d", "fingerprint": "f"}, **metrics}
+    return {
+        "model": {"arch": arch, "checkpoint": path},
+        "tta": "none",
+        "data": {"split": "test", "source": "/d", "fingerprint": "f"},
+        **metrics,
+    }
 
 
 def test_mean_report_averages_per_class_and_skips_null(metrics: dict) -> None:
@@ -134,8 +145,16 @@ def test_mean_report_averages_per_class_and_skips_null(metrics: dict) -> None:
 def test_json_payload_shape(metrics: dict) -> None:
     """One model: the issue's report keys; several: {"models": [...], "mean": {...}}."""
     one = ev.json_payload([_report(metrics)])
-    for key in ("model", "accuracy", "weighted_avg", "macro_avg", "auc_macro_ovr",
-                "auc_weighted_ovr", "classes", "confusion_matrix"):
+    for key in (
+        "model",
+        "accuracy",
+        "weighted_avg",
+        "macro_avg",
+        "auc_macro_ovr",
+        "auc_weighted_ovr",
+        "classes",
+        "confusion_matrix",
+    ):
         assert key in one
     assert set(one["weighted_avg"]) == {"precision", "recall", "f1-score", "support"}
     assert set(one["classes"]) == set(CLASSES)
@@ -152,8 +171,15 @@ def test_paper_reference_is_complete_and_not_invented() -> None:
     ref = ev.paper_reference()
     assert set(ref["table1"]) == {"resnet18", "resnet34", "resnet50"}
     assert list(ref["table2"]) == list(CLASSES)
-    counts = {"angry": 958, "disgust": 111, "fear": 1024, "happy": 1774, "neutral": 1233,
-              "sad": 1247, "surprise": 831}
+    counts = {
+        "angry": 958,
+        "disgust": 111,
+        "fear": 1024,
+        "happy": 1774,
+        "neutral": 1233,
+        "sad": 1247,
+        "surprise": 831,
+    }
     assert {c: r["support"] for c, r in ref["table2"].items()} == counts
     assert all(r["support"] == 7178 for r in ref["table1"].values())
     if not ref["verified"]:

@@ -47,8 +47,9 @@ from fer_tui.tui.widgets.roc_plot import RocPlot
 class CheckpointsFound(Message):
     """The checkpoint scan finished: what is on offer, and cached reports for the picks."""
 
-    def __init__(self, found: list[tuple[str, Path]], picked: list[Path],
-                 cached: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, found: list[tuple[str, Path]], picked: list[Path], cached: list[dict[str, Any]]
+    ) -> None:
         super().__init__()
         self.found = found
         self.picked = picked
@@ -114,8 +115,9 @@ class EvaluationScreen(Screen[None]):
     EvaluationScreen RocPlot { height: 1fr; min-height: 12; }
     """
 
-    def __init__(self, settings: Settings, reports_dir: str | os.PathLike[str] | None = None
-                 ) -> None:
+    def __init__(
+        self, settings: Settings, reports_dir: str | os.PathLike[str] | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.reports_dir = Path(reports_dir) if reports_dir else Path("reports")
@@ -139,12 +141,14 @@ class EvaluationScreen(Screen[None]):
                 yield Static(self._hint(), id="no-checkpoints", classes="-hidden")
                 with Horizontal(id="tta-row"):
                     yield Label("TTA")
-                    yield Select([(t, t) for t in ev.TTAS], value="none", allow_blank=False,
-                                 id="tta")
+                    yield Select(
+                        [(t, t) for t in ev.TTAS], value="none", allow_blank=False, id="tta"
+                    )
                 with Horizontal(id="engine-row"):
                     yield Label("Run")
-                    yield Select([(e, e) for e in ev.ENGINES], value="torch", allow_blank=False,
-                                 id="engine")
+                    yield Select(
+                        [(e, e) for e in ev.ENGINES], value="torch", allow_blank=False, id="engine"
+                    )
                 yield ProgressBar(id="eval-progress", show_eta=True)
                 yield Static("Looking for checkpoints...", id="eval-status")
             with TabbedContent(id="eval-tabs"):
@@ -166,10 +170,12 @@ class EvaluationScreen(Screen[None]):
         yield Footer()
 
     def _hint(self) -> str:
-        return (f"No checkpoints found. Put shipped ones (*.pt) in "
-                f"{self.settings.checkpoints_dir}, or train one: `fer-tui train --config "
-                f"configs/<recipe>.toml` (or the Training screen, key 2); finished runs in "
-                f"{self.settings.runs_dir} appear here. Press r to look again.")
+        return (
+            f"No checkpoints found. Put shipped ones (*.pt) in "
+            f"{self.settings.checkpoints_dir}, or train one: `fer-tui train --config "
+            f"configs/<recipe>.toml` (or the Training screen, key 2); finished runs in "
+            f"{self.settings.runs_dir} appear here. Press r to look again."
+        )
 
     def on_mount(self) -> None:
         self.query_one("#eval-progress", ProgressBar).display = False
@@ -232,8 +238,10 @@ class EvaluationScreen(Screen[None]):
         hint.set_class(picks.option_count > 0, "-hidden")
         if message.cached and not self._wanted:
             self._show_reports(message.cached)
-            self._status("Cached results (TTA none, from an earlier evaluation of these "
-                         "files); e evaluates again.")
+            self._status(
+                "Cached results (TTA none, from an earlier evaluation of these "
+                "files); e evaluates again."
+            )
         elif picks.option_count == 0:
             self._status("Nothing to evaluate yet.")
         else:
@@ -271,8 +279,9 @@ class EvaluationScreen(Screen[None]):
         picks = self.query_one("#checkpoints", SelectionList)
         chosen = [Path(v) for v in picks.selected]
         if not chosen:
-            self.notify("Pick at least one checkpoint (space in the list) first.",
-                        severity="warning")
+            self.notify(
+                "Pick at least one checkpoint (space in the list) first.", severity="warning"
+            )
             return
         bar = self.query_one("#eval-progress", ProgressBar)
         bar.display = True
@@ -280,8 +289,13 @@ class EvaluationScreen(Screen[None]):
         self._status(f"Evaluating {len(chosen)} checkpoint(s), TTA {self.tta}...")
         self.run_evaluation(chosen, self.tta, self.engine)
 
-    @work(thread=True, exclusive=True, group="evaluate", exit_on_error=False,
-          description="evaluate checkpoints")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="evaluate",
+        exit_on_error=False,
+        description="evaluate checkpoints",
+    )
     def run_evaluation(self, checkpoints: list[Path], tta: str, engine: str = "torch") -> None:
         worker = get_current_worker()
         ev.check_engine(engine)
@@ -290,11 +304,17 @@ class EvaluationScreen(Screen[None]):
             self.post_message(EvaluationProgressed(stage, done, total))
 
         if self._data is None:
-            self._data = ev.load_data(self.settings.data, progress,
-                                      cancelled=lambda: worker.is_cancelled)
+            self._data = ev.load_data(
+                self.settings.data, progress, cancelled=lambda: worker.is_cancelled
+            )
         results = ev.evaluate_checkpoints(
-            checkpoints, data=self._data, tta=tta, progress=progress,
-            cancelled=lambda: worker.is_cancelled, engine=engine)
+            checkpoints,
+            data=self._data,
+            tta=tta,
+            progress=progress,
+            cancelled=lambda: worker.is_cancelled,
+            engine=engine,
+        )
         if not worker.is_cancelled:
             cached = sum(r.cached for r in results)
             self.post_message(EvaluationFinished([r.report for r in results], cached))
@@ -308,8 +328,10 @@ class EvaluationScreen(Screen[None]):
             self._status(f"Loading the data ({self.settings.data or 'default places'})...")
             return
         bar.update(total=message.total, progress=message.done)
-        self._status(f"{message.stage.replace('predict ', 'Predicting ')} "
-                     f"(TTA {self.tta}): {message.done}/{message.total}")
+        self._status(
+            f"{message.stage.replace('predict ', 'Predicting ')} "
+            f"(TTA {self.tta}): {message.done}/{message.total}"
+        )
 
     @on(EvaluationFinished)
     def _finished(self, message: EvaluationFinished) -> None:
@@ -317,8 +339,10 @@ class EvaluationScreen(Screen[None]):
         self._show_reports(message.reports)
         n = len(message.reports)
         from_cache = f", {message.cached} from the cache" if message.cached else ""
-        self._status(f"Evaluated {n} checkpoint(s) on the test split, TTA "
-                     f"{message.reports[0]['tta']}{from_cache}. Export: m / c / j.")
+        self._status(
+            f"Evaluated {n} checkpoint(s) on the test split, TTA "
+            f"{message.reports[0]['tta']}{from_cache}. Export: m / c / j."
+        )
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -327,8 +351,7 @@ class EvaluationScreen(Screen[None]):
         error = event.worker.error
         if isinstance(error, ev.Cancelled):
             return
-        text = str(error) if isinstance(error, FerError) else (
-            f"{type(error).__name__}: {error}")
+        text = str(error) if isinstance(error, FerError) else (f"{type(error).__name__}: {error}")
         self.query_one("#eval-progress", ProgressBar).display = False
         self._status(text, error=True)
         self.notify(text, title="Evaluation failed", severity="error", timeout=10)
@@ -344,8 +367,10 @@ class EvaluationScreen(Screen[None]):
         self.reports = reports
         focus = None
         if self._focus is not None:
-            focus = next((i for i, r in enumerate(reports)
-                          if Path(r["model"]["checkpoint"]) == self._focus), None)
+            focus = next(
+                (i for i, r in enumerate(reports) if Path(r["model"]["checkpoint"]) == self._focus),
+                None,
+            )
             self._focus = None
         self.selected = focus if focus is not None else (0 if len(reports) == 1 else None)
         split = reports[0]["data"]["split"]
@@ -353,12 +378,19 @@ class EvaluationScreen(Screen[None]):
             f"Table 1: weighted averages on {split} ({reports[0]['n']} images), TTA "
             f"{', '.join(sorted({r['tta'] for r in reports}))}. AUC: one-vs-rest, macro "
             f"(compared with the paper) and support-weighted. Green/red: better/worse than the "
-            f"paper. Highlight a row to see its Table 2.")
+            f"paper. Highlight a row to see its Table 2."
+        )
         table1 = self.query_one("#table1", Table1View)
         table1.show(reports)
         # park the cursor on the selected model's row, so its highlight keeps that selection
-        row = next((i for i, r in enumerate(table1.rows_meta)
-                    if r["model"] == self.selected and r["kind"] in ("model", "mean")), 0)
+        row = next(
+            (
+                i
+                for i, r in enumerate(table1.rows_meta)
+                if r["model"] == self.selected and r["kind"] in ("model", "mean")
+            ),
+            0,
+        )
         table1.move_cursor(row=row, animate=False)
         self._show_selected()
 
@@ -373,8 +405,7 @@ class EvaluationScreen(Screen[None]):
             one = self.reports[self.selected or 0]
             report = one
             title = f"Table 2: per class, {ev.model_label(one)}, TTA {one['tta']}"
-        self.query_one("#table2-title", Static).update(
-            title + " (paper: mean of its three models)")
+        self.query_one("#table2-title", Static).update(title + " (paper: mean of its three models)")
         self.query_one("#table2", ClassTableView).show(report)
         confusion_title = self.query_one("#confusion-title", Static)
         if one is None:
@@ -382,8 +413,10 @@ class EvaluationScreen(Screen[None]):
             self.query_one("#confusion", ConfusionTable).show(None)
             self.query_one("#roc", RocPlot).show(None)
             return
-        confusion_title.update(f"Confusion matrix, {ev.model_label(one)} (rows: true class, "
-                               f"columns: predicted; shade: share of the row)")
+        confusion_title.update(
+            f"Confusion matrix, {ev.model_label(one)} (rows: true class, "
+            f"columns: predicted; shade: share of the row)"
+        )
         self.query_one("#confusion", ConfusionTable).show(one)
         self.query_one("#roc", RocPlot).show(one, f"ROC (one-vs-rest), {ev.model_label(one)}")
 
@@ -404,8 +437,9 @@ class EvaluationScreen(Screen[None]):
         text = {
             "md": lambda: ev.to_markdown(self.reports),
             "csv": lambda: ev.metrics_csv(self.reports),
-            "json": lambda: json.dumps(ev.json_payload(self.reports), indent=1,
-                                       allow_nan=False) + "\n",
+            "json": lambda: (
+                json.dumps(ev.json_payload(self.reports), indent=1, allow_nan=False) + "\n"
+            ),
         }[kind]()
         path = self.reports_dir / f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
         try:

@@ -16,8 +16,7 @@ from fer_tui import evaluate as ev
 _SHORT = {"precision": "P", "recall": "R", "f1-score": "F1", "auc": "AUC"}
 
 
-def _cell(value: Any, *, diff: float | None = None, signed: bool = False,
-          style: str = "") -> Text:
+def _cell(value: Any, *, diff: float | None = None, signed: bool = False, style: str = "") -> Text:
     """A right-aligned number, green/red by the sign of `diff` (ours minus the paper)."""
     if diff is not None and abs(diff) >= 5e-4:
         style = "green" if diff > 0 else "red"
@@ -50,8 +49,7 @@ class Table1View(DataTable):
                 nxt = self.rows_meta[i + 2] if i + 2 < len(self.rows_meta) else None
                 if nxt is not None and nxt["kind"] == "delta" and nxt["model"] == row["model"]:
                     diffs = {c: nxt.get(c) for c in ev.TABLE1_COLUMNS}
-            label_style = {"model": "bold", "paper": "italic", "delta": "dim",
-                           "mean": "bold"}[kind]
+            label_style = {"model": "bold", "paper": "italic", "delta": "dim", "mean": "bold"}[kind]
             cells = [Text(row["label"], style=label_style)]
             for c in ev.TABLE1_COLUMNS:
                 if kind == "delta":
@@ -97,7 +95,9 @@ class ClassTableView(DataTable):
             cells = [Text(row["label"], style=style), _cell(row["support"])]
             for m in (*ev.METRICS, "auc"):
                 d = row[f"delta_{m}"]
-                cells += [_cell(row[m], diff=d, style=style),
-                          _cell(row[f"paper_{m}"], style="italic"),
-                          _cell(d, diff=d, signed=True)]
+                cells += [
+                    _cell(row[m], diff=d, style=style),
+                    _cell(row[f"paper_{m}"], style="italic"),
+                    _cell(d, diff=d, signed=True),
+                ]
             self.add_row(*cells, key=row["label"])
