@@ -1,12 +1,16 @@
 """Evaluation: checkpoints -> the paper's Table 1 and Table 2, as plain dicts, text and files.
 
-Definitions (Sheng & Lau, Tables 1 and 2):
+Definitions (Sheng & Lau, section 4.2, Tables 1 and 2; `fer_tui/reference/paper.json`):
 - Table 1, one row per model: precision, recall and F1 are the "weighted avg" row of
   `sklearn.metrics.classification_report`; support is the number of test images (7,178);
-  accuracy; AUC is the one-vs-rest ROC AUC averaged over the classes. Both the macro and the
-  support-weighted average are computed; the table shows the macro one (`AUC_IN_TABLE`).
+  accuracy; AUC is the arithmetic mean of the seven one-vs-rest AUCs, i.e. the macro average.
+  Both the macro and the support-weighted average are computed; the table compares the macro
+  one with the paper's (`AUC_IN_TABLE`).
 - Table 2, one row per class: precision, recall, F1, support and one-vs-rest AUC for one model,
-  or the mean over several (the paper's Table 2 is the mean over its three models).
+  or the mean over several. The paper's Table 2 is the mean over its three models, so its
+  columns sit beside every Table 2 (one model's, the mean's or the ensemble's) as that mean.
+- The ensemble of several models averages their softmax probabilities over the same images
+  (each model preprocesses for itself) and is reported like one more model.
 
 A report (one model, one split, one TTA) is a plain JSON-able dict:
 
@@ -16,6 +20,9 @@ A report (one model, one split, one TTA) is a plain JSON-able dict:
      "classes": {"angry": {precision, recall, f1-score, support, auc}, ...},
      "confusion_matrix": [[counts]], "confusion_matrix_normalized": [[row fractions]],
      "roc": {"angry": {"fpr": [..], "tpr": [..]}, ...}}
+
+An ensemble's report has the same keys; its "model" is {"arch": "ensemble", "checkpoint":
+None, "members": [the members' "model" dicts]}.
 
 A class absent from the labels has no AUC (null): the AUC averages then run over the classes
 that have one, and `auc_undefined` names the others.
@@ -49,8 +56,11 @@ from fer_tui.runs import atomic_write_bytes, atomic_write_text, file_sha256
 
 #: The per-class metrics of Table 2, with sklearn's key names.
 METRICS: tuple[str, ...] = ("precision", "recall", "f1-score")
-#: Which AUC average Table 1 shows (the other is in every report too).
+#: Which AUC average Table 1 shows and compares with the paper's: its Table 1 AUC is the mean
+#: of the seven per-class one-vs-rest AUCs, the macro average (the other is in every report too).
 AUC_IN_TABLE = "auc_macro_ovr"
+#: The "arch" of an ensemble's report.
+ENSEMBLE = "ensemble"
 TTAS: tuple[str, ...] = ("none", "flip", "tencrop")
 #: torch: the checkpoint in PyTorch; onnxruntime: its ONNX export (CPU; about 2-3x faster on
 #: 2 busy cores in benchmarks/eval_speed.py, probabilities within 1e-4 of torch's).
@@ -69,7 +79,8 @@ Progress = Callable[[str, int, int], None]
 
 @lru_cache(maxsize=1)
 def paper_reference() -> dict[str, Any]:
-    """The paper's Table 1 and Table 2 (`fer_tui/reference/paper.json`); unknown cells are None."""
+    """The paper's Table 1 (per arch) and Table 2 (per class, the mean over its three models),
+    from section 4.2 of Sheng & Lau as printed (`fer_tui/reference/paper.json`)."""
     path = Path(__file__).resolve().parent / "reference" / "paper.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -213,12 +224,22 @@ def mean_report(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def json_payload(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def json_payload(
+    reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What `--json` writes: the report itself for one model; for several,
-    `{"models": [report, ...], "mean": mean_report(reports)}`."""
-    if len(reports) == 1:
-        return dict(reports[0])
-    return {"models": list(reports), "mean": mean_report(reports)}
+    `{"models": [report, ...], "mean": mean_report(reports)}`, plus `"ensemble": report` when
+    given. Every report in it carries `"vs_paper"`: the paper's figures and ours minus them."""
+
+    def with_paper(report: dict[str, Any]) -> dict[str, Any]:
+        return {**report, "vs_paper": paper_comparison(report)}
+
+    if len(reports) == 1 and ensemble is None:
+        return with_paper(reports[0])
+    payload = {"models": [with_paper(r) for r in reports], "mean": with_paper(mean_report(reports))}
+    if ensemble is not None:
+        payload["ensemble"] = with_paper(ensemble)
+    return payload
 
 
 # --- checkpoints, data, cache -------------------------------------------------------------
@@ -488,6 +509,49 @@ def evaluate_checkpoints(
     return out
 
 
+def ensemble_evaluation(results: Sequence[Evaluation]) -> Evaluation:
+    """The ensemble of evaluated models: the mean of their softmax probabilities, image by
+    image, reported like one more model (arch "ensemble").
+
+    Each member's probabilities come from its own preprocessing (image size, channels, stem)
+    and TTA, so models that differ there still combine: only the probabilities are averaged.
+    """
+    if len(results) < 2:
+        raise FerError(f"an ensemble needs at least two models (got {len(results)})")
+    first = results[0]
+    for other in results[1:]:
+        if other.probs.shape != first.probs.shape or not np.array_equal(other.labels, first.labels):
+            raise FerError(
+                "the models were evaluated on different images: an ensemble needs "
+                "them all on the same split of the same data"
+            )
+    probs = np.mean([r.probs.astype(np.float64) for r in results], axis=0)
+    reports = [r.report for r in results]
+    ttas = sorted({r.get("tta", "none") for r in reports})
+    engines = sorted({r.get("engine", "torch") for r in reports})
+    report = {
+        "model": {
+            "arch": ENSEMBLE,
+            "checkpoint": None,
+            "members": [dict(r["model"]) for r in reports],
+            "combine": "mean of the members' softmax probabilities",
+        },
+        "data": dict(first.report["data"]),
+        "tta": "+".join(ttas),
+        "engine": "+".join(engines),
+        "auc_in_table": AUC_IN_TABLE,
+        "seconds": round(sum(float(r.get("seconds") or 0.0) for r in reports), 3),
+        **compute_metrics(first.labels, probs),
+    }
+    return Evaluation(
+        report,
+        probs.astype(np.float32),
+        first.labels,
+        list(first.names),
+        cached=all(r.cached for r in results),
+    )
+
+
 def check_engine(engine: str, device: str = "auto") -> None:
     """An engine this machine can run, for this device (cheap: before the data loads)."""
     if engine not in ENGINES:
@@ -573,8 +637,11 @@ def delta(ours: float | None, paper: float | None) -> float | None:
 
 
 def model_label(report: dict[str, Any]) -> str:
-    """The arch and the last two path parts: `resnet18 20260101-120000-resnet18/best.pt`."""
+    """The arch and the last two path parts: `resnet18 20260101-120000-resnet18/best.pt`;
+    `ensemble of 3` for an ensemble."""
     model = report.get("model", {})
+    if model.get("arch") == ENSEMBLE:
+        return f"{ENSEMBLE} of {len(model.get('members', []))}"
     path = Path(str(model.get("checkpoint", "?")))
     where = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
     return f"{model.get('arch', '?')} {where}"
@@ -614,9 +681,13 @@ TABLE1_HEADERS: dict[str, str] = {
 }
 
 
-def table1_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def table1_rows(
+    reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Table 1 as rows: each model, then the paper's row for its arch and the delta; then the
-    mean when there are several models. Each row has kind, label, model (index or None)."""
+    mean when there are several models, and the ensemble when given. Each row has kind
+    (model, paper, delta, mean, ensemble), label, and model: the index of its report, None for
+    the mean, ENSEMBLE for the ensemble."""
     rows = []
     for i, report in enumerate(reports):
         ours = table1_row(report)
@@ -635,12 +706,22 @@ def table1_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append(
             {"kind": "mean", "label": f"mean of {len(reports)}", "model": None, **table1_row(mean)}
         )
+    if ensemble is not None:
+        rows.append(
+            {
+                "kind": "ensemble",
+                "label": model_label(ensemble),
+                "model": ENSEMBLE,
+                **table1_row(ensemble),
+            }
+        )
     return rows
 
 
 def table2_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Table 2 as rows (one per class, then macro and weighted averages), each with the
-    paper's per-class figures (`paper_<metric>`) and the difference (`delta_<metric>`)."""
+    paper's per-class figures (`paper_<metric>`, the mean over its three models) and the
+    difference (`delta_<metric>`). The paper prints no average rows: theirs are None."""
     paper = paper_reference()["table2"]
     rows = []
     for name, ours in report["classes"].items():
@@ -660,6 +741,48 @@ def table2_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             row[f"delta_{m}"] = None
         rows.append(row)
     return rows
+
+
+#: The columns the paper's Table 1 has (no support-weighted AUC).
+PAPER_TABLE1_COLUMNS: tuple[str, ...] = (
+    "precision",
+    "recall",
+    "f1-score",
+    "support",
+    "accuracy",
+    "auc",
+)
+
+
+def paper_comparison(report: dict[str, Any]) -> dict[str, Any]:
+    """The paper's figures for a report and ours minus them, as JSON: Table 1 for the
+    paper's row of the same arch (None for an ensemble, a mean or another arch) and Table 2
+    per class against the paper's mean over its three models."""
+    ref = paper_reference()
+    arch = report.get("model", {}).get("arch")
+    paper = paper_row(arch)
+    table1 = None
+    if paper is not None:
+        ours = table1_row(report)
+        table1 = {
+            "arch": arch,
+            "paper": {c: paper.get(c) for c in PAPER_TABLE1_COLUMNS},
+            "delta": {
+                c: delta(ours[c], paper.get(c)) for c in PAPER_TABLE1_COLUMNS if c != "support"
+            },
+        }
+    classes = [r for r in table2_rows(report) if r["kind"] == "class"]
+    metrics = (*METRICS, "auc")
+    return {
+        "source": ref.get("source"),
+        "auc": f"macro one-vs-rest (ours: {AUC_IN_TABLE})",
+        "table1": table1,
+        "table2": {
+            "note": ref.get("table2_note"),
+            "paper": {r["label"]: {m: r[f"paper_{m}"] for m in metrics} for r in classes},
+            "delta": {r["label"]: {m: r[f"delta_{m}"] for m in metrics} for r in classes},
+        },
+    }
 
 
 def fmt(value: Any, digits: int = 3, signed: bool = False) -> str:
@@ -694,10 +817,12 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
-def _table1_cells(reports: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def _table1_cells(
+    reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None
+) -> tuple[list[str], list[list[str]]]:
     headers = ["Model", *(TABLE1_HEADERS[c] for c in TABLE1_COLUMNS)]
     rows = []
-    for row in table1_rows(reports):
+    for row in table1_rows(reports, ensemble):
         signed = row["kind"] == "delta"
         rows.append([row["label"], *(fmt(row[c], signed=signed) for c in TABLE1_COLUMNS)])
     return headers, rows
@@ -724,29 +849,37 @@ def _tta_line(reports: Sequence[dict[str, Any]]) -> str:
 
 
 def paper_note() -> str:
-    """One line on where the paper's figures come from, and whether they are filled in."""
-    ref = paper_reference()
-    if ref.get("verified"):
-        return "paper: Sheng & Lau, Tables 1 and 2"
-    lo, hi = ref.get("accuracy_range_from_brief") or (None, None)
-    extra = (
-        f" (the project brief gives its test accuracy as {lo:.1%}-{hi:.1%})" if lo and hi else ""
-    )
+    """One line on where the paper's figures come from."""
     return (
-        "paper: Sheng & Lau; its per-model and per-class figures are not yet in "
-        f"fer_tui/reference/paper.json, shown as —{extra}"
+        "paper: Sheng & Lau, section 4.2: Table 1 per model (AUC = macro one-vs-rest); "
+        "Table 2 per class, the mean over its ResNet18, ResNet34 and ResNet50"
     )
 
 
-def format_table1(reports: Sequence[dict[str, Any]]) -> str:
-    """Table 1 as a text table with the paper's rows and deltas."""
-    headers, rows = _table1_cells(reports)
+def _table1_legend(reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None) -> str:
+    parts = []
+    if len(reports) > 1:
+        parts.append(f"mean of {len(reports)}: the mean of the models' figures")
+    if ensemble is not None:
+        parts.append(
+            f"{model_label(ensemble)}: the figures of the mean of the models' softmax probabilities"
+        )
+    return "; ".join(parts)
+
+
+def format_table1(reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> str:
+    """Table 1 as a text table with the paper's rows and deltas (and the ensemble's row)."""
+    headers, rows = _table1_cells(reports, ensemble)
     title = (
         f"Table 1: weighted-average metrics on {reports[0]['data']['split']} "
         f"({reports[0]['n']} images); AUC = one-vs-rest, macro (in the paper's column) "
         "and support-weighted"
     )
-    return "\n".join([title, _tta_line(reports), "", _text_table(headers, rows)])
+    lines = [title, _tta_line(reports)]
+    legend = _table1_legend(reports, ensemble)
+    if legend:
+        lines.append(legend)
+    return "\n".join([*lines, "", _text_table(headers, rows)])
 
 
 def format_table2(report: dict[str, Any], title: str | None = None) -> str:
@@ -755,7 +888,7 @@ def format_table2(report: dict[str, Any], title: str | None = None) -> str:
     title = title or f"Table 2: per class, {model_label(report)}"
     return "\n".join(
         [
-            title,
+            title + " (paper: the mean of its three models)",
             _tta_line([report])
             if "model" in report
             else f"test-time augmentation: {', '.join(report.get('tta', []))}",
@@ -776,10 +909,11 @@ def format_confusion(report: dict[str, Any], normalized: bool = False) -> str:
     return _text_table(["true \\ pred", *(n[:7] for n in names)], rows)
 
 
-def format_report(reports: Sequence[dict[str, Any]]) -> str:
-    """Everything the CLI prints: Table 1, Table 2 per model (and the mean), the note."""
-    parts = [format_table1(reports)]
-    for report in reports:
+def format_report(reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> str:
+    """Everything the CLI prints: Table 1, Table 2 per model (and the mean, and the ensemble
+    when given), the note."""
+    parts = [format_table1(reports, ensemble)]
+    for report in [*reports, *([ensemble] if ensemble is not None else [])]:
         parts.append(format_table2(report))
         parts.append(
             "Confusion matrix (rows: true, columns: predicted)\n" + format_confusion(report)
@@ -794,7 +928,7 @@ def format_report(reports: Sequence[dict[str, Any]]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def to_markdown(reports: Sequence[dict[str, Any]]) -> str:
+def to_markdown(reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> str:
     """Tables 1 and 2 (and confusion matrices) as a Markdown document."""
     out = [
         "# Evaluation",
@@ -804,13 +938,18 @@ def to_markdown(reports: Sequence[dict[str, Any]]) -> str:
         f"{reports[0]['n']} images, fingerprint {reports[0]['data'].get('fingerprint')})",
         "- Table 1 AUC: one-vs-rest, macro average; the weighted average is beside it",
         f"- {paper_note()}",
-        "",
-        "## Table 1",
-        "",
     ]
-    out.append(_md_table(*_table1_cells(reports)))
-    for report in reports:
-        out += ["", f"## Table 2: {model_label(report)} (TTA {report.get('tta')})", ""]
+    legend = _table1_legend(reports, ensemble)
+    if legend:
+        out.append(f"- {legend}")
+    out += ["", "## Table 1", "", _md_table(*_table1_cells(reports, ensemble))]
+    for report in [*reports, *([ensemble] if ensemble is not None else [])]:
+        out += [
+            "",
+            f"## Table 2: {model_label(report)} (TTA {report.get('tta')}; paper: the "
+            "mean of its three models)",
+            "",
+        ]
         out.append(_md_table(*_table2_cells(report)))
         names = list(report["classes"])
         cm = [
@@ -820,13 +959,18 @@ def to_markdown(reports: Sequence[dict[str, Any]]) -> str:
         out += ["", "Confusion matrix (rows: true, columns: predicted)", ""]
         out.append(_md_table(["true \\ pred", *names], cm))
     if len(reports) > 1:
-        out += ["", f"## Table 2: mean of {len(reports)} models", ""]
+        out += [
+            "",
+            f"## Table 2: mean of {len(reports)} models (paper: the mean of its three models)",
+            "",
+        ]
         out.append(_md_table(*_table2_cells(mean_report(reports))))
     return "\n".join(out) + "\n"
 
 
-def metrics_csv(reports: Sequence[dict[str, Any]]) -> str:
-    """Tables 1 and 2 in one long CSV: a row per (model, class or average)."""
+def metrics_csv(reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> str:
+    """Tables 1 and 2 in one long CSV: a row per (model, class or average), then the mean
+    and the ensemble when there are."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(
@@ -848,13 +992,15 @@ def metrics_csv(reports: Sequence[dict[str, Any]]) -> str:
     entries = [(model_label(r), r) for r in reports]
     if len(reports) > 1:
         entries.append((f"mean of {len(reports)}", mean_report(reports)))
+    if ensemble is not None:
+        entries.append((model_label(ensemble), ensemble))
     for label, r in entries:
         model = r.get("model", {}) if "n_models" not in r else {}
         tta = r.get("tta") if isinstance(r.get("tta"), str) else "+".join(r.get("tta", []))
         base = [
             label,
             model.get("arch", ""),
-            model.get("checkpoint", ""),
+            model.get("checkpoint") or "",
             tta,
             r.get("data", {}).get("split", ""),
         ]
