@@ -1,12 +1,16 @@
 """Evaluation: checkpoints -> the paper's Table 1 and Table 2, as plain dicts, text and files.
 
-Definitions (Sheng & Lau, Tables 1 and 2):
+Definitions (Sheng & Lau, section 4.2, Tables 1 and 2; `fer_tui/reference/paper.json`):
 - Table 1, one row per model: precision, recall and F1 are the "weighted avg" row of
   `sklearn.metrics.classification_report`; support is the number of test images (7,178);
-  accuracy; AUC is the one-vs-rest ROC AUC averaged over the classes. Both the macro and the
-  support-weighted average are computed; the table shows the macro one (`AUC_IN_TABLE`).
+  accuracy; AUC is the arithmetic mean of the seven one-vs-rest AUCs, i.e. the macro average.
+  Both the macro and the support-weighted average are computed; the table compares the macro
+  one with the paper's (`AUC_IN_TABLE`).
 - Table 2, one row per class: precision, recall, F1, support and one-vs-rest AUC for one model,
-  or the mean over several (the paper's Table 2 is the mean over its three models).
+  or the mean over several. The paper's Table 2 is the mean over its three models, so its
+  columns sit beside every Table 2 (one model's, the mean's or the ensemble's) as that mean.
+- The ensemble of several models averages their softmax probabilities over the same images
+  (each model preprocesses for itself) and is reported like one more model.
 
 A report (one model, one split, one TTA) is a plain JSON-able dict:
 
@@ -16,6 +20,9 @@ A report (one model, one split, one TTA) is a plain JSON-able dict:
      "classes": {"angry": {precision, recall, f1-score, support, auc}, ...},
      "confusion_matrix": [[counts]], "confusion_matrix_normalized": [[row fractions]],
      "roc": {"angry": {"fpr": [..], "tpr": [..]}, ...}}
+
+An ensemble's report has the same keys; its "model" is {"arch": "ensemble", "checkpoint":
+None, "members": [the members' "model" dicts]}.
 
 A class absent from the labels has no AUC (null): the AUC averages then run over the classes
 that have one, and `auc_undefined` names the others.
@@ -49,8 +56,11 @@ from fer_tui.runs import atomic_write_bytes, atomic_write_text, file_sha256
 
 #: The per-class metrics of Table 2, with sklearn's key names.
 METRICS: tuple[str, ...] = ("precision", "recall", "f1-score")
-#: Which AUC average Table 1 shows (the other is in every report too).
+#: Which AUC average Table 1 shows and compares with the paper's: its Table 1 AUC is the mean
+#: of the seven per-class one-vs-rest AUCs, the macro average (the other is in every report too).
 AUC_IN_TABLE = "auc_macro_ovr"
+#: The "arch" of an ensemble's report.
+ENSEMBLE = "ensemble"
 TTAS: tuple[str, ...] = ("none", "flip", "tencrop")
 #: torch: the checkpoint in PyTorch; onnxruntime: its ONNX export (CPU; about 2-3x faster on
 #: 2 busy cores in benchmarks/eval_speed.py, probabilities within 1e-4 of torch's).
@@ -69,7 +79,8 @@ Progress = Callable[[str, int, int], None]
 
 @lru_cache(maxsize=1)
 def paper_reference() -> dict[str, Any]:
-    """The paper's Table 1 and Table 2 (`fer_tui/reference/paper.json`); unknown cells are None."""
+    """The paper's Table 1 (per arch) and Table 2 (per class, the mean over its three models),
+    from section 4.2 of Sheng & Lau as printed (`fer_tui/reference/paper.json`)."""
     path = Path(__file__).resolve().parent / "reference" / "paper.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -113,16 +124,18 @@ def compute_metrics(
     p = np.asarray(probs, dtype=np.float64)
     k = len(classes)
     if p.ndim != 2 or p.shape[1] != k or len(p) != len(y):
-        raise FerError(f"probabilities of shape {p.shape} do not fit {len(y)} labels and "
-                       f"{k} classes")
+        raise FerError(
+            f"probabilities of shape {p.shape} do not fit {len(y)} labels and {k} classes"
+        )
     if len(y) == 0:
         raise DataError("nothing to evaluate: the split has no images")
     if y.min() < 0 or y.max() >= k:
         raise DataError(f"labels must lie in 0..{k - 1}")
     pred = p.argmax(1)
     labels = list(range(k))
-    rep = classification_report(y, pred, labels=labels, target_names=list(classes),
-                                output_dict=True, zero_division=0)
+    rep = classification_report(
+        y, pred, labels=labels, target_names=list(classes), output_dict=True, zero_division=0
+    )
     cm = confusion_matrix(y, pred, labels=labels)
     support = cm.sum(1)
     norm = np.divide(cm, support[:, None], out=np.zeros(cm.shape), where=support[:, None] > 0)
@@ -147,8 +160,11 @@ def compute_metrics(
     defined = [i for i, a in enumerate(aucs) if a is not None]
     auc_macro = float(np.mean([aucs[i] for i in defined])) if defined else None
     weights = support[defined].astype(np.float64)
-    auc_weighted = (float(np.dot([aucs[i] for i in defined], weights) / weights.sum())
-                    if defined and weights.sum() > 0 else None)
+    auc_weighted = (
+        float(np.dot([aucs[i] for i in defined], weights) / weights.sum())
+        if defined and weights.sum() > 0
+        else None
+    )
 
     def avg(key: str) -> dict[str, Any]:
         return {**{m: float(rep[key][m]) for m in METRICS}, "support": int(rep[key]["support"])}
@@ -208,12 +224,22 @@ def mean_report(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def json_payload(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def json_payload(
+    reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What `--json` writes: the report itself for one model; for several,
-    `{"models": [report, ...], "mean": mean_report(reports)}`."""
-    if len(reports) == 1:
-        return dict(reports[0])
-    return {"models": list(reports), "mean": mean_report(reports)}
+    `{"models": [report, ...], "mean": mean_report(reports)}`, plus `"ensemble": report` when
+    given. Every report in it carries `"vs_paper"`: the paper's figures and ours minus them."""
+
+    def with_paper(report: dict[str, Any]) -> dict[str, Any]:
+        return {**report, "vs_paper": paper_comparison(report)}
+
+    if len(reports) == 1 and ensemble is None:
+        return with_paper(reports[0])
+    payload = {"models": [with_paper(r) for r in reports], "mean": with_paper(mean_report(reports))}
+    if ensemble is not None:
+        payload["ensemble"] = with_paper(ensemble)
+    return payload
 
 
 # --- checkpoints, data, cache -------------------------------------------------------------
@@ -232,8 +258,7 @@ def check_output_path(path: str | os.PathLike[str] | None, what: str) -> None:
         return
     parent = Path(path).expanduser().resolve().parent
     if not parent.is_dir():
-        raise FerError(f"{what}: the folder {parent} does not exist; create it or write "
-                       f"elsewhere")
+        raise FerError(f"{what}: the folder {parent} does not exist; create it or write elsewhere")
     if Path(path).is_dir():
         raise FerError(f"{what}: {path} is a folder; give a file name")
 
@@ -247,11 +272,14 @@ def checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     except FerError:
         raise
     except Exception as exc:  # torch.load raises struct.error etc. on some garbage files
-        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint "
-                              f"({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"{path} is truncated or not a PyTorch checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     if list(meta.get("classes", [])) != list(CLASSES):
-        raise CheckpointError(f"{path} was trained for classes {meta.get('classes')}, not "
-                              f"{list(CLASSES)}: fer-tui needs a 7-class FER-2013 checkpoint")
+        raise CheckpointError(
+            f"{path} was trained for classes {meta.get('classes')}, not "
+            f"{list(CLASSES)}: fer-tui needs a 7-class FER-2013 checkpoint"
+        )
     return meta
 
 
@@ -261,9 +289,11 @@ def get_split(data: Any, split: str) -> Any:
     found = getattr(data, "splits", {}) or {}
     if split not in found or len(found[split]) == 0:
         have = ", ".join(found) or "none"
-        raise DataError(f"{getattr(data, 'source', 'the data')} has no '{split}' split "
-                        f"(it has: {have}); evaluation needs FER-2013's test/<class>/ images "
-                        f"or fer2013.csv's PublicTest/PrivateTest rows")
+        raise DataError(
+            f"{getattr(data, 'source', 'the data')} has no '{split}' split "
+            f"(it has: {have}); evaluation needs FER-2013's test/<class>/ images "
+            f"or fer2013.csv's PublicTest/PrivateTest rows"
+        )
     return found[split]
 
 
@@ -345,9 +375,13 @@ def find_cached_report(
         except (OSError, ValueError):
             continue
         data = report.get("data", {})
-        if (report.get("model", {}).get("sha256") != sha or data.get("split") != split
-                or report.get("tta") != tta or report.get("cache_version") != CACHE_VERSION
-                or report.get("engine", "torch") != engine):
+        if (
+            report.get("model", {}).get("sha256") != sha
+            or data.get("split") != split
+            or report.get("tta") != tta
+            or report.get("cache_version") != CACHE_VERSION
+            or report.get("engine", "torch") != engine
+        ):
             continue
         if want_source is not None and data.get("source") != want_source:
             continue
@@ -437,8 +471,10 @@ def evaluate_checkpoints(
     data is decoded; results come from the cache when the same files were evaluated before.
     """
     if not checkpoints:
-        raise CheckpointError("no checkpoint given: pass --checkpoint PATH (shipped ones are in "
-                              "checkpoints/, trained ones in runs/<run>/best.pt)")
+        raise CheckpointError(
+            "no checkpoint given: pass --checkpoint PATH (shipped ones are in "
+            "checkpoints/, trained ones in runs/<run>/best.pt)"
+        )
     if tta not in TTAS:
         raise FerError(f"unknown test-time augmentation '{tta}': use {', '.join(TTAS)}")
     if batch_size < 1:
@@ -465,9 +501,16 @@ def evaluate_checkpoints(
             report["model"]["checkpoint"] = str(path)
             out.append(Evaluation(report, probs, labels, list(part.names), cached=True))
             continue
-        probs, seconds = _predict(path, part.images, tta=tta, device=device,
-                                  batch_size=batch_size, progress=progress, cancelled=cancelled,
-                                  engine=engine)
+        probs, seconds = _predict(
+            path,
+            part.images,
+            tta=tta,
+            device=device,
+            batch_size=batch_size,
+            progress=progress,
+            cancelled=cancelled,
+            engine=engine,
+        )
         report = {
             "model": model_info(path, meta, sha),
             "data": data_info,
@@ -483,19 +526,66 @@ def evaluate_checkpoints(
     return out
 
 
+def ensemble_evaluation(results: Sequence[Evaluation]) -> Evaluation:
+    """The ensemble of evaluated models: the mean of their softmax probabilities, image by
+    image, reported like one more model (arch "ensemble").
+
+    Each member's probabilities come from its own preprocessing (image size, channels, stem)
+    and TTA, so models that differ there still combine: only the probabilities are averaged.
+    """
+    if len(results) < 2:
+        raise FerError(f"an ensemble needs at least two models (got {len(results)})")
+    first = results[0]
+    for other in results[1:]:
+        if other.probs.shape != first.probs.shape or not np.array_equal(other.labels, first.labels):
+            raise FerError(
+                "the models were evaluated on different images: an ensemble needs "
+                "them all on the same split of the same data"
+            )
+    probs = np.mean([r.probs.astype(np.float64) for r in results], axis=0)
+    reports = [r.report for r in results]
+    ttas = sorted({r.get("tta", "none") for r in reports})
+    engines = sorted({r.get("engine", "torch") for r in reports})
+    report = {
+        "model": {
+            "arch": ENSEMBLE,
+            "checkpoint": None,
+            "members": [dict(r["model"]) for r in reports],
+            "combine": "mean of the members' softmax probabilities",
+        },
+        "data": dict(first.report["data"]),
+        "tta": "+".join(ttas),
+        "engine": "+".join(engines),
+        "auc_in_table": AUC_IN_TABLE,
+        "seconds": round(sum(float(r.get("seconds") or 0.0) for r in reports), 3),
+        **compute_metrics(first.labels, probs),
+    }
+    return Evaluation(
+        report,
+        probs.astype(np.float32),
+        first.labels,
+        list(first.names),
+        cached=all(r.cached for r in results),
+    )
+
+
 def check_engine(engine: str, device: str = "auto") -> None:
     """An engine this machine can run, for this device (cheap: before the data loads)."""
     if engine not in ENGINES:
         raise FerError(f"unknown engine '{engine}': use {' or '.join(ENGINES)}")
     if engine == "onnxruntime":
         if device.startswith("cuda"):
-            raise FerError("--engine onnxruntime runs on the CPU: use --device cpu/auto, or "
-                           "--engine torch for the GPU")
+            raise FerError(
+                "--engine onnxruntime runs on the CPU: use --device cpu/auto, or "
+                "--engine torch for the GPU"
+            )
         import importlib.util
 
         if importlib.util.find_spec("onnxruntime") is None:
-            raise FerError("--engine onnxruntime needs onnxruntime: pip install "
-                           "'fer-tui[onnx]' (or use --engine torch)")
+            raise FerError(
+                "--engine onnxruntime needs onnxruntime: pip install "
+                "'fer-tui[onnx]' (or use --engine torch)"
+            )
 
 
 def _ort_model(path: Path) -> tuple[Any, dict[str, Any]]:
@@ -564,8 +654,11 @@ def delta(ours: float | None, paper: float | None) -> float | None:
 
 
 def model_label(report: dict[str, Any]) -> str:
-    """The arch and the last two path parts: `resnet18 20260101-120000-resnet18/best.pt`."""
+    """The arch and the last two path parts: `resnet18 20260101-120000-resnet18/best.pt`;
+    `ensemble of 3` for an ensemble."""
     model = report.get("model", {})
+    if model.get("arch") == ENSEMBLE:
+        return f"{ENSEMBLE} of {len(model.get('members', []))}"
     path = Path(str(model.get("checkpoint", "?")))
     where = f"{path.parent.name}/{path.name}" if path.parent.name else path.name
     return f"{model.get('arch', '?')} {where}"
@@ -586,15 +679,32 @@ def table1_row(report: dict[str, Any]) -> dict[str, Any]:
 
 
 TABLE1_COLUMNS: tuple[str, ...] = (
-    "precision", "recall", "f1-score", "support", "accuracy", "auc", "auc_weighted")
+    "precision",
+    "recall",
+    "f1-score",
+    "support",
+    "accuracy",
+    "auc",
+    "auc_weighted",
+)
 TABLE1_HEADERS: dict[str, str] = {
-    "precision": "Precision", "recall": "Recall", "f1-score": "F1", "support": "Support",
-    "accuracy": "Accuracy", "auc": "AUC (macro)", "auc_weighted": "AUC (wtd)"}
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1-score": "F1",
+    "support": "Support",
+    "accuracy": "Accuracy",
+    "auc": "AUC (macro)",
+    "auc_weighted": "AUC (wtd)",
+}
 
 
-def table1_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def table1_rows(
+    reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Table 1 as rows: each model, then the paper's row for its arch and the delta; then the
-    mean when there are several models. Each row has kind, label, model (index or None)."""
+    mean when there are several models, and the ensemble when given. Each row has kind
+    (model, paper, delta, mean, ensemble), label, and model: the index of its report, None for
+    the mean, ENSEMBLE for the ensemble."""
     rows = []
     for i, report in enumerate(reports):
         ours = table1_row(report)
@@ -605,18 +715,30 @@ def table1_rows(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             p = {c: paper.get(c) for c in TABLE1_COLUMNS}
             rows.append({"kind": "paper", "label": f"  paper {arch}", "model": i, **p})
             d = {c: delta(ours[c], p[c]) for c in TABLE1_COLUMNS if c != "support"}
-            rows.append({"kind": "delta", "label": "  Δ vs paper", "model": i,
-                         "support": None, **d})
+            rows.append(
+                {"kind": "delta", "label": "  Δ vs paper", "model": i, "support": None, **d}
+            )
     if len(reports) > 1:
         mean = mean_report(reports)
-        rows.append({"kind": "mean", "label": f"mean of {len(reports)}", "model": None,
-                     **table1_row(mean)})
+        rows.append(
+            {"kind": "mean", "label": f"mean of {len(reports)}", "model": None, **table1_row(mean)}
+        )
+    if ensemble is not None:
+        rows.append(
+            {
+                "kind": "ensemble",
+                "label": model_label(ensemble),
+                "model": ENSEMBLE,
+                **table1_row(ensemble),
+            }
+        )
     return rows
 
 
 def table2_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Table 2 as rows (one per class, then macro and weighted averages), each with the
-    paper's per-class figures (`paper_<metric>`) and the difference (`delta_<metric>`)."""
+    paper's per-class figures (`paper_<metric>`, the mean over its three models) and the
+    difference (`delta_<metric>`). The paper prints no average rows: theirs are None."""
     paper = paper_reference()["table2"]
     rows = []
     for name, ours in report["classes"].items():
@@ -626,14 +748,58 @@ def table2_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             row[f"paper_{m}"] = ref.get(m)
             row[f"delta_{m}"] = delta(ours.get(m), ref.get(m))
         rows.append(row)
-    for key, label, auc in (("macro_avg", "macro avg", report["auc_macro_ovr"]),
-                            ("weighted_avg", "weighted avg", report["auc_weighted_ovr"])):
+    for key, label, auc in (
+        ("macro_avg", "macro avg", report["auc_macro_ovr"]),
+        ("weighted_avg", "weighted avg", report["auc_weighted_ovr"]),
+    ):
         row = {"kind": "avg", "label": label, **report[key], "auc": auc}
         for m in (*METRICS, "auc"):
             row[f"paper_{m}"] = None
             row[f"delta_{m}"] = None
         rows.append(row)
     return rows
+
+
+#: The columns the paper's Table 1 has (no support-weighted AUC).
+PAPER_TABLE1_COLUMNS: tuple[str, ...] = (
+    "precision",
+    "recall",
+    "f1-score",
+    "support",
+    "accuracy",
+    "auc",
+)
+
+
+def paper_comparison(report: dict[str, Any]) -> dict[str, Any]:
+    """The paper's figures for a report and ours minus them, as JSON: Table 1 for the
+    paper's row of the same arch (None for an ensemble, a mean or another arch) and Table 2
+    per class against the paper's mean over its three models."""
+    ref = paper_reference()
+    arch = report.get("model", {}).get("arch")
+    paper = paper_row(arch)
+    table1 = None
+    if paper is not None:
+        ours = table1_row(report)
+        table1 = {
+            "arch": arch,
+            "paper": {c: paper.get(c) for c in PAPER_TABLE1_COLUMNS},
+            "delta": {
+                c: delta(ours[c], paper.get(c)) for c in PAPER_TABLE1_COLUMNS if c != "support"
+            },
+        }
+    classes = [r for r in table2_rows(report) if r["kind"] == "class"]
+    metrics = (*METRICS, "auc")
+    return {
+        "source": ref.get("source"),
+        "auc": f"macro one-vs-rest (ours: {AUC_IN_TABLE})",
+        "table1": table1,
+        "table2": {
+            "note": ref.get("table2_note"),
+            "paper": {r["label"]: {m: r[f"paper_{m}"] for m in metrics} for r in classes},
+            "delta": {r["label"]: {m: r[f"delta_{m}"] for m in metrics} for r in classes},
+        },
+    }
 
 
 def fmt(value: Any, digits: int = 3, signed: bool = False) -> str:
@@ -646,27 +812,34 @@ def fmt(value: Any, digits: int = 3, signed: bool = False) -> str:
 
 
 def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+
     def line(cells: Sequence[str]) -> str:
         first = cells[0].ljust(widths[0])
         rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
         return "  ".join([first, *rest]).rstrip()
+
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), sep, *(line(r) for r in rows)])
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    out = ["| " + " | ".join(headers) + " |",
-           "|" + "|".join(["---", *["---:"] * (len(headers) - 1)]) + "|"]
+    out = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join(["---", *["---:"] * (len(headers) - 1)]) + "|",
+    ]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
     return "\n".join(out)
 
 
-def _table1_cells(reports: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def _table1_cells(
+    reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None
+) -> tuple[list[str], list[list[str]]]:
     headers = ["Model", *(TABLE1_HEADERS[c] for c in TABLE1_COLUMNS)]
     rows = []
-    for row in table1_rows(reports):
+    for row in table1_rows(reports, ensemble):
         signed = row["kind"] == "delta"
         rows.append([row["label"], *(fmt(row[c], signed=signed) for c in TABLE1_COLUMNS)])
     return headers, rows
@@ -693,101 +866,175 @@ def _tta_line(reports: Sequence[dict[str, Any]]) -> str:
 
 
 def paper_note() -> str:
-    """One line on where the paper's figures come from, and whether they are filled in."""
-    ref = paper_reference()
-    if ref.get("verified"):
-        return "paper: Sheng & Lau, Tables 1 and 2"
-    lo, hi = ref.get("accuracy_range_from_brief") or (None, None)
-    extra = (f" (the project brief gives its test accuracy as {lo:.1%}-{hi:.1%})"
-             if lo and hi else "")
-    return ("paper: Sheng & Lau; its per-model and per-class figures are not yet in "
-            f"fer_tui/reference/paper.json, shown as —{extra}")
+    """One line on where the paper's figures come from."""
+    return (
+        "paper: Sheng & Lau, section 4.2: Table 1 per model (AUC = macro one-vs-rest); "
+        "Table 2 per class, the mean over its ResNet18, ResNet34 and ResNet50"
+    )
 
 
-def format_table1(reports: Sequence[dict[str, Any]]) -> str:
-    """Table 1 as a text table with the paper's rows and deltas."""
-    headers, rows = _table1_cells(reports)
-    title = (f"Table 1: weighted-average metrics on {reports[0]['data']['split']} "
-             f"({reports[0]['n']} images); AUC = one-vs-rest, macro (in the paper's column) "
-             "and support-weighted")
-    return "\n".join([title, _tta_line(reports), "", _text_table(headers, rows)])
+def _table1_legend(reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None) -> str:
+    parts = []
+    if len(reports) > 1:
+        parts.append(f"mean of {len(reports)}: the mean of the models' figures")
+    if ensemble is not None:
+        parts.append(
+            f"{model_label(ensemble)}: the figures of the mean of the models' softmax probabilities"
+        )
+    return "; ".join(parts)
+
+
+def format_table1(reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> str:
+    """Table 1 as a text table with the paper's rows and deltas (and the ensemble's row)."""
+    headers, rows = _table1_cells(reports, ensemble)
+    title = (
+        f"Table 1: weighted-average metrics on {reports[0]['data']['split']} "
+        f"({reports[0]['n']} images); AUC = one-vs-rest, macro (in the paper's column) "
+        "and support-weighted"
+    )
+    lines = [title, _tta_line(reports)]
+    legend = _table1_legend(reports, ensemble)
+    if legend:
+        lines.append(legend)
+    return "\n".join([*lines, "", _text_table(headers, rows)])
 
 
 def format_table2(report: dict[str, Any], title: str | None = None) -> str:
     """Table 2 (per class) for one report or a mean_report, with the paper's columns."""
     headers, rows = _table2_cells(report)
     title = title or f"Table 2: per class, {model_label(report)}"
-    return "\n".join([title, _tta_line([report]) if "model" in report else
-                      f"test-time augmentation: {', '.join(report.get('tta', []))}",
-                      "", _text_table(headers, rows)])
+    return "\n".join(
+        [
+            title + " (paper: the mean of its three models)",
+            _tta_line([report])
+            if "model" in report
+            else f"test-time augmentation: {', '.join(report.get('tta', []))}",
+            "",
+            _text_table(headers, rows),
+        ]
+    )
 
 
 def format_confusion(report: dict[str, Any], normalized: bool = False) -> str:
     """The confusion matrix (rows: true class, columns: predicted) as text."""
     names = list(report["classes"])
     key = "confusion_matrix_normalized" if normalized else "confusion_matrix"
-    rows = [[name, *(f"{v:.2f}" if normalized else str(v) for v in row)]
-            for name, row in zip(names, report[key], strict=True)]
+    rows = [
+        [name, *(f"{v:.2f}" if normalized else str(v) for v in row)]
+        for name, row in zip(names, report[key], strict=True)
+    ]
     return _text_table(["true \\ pred", *(n[:7] for n in names)], rows)
 
 
-def format_report(reports: Sequence[dict[str, Any]]) -> str:
-    """Everything the CLI prints: Table 1, Table 2 per model (and the mean), the note."""
-    parts = [format_table1(reports)]
-    for report in reports:
+def format_report(reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> str:
+    """Everything the CLI prints: Table 1, Table 2 per model (and the mean, and the ensemble
+    when given), the note."""
+    parts = [format_table1(reports, ensemble)]
+    for report in [*reports, *([ensemble] if ensemble is not None else [])]:
         parts.append(format_table2(report))
-        parts.append("Confusion matrix (rows: true, columns: predicted)\n"
-                     + format_confusion(report))
+        parts.append(
+            "Confusion matrix (rows: true, columns: predicted)\n" + format_confusion(report)
+        )
     if len(reports) > 1:
-        parts.append(format_table2(mean_report(reports),
-                                   title=f"Table 2: per class, mean of {len(reports)} models"))
+        parts.append(
+            format_table2(
+                mean_report(reports), title=f"Table 2: per class, mean of {len(reports)} models"
+            )
+        )
     parts.append(paper_note())
     return "\n\n".join(parts) + "\n"
 
 
-def to_markdown(reports: Sequence[dict[str, Any]]) -> str:
+def to_markdown(reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> str:
     """Tables 1 and 2 (and confusion matrices) as a Markdown document."""
-    out = ["# Evaluation", "", f"- {_tta_line(reports)}",
-           f"- data: {reports[0]['data'].get('source')} (split {reports[0]['data']['split']}, "
-           f"{reports[0]['n']} images, fingerprint {reports[0]['data'].get('fingerprint')})",
-           "- Table 1 AUC: one-vs-rest, macro average; the weighted average is beside it",
-           f"- {paper_note()}", "", "## Table 1", ""]
-    out.append(_md_table(*_table1_cells(reports)))
-    for report in reports:
-        out += ["", f"## Table 2: {model_label(report)} (TTA {report.get('tta')})", ""]
+    out = [
+        "# Evaluation",
+        "",
+        f"- {_tta_line(reports)}",
+        f"- data: {reports[0]['data'].get('source')} (split {reports[0]['data']['split']}, "
+        f"{reports[0]['n']} images, fingerprint {reports[0]['data'].get('fingerprint')})",
+        "- Table 1 AUC: one-vs-rest, macro average; the weighted average is beside it",
+        f"- {paper_note()}",
+    ]
+    legend = _table1_legend(reports, ensemble)
+    if legend:
+        out.append(f"- {legend}")
+    out += ["", "## Table 1", "", _md_table(*_table1_cells(reports, ensemble))]
+    for report in [*reports, *([ensemble] if ensemble is not None else [])]:
+        out += [
+            "",
+            f"## Table 2: {model_label(report)} (TTA {report.get('tta')}; paper: the "
+            "mean of its three models)",
+            "",
+        ]
         out.append(_md_table(*_table2_cells(report)))
         names = list(report["classes"])
-        cm = [[n, *(str(v) for v in row)]
-              for n, row in zip(names, report["confusion_matrix"], strict=True)]
+        cm = [
+            [n, *(str(v) for v in row)]
+            for n, row in zip(names, report["confusion_matrix"], strict=True)
+        ]
         out += ["", "Confusion matrix (rows: true, columns: predicted)", ""]
         out.append(_md_table(["true \\ pred", *names], cm))
     if len(reports) > 1:
-        out += ["", f"## Table 2: mean of {len(reports)} models", ""]
+        out += [
+            "",
+            f"## Table 2: mean of {len(reports)} models (paper: the mean of its three models)",
+            "",
+        ]
         out.append(_md_table(*_table2_cells(mean_report(reports))))
     return "\n".join(out) + "\n"
 
 
-def metrics_csv(reports: Sequence[dict[str, Any]]) -> str:
-    """Tables 1 and 2 in one long CSV: a row per (model, class or average)."""
+def metrics_csv(reports: Sequence[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> str:
+    """Tables 1 and 2 in one long CSV: a row per (model, class or average), then the mean
+    and the ensemble when there are."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["model", "arch", "checkpoint", "tta", "split", "row", "precision", "recall",
-                "f1-score", "support", "auc", "accuracy"])
+    w.writerow(
+        [
+            "model",
+            "arch",
+            "checkpoint",
+            "tta",
+            "split",
+            "row",
+            "precision",
+            "recall",
+            "f1-score",
+            "support",
+            "auc",
+            "accuracy",
+        ]
+    )
     entries = [(model_label(r), r) for r in reports]
     if len(reports) > 1:
         entries.append((f"mean of {len(reports)}", mean_report(reports)))
+    if ensemble is not None:
+        entries.append((model_label(ensemble), ensemble))
     for label, r in entries:
         model = r.get("model", {}) if "n_models" not in r else {}
         tta = r.get("tta") if isinstance(r.get("tta"), str) else "+".join(r.get("tta", []))
-        base = [label, model.get("arch", ""), model.get("checkpoint", ""), tta,
-                r.get("data", {}).get("split", "")]
+        base = [
+            label,
+            model.get("arch", ""),
+            model.get("checkpoint") or "",
+            tta,
+            r.get("data", {}).get("split", ""),
+        ]
         for name, row in r["classes"].items():
-            w.writerow([*base, name, *(fmt(row[m], 6) for m in (*METRICS, "support", "auc")),
-                        ""])
+            w.writerow([*base, name, *(fmt(row[m], 6) for m in (*METRICS, "support", "auc")), ""])
         for key, auc_key in (("macro_avg", "auc_macro_ovr"), ("weighted_avg", "auc_weighted_ovr")):
             row = r[key]
-            w.writerow([*base, key.replace("_", " "), *(fmt(row[m], 6) for m in METRICS),
-                        fmt(row["support"]), fmt(r[auc_key], 6), fmt(r["accuracy"], 6)])
+            w.writerow(
+                [
+                    *base,
+                    key.replace("_", " "),
+                    *(fmt(row[m], 6) for m in METRICS),
+                    fmt(row["support"]),
+                    fmt(r[auc_key], 6),
+                    fmt(r["accuracy"], 6),
+                ]
+            )
     return buf.getvalue()
 
 
@@ -801,8 +1048,16 @@ def write_predictions(path: str | os.PathLike[str], evaluation: Evaluation) -> N
     w.writerow(["index", "path", "true", "pred", *(f"p_{n}" for n in names), "tta"])
     pred = evaluation.probs.argmax(1)
     for i, (y, p) in enumerate(zip(evaluation.labels, pred, strict=True)):
-        w.writerow([i, evaluation.names[i], names[int(y)], names[int(p)],
-                    *(f"{v:.7g}" for v in evaluation.probs[i]), tta])
+        w.writerow(
+            [
+                i,
+                evaluation.names[i],
+                names[int(y)],
+                names[int(p)],
+                *(f"{v:.7g}" for v in evaluation.probs[i]),
+                tta,
+            ]
+        )
     atomic_write_text(path, buf.getvalue())
 
 

@@ -17,8 +17,7 @@ from tests.helpers import make_folder_dataset, make_tiny_checkpoint
 @pytest.fixture(scope="module")
 def ckpt(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A resnet18 trained for a few steps on the tiny train split."""
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("ck") / "best.pt", steps=3,
-                                data=tiny_data)
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ck") / "best.pt", steps=3, data=tiny_data)
 
 
 @pytest.mark.slow
@@ -30,45 +29,72 @@ def test_end_to_end_json_predictions_markdown(
     from sklearn.metrics import classification_report, roc_auc_score
 
     out, preds, md = tmp_path / "r.json", tmp_path / "p.csv", tmp_path / "r.md"
-    code = main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data),
-                 "--json", str(out), "--predictions", str(preds), "--markdown", str(md)])
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(tiny_data),
+            "--json",
+            str(out),
+            "--predictions",
+            str(preds),
+            "--markdown",
+            str(md),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr()
     assert "Table 1" in printed.out and "Table 2" in printed.out
     assert "paper resnet18" in printed.out and "test-time augmentation: none" in printed.out
 
+    paper_line = next(line for line in printed.out.splitlines() if "paper resnet18" in line)
+    assert paper_line.split()[2:8] == ["0.648", "0.650", "0.646", "7178", "0.650", "0.898"]
+
     report = json.loads(out.read_text())
     assert report["model"]["arch"] == "resnet18" and report["tta"] == "none"
     assert report["data"]["split"] == "test" and report["n"] == 7 * 4
     assert set(report["classes"]) == set(CLASSES)
-    assert "Table 1" in md.read_text() and "TTA none" in md.read_text()
+    vs = report["vs_paper"]["table1"]
+    assert vs["paper"]["auc"] == 0.898
+    assert vs["delta"]["auc"] == pytest.approx(report["auc_macro_ovr"] - 0.898)
+    assert vs["delta"]["accuracy"] == pytest.approx(report["accuracy"] - 0.650)
+    markdown = md.read_text()
+    assert "Table 1" in markdown and "TTA none" in markdown
+    assert "| 0.648 | 0.650 | 0.646 | 7178 | 0.650 | 0.898 |" in markdown
 
     with open(preds, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 28
-    assert list(rows[0]) == ["index", "path", "true", "pred", *(f"p_{c}" for c in CLASSES),
-                             "tta"]
+    assert list(rows[0]) == ["index", "path", "true", "pred", *(f"p_{c}" for c in CLASSES), "tta"]
     assert {r["tta"] for r in rows} == {"none"}
     assert rows[0]["path"].startswith("test/")
     y = [CLASSES.index(r["true"]) for r in rows]
     pred = [CLASSES.index(r["pred"]) for r in rows]
     probs = np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in rows])
     assert (probs.argmax(1) == pred).all()
-    sk = classification_report(y, pred, labels=range(7), target_names=CLASSES,
-                               output_dict=True, zero_division=0)
+    sk = classification_report(
+        y, pred, labels=range(7), target_names=CLASSES, output_dict=True, zero_division=0
+    )
     for m in ("precision", "recall", "f1-score"):
         assert report["weighted_avg"][m] == pytest.approx(sk["weighted avg"][m])
         assert report["classes"]["fear"][m] == pytest.approx(sk["fear"][m])
     assert report["accuracy"] == pytest.approx(sk["accuracy"])
     assert report["auc_macro_ovr"] == pytest.approx(
-        roc_auc_score(y, probs, multi_class="ovr"), abs=1e-6)
+        roc_auc_score(y, probs, multi_class="ovr"), abs=1e-6
+    )
     assert report["auc_weighted_ovr"] == pytest.approx(
-        roc_auc_score(y, probs, multi_class="ovr", average="weighted"), abs=1e-6)
+        roc_auc_score(y, probs, multi_class="ovr", average="weighted"), abs=1e-6
+    )
 
 
 @pytest.mark.slow
 def test_second_run_comes_from_the_cache(
-    ckpt: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ckpt: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The same checkpoint, data, split and TTA are not predicted twice; --no-cache is."""
@@ -87,8 +113,9 @@ def test_second_run_comes_from_the_cache(
     assert main([*args, "--json", str(tmp_path / "b.json")]) == 0
     assert "(cached)" in capsys.readouterr().err
     assert json.loads((tmp_path / "b.json").read_text()) == first
-    assert ev.find_cached_report(ckpt, tta="flip", source=tiny_data)["accuracy"] == \
-        first["accuracy"]
+    assert (
+        ev.find_cached_report(ckpt, tta="flip", source=tiny_data)["accuracy"] == first["accuracy"]
+    )
     with pytest.raises(AssertionError, match="despite the cache"):
         main([*args, "--no-cache"])
 
@@ -100,15 +127,127 @@ def test_several_checkpoints_give_a_list_and_the_mean(
     """Two checkpoints: {"models": [2 reports], "mean": ...}, one predictions file each."""
     other = make_tiny_checkpoint(tmp_path / "r34" / "best.pt", arch="resnet34", seed=1)
     out = tmp_path / "r.json"
-    code = main(["evaluate", "--checkpoint", str(ckpt), "--checkpoint", str(other),
-                 "--data", str(tiny_data), "--json", str(out),
-                 "--predictions", str(tmp_path / "p.csv")])
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(ckpt),
+            "--checkpoint",
+            str(other),
+            "--data",
+            str(tiny_data),
+            "--json",
+            str(out),
+            "--predictions",
+            str(tmp_path / "p.csv"),
+        ]
+    )
     assert code == 0
     payload = json.loads(out.read_text())
     assert [m["model"]["arch"] for m in payload["models"]] == ["resnet18", "resnet34"]
     assert payload["mean"]["n_models"] == 2
     assert (tmp_path / "p.1-resnet18.csv").exists() and (tmp_path / "p.2-resnet34.csv").exists()
     assert "mean of 2" in capsys.readouterr().out
+
+
+def _odd_checkpoint(path: Path, seed: int = 2) -> Path:
+    """A resnet18 that preprocesses unlike make_tiny_checkpoint's: 3 input channels, faces
+    resized to 40x40, and the compact stem (random weights)."""
+    import torch
+
+    from fer_tui.models import build_model, model_meta, save_checkpoint
+
+    torch.manual_seed(seed)
+    model = build_model("resnet18", stem="compact", in_channels=3)
+    meta = model_meta("resnet18", stem="compact", in_channels=3, image_size=40)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, model.eval(), meta)
+    return path
+
+
+def _mean_probability_accuracy(checkpoints: list[Path], data: Path) -> float:
+    """The ensemble's accuracy worked out here, apart from fer_tui.evaluate: each model on the
+    test faces with its own preprocessing, the probabilities averaged, then the argmax."""
+    from fer_tui.data.load import load_dataset
+    from fer_tui.models import load_checkpoint, predict_proba
+
+    test = load_dataset(data).splits["test"]
+    probs = []
+    for path in checkpoints:
+        model, meta = load_checkpoint(path)
+        probs.append(predict_proba(model, meta, test.images))
+    pred = np.mean(probs, axis=0).argmax(1)
+    return float((pred == np.asarray(test.labels)).mean())
+
+
+@pytest.mark.slow
+def test_ensemble_row_is_the_mean_probability_argmax(
+    ckpt: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--ensemble over three checkpoints that preprocess differently adds an "ensemble of 3"
+    row to Table 1, its Table 2, an "ensemble" report in --json and a Markdown section; its
+    accuracy is that of the argmax of the mean probabilities, and each model is predicted
+    once."""
+    from fer_tui import evaluate as ev
+
+    checkpoints = [
+        ckpt,
+        make_tiny_checkpoint(tmp_path / "r34" / "best.pt", arch="resnet34", seed=1),
+        _odd_checkpoint(tmp_path / "odd" / "best.pt"),
+    ]
+    predicted = []
+    real_predict = ev._predict
+
+    def counting_predict(path: Path, *a: object, **k: object) -> object:
+        predicted.append(Path(path).parent.name)
+        return real_predict(path, *a, **k)
+
+    monkeypatch.setattr(ev, "_predict", counting_predict)
+    out, md, preds = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "p.csv"
+    argv = ["evaluate", "--data", str(tiny_data), "--ensemble", "--json", str(out)]
+    for path in checkpoints:
+        argv += ["--checkpoint", str(path)]
+    assert main([*argv, "--markdown", str(md), "--predictions", str(preds)]) == 0
+    assert len(predicted) == 3  # the ensemble reuses the three predictions
+
+    expected = _mean_probability_accuracy(checkpoints, tiny_data)
+    payload = json.loads(out.read_text())
+    ensemble = payload["ensemble"]
+    assert ensemble["accuracy"] == pytest.approx(expected)
+    assert ensemble["model"]["arch"] == "ensemble"
+    assert [m["arch"] for m in ensemble["model"]["members"]] == [
+        "resnet18",
+        "resnet34",
+        "resnet18",
+    ]
+    assert set(ensemble["classes"]) == set(CLASSES) and ensemble["n"] == 28
+    assert ensemble["vs_paper"]["table1"] is None  # the paper has no ensemble
+    assert ensemble["vs_paper"]["table2"]["paper"]["happy"]["recall"] == 0.857
+
+    printed = capsys.readouterr().out
+    row = next(line for line in printed.splitlines() if line.startswith("ensemble of 3"))
+    assert row.split()[7] == f"{expected:.3f}"  # the Accuracy column
+    assert "Table 2: per class, ensemble of 3" in printed
+    table1 = printed.split("Table 2")[0]
+    assert table1.index("mean of 3") < table1.index("ensemble of 3")
+    assert "## Table 2: ensemble of 3" in md.read_text()
+    assert "| ensemble of 3 |" in md.read_text()
+
+    with open(tmp_path / "p.4-ensemble.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    pred = [CLASSES.index(r["pred"]) for r in rows]
+    true = [CLASSES.index(r["true"]) for r in rows]
+    assert np.mean(np.array(pred) == np.array(true)) == pytest.approx(expected)
+
+    # a second run takes all three members from the cache and still has the ensemble
+    predicted.clear()
+    assert main(argv) == 0
+    assert predicted == []
+    assert json.loads(out.read_text())["ensemble"]["accuracy"] == pytest.approx(expected)
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -133,7 +272,10 @@ def test_missing_and_foreign_checkpoints(
 
 
 def test_bad_data_split_and_output_paths(
-    ckpt: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ckpt: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """No test split, an unknown --split, and outputs in missing folders exit 2; the output
@@ -190,8 +332,20 @@ def test_onnxruntime_engine_matches_torch(
     pytest.importorskip("onnx")
     base = ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--tta", "flip"]
     assert main([*base, "--predictions", str(tmp_path / "t.csv")]) == 0
-    assert main([*base, "--engine", "onnxruntime", "--json", str(tmp_path / "o.json"),
-                 "--predictions", str(tmp_path / "o.csv")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--engine",
+                "onnxruntime",
+                "--json",
+                str(tmp_path / "o.json"),
+                "--predictions",
+                str(tmp_path / "o.csv"),
+            ]
+        )
+        == 0
+    )
     assert "(engine: onnxruntime)" in capsys.readouterr().out
     assert json.loads((tmp_path / "o.json").read_text())["engine"] == "onnxruntime"
 
@@ -208,8 +362,27 @@ def test_json_to_stdout_keeps_stdout_parseable(
     ckpt: Path, tiny_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`--json -` prints only the JSON on stdout (the tables go to stderr), for pipes."""
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data),
-                 "--json", "-"]) == 0
+    assert (
+        main(["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--json", "-"]) == 0
+    )
     captured = capsys.readouterr()
     assert json.loads(captured.out)["model"]["arch"] == "resnet18"
     assert "Table 1" in captured.err
+
+
+def test_ensemble_of_one_checkpoint_is_a_one_line_error(
+    ckpt: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--ensemble with a single --checkpoint exits 2 with one line naming the fix, before the
+    data is loaded."""
+    from fer_tui import evaluate as ev
+
+    def no_data(*a: object, **k: object) -> None:
+        raise AssertionError("the data was loaded before --ensemble was checked")
+
+    monkeypatch.setattr(ev, "load_data", no_data)
+    err = _fails(
+        ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--ensemble"], capsys
+    )
+    assert err.count("\n") == 1
+    assert "--ensemble" in err and "add another --checkpoint" in err

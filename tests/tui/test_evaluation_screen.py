@@ -59,14 +59,78 @@ async def test_evaluates_and_shows_both_tables_with_the_paper(
         assert any("paper resnet18" in c for c in cells)
         assert any("Δ vs paper" in c for c in cells)
         assert "7178" in cells  # the paper's support beside our 28
+        paper = table1.get_row_at(1)  # the paper's Table 1 row for resnet18, as printed
+        assert [str(c) for c in paper[1:7]] == ["0.648", "0.650", "0.646", "7178", "0.650", "0.898"]
+        ours, delta = table1.get_row_at(0), table1.get_row_at(2)
+        accuracy = screen.reports[0]["accuracy"]
+        assert str(ours[5]) == f"{accuracy:.3f}"
+        assert str(delta[5]) == f"{accuracy - 0.650:+.3f}"
+        # ours is coloured by the delta: green above the paper, red below
+        assert ours[5].style == ("green" if accuracy > 0.650 else "red")
         assert "AUC (macro)" in _headers(table1)
         table2 = screen.query_one("#table2")
         assert table2.row_count == 7 + 2
         assert {"paper F1", "ΔF1", "paper AUC"} <= set(_headers(table2))
         assert "angry" in _cells(table2)
+        happy = table2.get_row_at(3)
+        assert str(happy[0]) == "happy" and str(happy[6]) == "0.857"  # the paper's recall
         assert screen.query_one("#confusion").row_count == 7
         status = str(screen.query_one("#eval-status").render())
         assert "TTA none" in status
+
+
+async def test_ensemble_checkbox_adds_the_ensemble_row(tiny_data: Path, tmp_path: Path) -> None:
+    """With two shipped checkpoints picked and "Ensemble" ticked, `e` shows an "ensemble of 2"
+    row in Table 1 under the models, the mean and the paper's rows, and the ensemble's Table 2
+    and confusion matrix; unticked, the next evaluation has no such row."""
+    shipped = tmp_path / "checkpoints"
+    make_tiny_checkpoint(shipped / "resnet18.pt")
+    make_tiny_checkpoint(shipped / "resnet34.pt", arch="resnet34", seed=1)
+    app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=shipped)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        picks = screen.query_one("#checkpoints")
+        await _until(pilot, lambda: len(picks.selected) == 2)
+        await pilot.click("#ensemble")
+        assert screen.query_one("#ensemble").value is True
+        await pilot.press("e")
+        table1 = screen.query_one("#table1")
+        await _until(pilot, lambda: table1.row_count > 0)
+        labels = [str(table1.get_row_at(r)[0]) for r in range(table1.row_count)]
+        assert labels[-2:] == ["mean of 2", "ensemble of 2"]
+        assert "  paper resnet18" in labels and "  paper resnet34" in labels
+        accuracy = str(table1.get_row_at(table1.row_count - 1)[5])
+        assert accuracy == f"{screen.ensemble['accuracy']:.3f}"
+        assert "ensemble of 2" in str(screen.query_one("#table2-title").render())
+        assert "ensemble of 2" in str(screen.query_one("#confusion-title").render())
+        assert screen.query_one("#table2").row_count == 7 + 2
+        assert "ensemble" in str(screen.query_one("#eval-status").render())
+
+        checkbox = screen.query_one("#ensemble")
+        assert app.focused is checkbox  # the click focused it: space unticks it
+        await pilot.press("space")
+        assert checkbox.value is False
+        await pilot.press("e")
+        await _until(pilot, lambda: table1.row_count == 7)  # 2 x (model, paper, delta) + mean
+        labels = [str(table1.get_row_at(r)[0]) for r in range(table1.row_count)]
+        assert not any("ensemble" in label for label in labels)
+
+
+async def test_ensemble_of_one_pick_is_refused_with_a_hint(
+    ckpt_dir: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """ "Ensemble" with a single checkpoint picked warns how to fix it and evaluates nothing."""
+    app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=ckpt_dir)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        await _until(pilot, lambda: screen.query_one("#checkpoints").option_count == 1)
+        await pilot.click("#ensemble")
+        await pilot.press("e")
+        await pilot.pause(0.2)
+        assert any("pick another checkpoint" in n.message for n in app._notifications)
+        assert screen.reports == [] and screen.query_one("#table1").row_count == 0
 
 
 async def test_cached_results_show_when_the_screen_opens(

@@ -3,7 +3,10 @@
 Checkpoints on offer: the shipped ones (`settings.checkpoints_dir/*.pt`) and `best.pt` of every
 finished run under `settings.runs_dir`. `e` evaluates the picked ones on the test split in a
 thread worker (fer_tui.evaluate, the same code as `fer-tui evaluate`); results are cached per
-(checkpoint, data, split, TTA), and cached ones are shown as soon as the screen opens.
+(checkpoint, data, split, TTA), and cached ones are shown as soon as the screen opens. With
+"Ensemble" ticked and two or more picks, the mean of their probabilities is one more row of
+Table 1 (`fer-tui evaluate --ensemble`), and its Table 2, confusion matrix and ROC are a row
+highlight away.
 Other screens open a checkpoint here with `select_checkpoint(path)` after
 `app.switch_mode("evaluation")`. Torch is only imported inside the worker.
 """
@@ -23,6 +26,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (
+    Checkbox,
     DataTable,
     Footer,
     Header,
@@ -47,8 +51,9 @@ from fer_tui.tui.widgets.roc_plot import RocPlot
 class CheckpointsFound(Message):
     """The checkpoint scan finished: what is on offer, and cached reports for the picks."""
 
-    def __init__(self, found: list[tuple[str, Path]], picked: list[Path],
-                 cached: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, found: list[tuple[str, Path]], picked: list[Path], cached: list[dict[str, Any]]
+    ) -> None:
         super().__init__()
         self.found = found
         self.picked = picked
@@ -67,12 +72,16 @@ class EvaluationProgressed(Message):
 
 
 class EvaluationFinished(Message):
-    """Reports for the evaluated checkpoints, in the order they were picked."""
+    """Reports for the evaluated checkpoints, in the order they were picked, and their
+    ensemble's report when one was asked for."""
 
-    def __init__(self, reports: list[dict[str, Any]], cached: int) -> None:
+    def __init__(
+        self, reports: list[dict[str, Any]], cached: int, ensemble: dict[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.reports = reports
         self.cached = cached
+        self.ensemble = ensemble
 
 
 def finished_run_checkpoints(runs_dir: Path) -> list[Path]:
@@ -106,6 +115,7 @@ class EvaluationScreen(Screen[None]):
     EvaluationScreen #tta-row, EvaluationScreen #engine-row { height: auto; }
     EvaluationScreen #tta-row Label, EvaluationScreen #engine-row Label { padding: 1 1 0 0; }
     EvaluationScreen #tta, EvaluationScreen #engine { width: 1fr; }
+    EvaluationScreen #ensemble { width: 1fr; }
     EvaluationScreen #eval-progress { height: 1; margin: 1 0 0 0; }
     EvaluationScreen #eval-status { height: auto; min-height: 2; color: $text-muted; }
     EvaluationScreen #eval-status.-error { color: $error; }
@@ -114,15 +124,18 @@ class EvaluationScreen(Screen[None]):
     EvaluationScreen RocPlot { height: 1fr; min-height: 12; }
     """
 
-    def __init__(self, settings: Settings, reports_dir: str | os.PathLike[str] | None = None
-                 ) -> None:
+    def __init__(
+        self, settings: Settings, reports_dir: str | os.PathLike[str] | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.reports_dir = Path(reports_dir) if reports_dir else Path("reports")
         """Where the export keys write (relative to the working directory)."""
         self.reports: list[dict[str, Any]] = []
-        self.selected: int | None = None
-        """Table 2's model: an index into `reports`, or None for the mean."""
+        self.ensemble: dict[str, Any] | None = None
+        """The ensemble's report, when the last evaluation asked for one."""
+        self.selected: int | str | None = None
+        """Table 2's model: an index into `reports`, None for the mean, ev.ENSEMBLE."""
         self._scanned = False
         self._wanted: list[Path] = []
         """Checkpoints asked for by select_checkpoint before the scan finished."""
@@ -139,12 +152,19 @@ class EvaluationScreen(Screen[None]):
                 yield Static(self._hint(), id="no-checkpoints", classes="-hidden")
                 with Horizontal(id="tta-row"):
                     yield Label("TTA")
-                    yield Select([(t, t) for t in ev.TTAS], value="none", allow_blank=False,
-                                 id="tta")
+                    yield Select(
+                        [(t, t) for t in ev.TTAS], value="none", allow_blank=False, id="tta"
+                    )
                 with Horizontal(id="engine-row"):
                     yield Label("Run")
-                    yield Select([(e, e) for e in ev.ENGINES], value="torch", allow_blank=False,
-                                 id="engine")
+                    yield Select(
+                        [(e, e) for e in ev.ENGINES], value="torch", allow_blank=False, id="engine"
+                    )
+                ensemble = Checkbox("Ensemble of the picks", id="ensemble")
+                ensemble.tooltip = (
+                    "Also evaluate the mean of the picked models' probabilities (two or more)"
+                )
+                yield ensemble
                 yield ProgressBar(id="eval-progress", show_eta=True)
                 yield Static("Looking for checkpoints...", id="eval-status")
             with TabbedContent(id="eval-tabs"):
@@ -166,10 +186,12 @@ class EvaluationScreen(Screen[None]):
         yield Footer()
 
     def _hint(self) -> str:
-        return (f"No checkpoints found. Put shipped ones (*.pt) in "
-                f"{self.settings.checkpoints_dir}, or train one: `fer-tui train --config "
-                f"configs/<recipe>.toml` (or the Training screen, key 2); finished runs in "
-                f"{self.settings.runs_dir} appear here. Press r to look again.")
+        return (
+            f"No checkpoints found. Put shipped ones (*.pt) in "
+            f"{self.settings.checkpoints_dir}, or train one: `fer-tui train --config "
+            f"configs/<recipe>.toml` (or the Training screen, key 2); finished runs in "
+            f"{self.settings.runs_dir} appear here. Press r to look again."
+        )
 
     def on_mount(self) -> None:
         self.query_one("#eval-progress", ProgressBar).display = False
@@ -232,8 +254,10 @@ class EvaluationScreen(Screen[None]):
         hint.set_class(picks.option_count > 0, "-hidden")
         if message.cached and not self._wanted:
             self._show_reports(message.cached)
-            self._status("Cached results (TTA none, from an earlier evaluation of these "
-                         "files); e evaluates again.")
+            self._status(
+                "Cached results (TTA none, from an earlier evaluation of these "
+                "files); e evaluates again."
+            )
         elif picks.option_count == 0:
             self._status("Nothing to evaluate yet.")
         else:
@@ -271,18 +295,35 @@ class EvaluationScreen(Screen[None]):
         picks = self.query_one("#checkpoints", SelectionList)
         chosen = [Path(v) for v in picks.selected]
         if not chosen:
-            self.notify("Pick at least one checkpoint (space in the list) first.",
-                        severity="warning")
+            self.notify(
+                "Pick at least one checkpoint (space in the list) first.", severity="warning"
+            )
+            return
+        ensemble = self.query_one("#ensemble", Checkbox).value
+        if ensemble and len(chosen) < 2:
+            self.notify(
+                "An ensemble averages several models: pick another checkpoint (space), or "
+                "untick Ensemble.",
+                severity="warning",
+            )
             return
         bar = self.query_one("#eval-progress", ProgressBar)
         bar.display = True
         bar.update(total=None, progress=0)
-        self._status(f"Evaluating {len(chosen)} checkpoint(s), TTA {self.tta}...")
-        self.run_evaluation(chosen, self.tta, self.engine)
+        also = " and their ensemble" if ensemble else ""
+        self._status(f"Evaluating {len(chosen)} checkpoint(s){also}, TTA {self.tta}...")
+        self.run_evaluation(chosen, self.tta, self.engine, ensemble)
 
-    @work(thread=True, exclusive=True, group="evaluate", exit_on_error=False,
-          description="evaluate checkpoints")
-    def run_evaluation(self, checkpoints: list[Path], tta: str, engine: str = "torch") -> None:
+    @work(
+        thread=True,
+        exclusive=True,
+        group="evaluate",
+        exit_on_error=False,
+        description="evaluate checkpoints",
+    )
+    def run_evaluation(
+        self, checkpoints: list[Path], tta: str, engine: str = "torch", ensemble: bool = False
+    ) -> None:
         worker = get_current_worker()
         ev.check_engine(engine)
 
@@ -290,14 +331,22 @@ class EvaluationScreen(Screen[None]):
             self.post_message(EvaluationProgressed(stage, done, total))
 
         if self._data is None:
-            self._data = ev.load_data(self.settings.data, progress,
-                                      cancelled=lambda: worker.is_cancelled)
+            self._data = ev.load_data(
+                self.settings.data, progress, cancelled=lambda: worker.is_cancelled
+            )
         results = ev.evaluate_checkpoints(
-            checkpoints, data=self._data, tta=tta, progress=progress,
-            cancelled=lambda: worker.is_cancelled, engine=engine)
+            checkpoints,
+            data=self._data,
+            tta=tta,
+            progress=progress,
+            cancelled=lambda: worker.is_cancelled,
+            engine=engine,
+        )
+        # the ensemble averages the probabilities just predicted (or cached): no second pass
+        combined = ev.ensemble_evaluation(results).report if ensemble else None
         if not worker.is_cancelled:
             cached = sum(r.cached for r in results)
-            self.post_message(EvaluationFinished([r.report for r in results], cached))
+            self.post_message(EvaluationFinished([r.report for r in results], cached, combined))
 
     @on(EvaluationProgressed)
     def _progressed(self, message: EvaluationProgressed) -> None:
@@ -308,17 +357,22 @@ class EvaluationScreen(Screen[None]):
             self._status(f"Loading the data ({self.settings.data or 'default places'})...")
             return
         bar.update(total=message.total, progress=message.done)
-        self._status(f"{message.stage.replace('predict ', 'Predicting ')} "
-                     f"(TTA {self.tta}): {message.done}/{message.total}")
+        self._status(
+            f"{message.stage.replace('predict ', 'Predicting ')} "
+            f"(TTA {self.tta}): {message.done}/{message.total}"
+        )
 
     @on(EvaluationFinished)
     def _finished(self, message: EvaluationFinished) -> None:
         self.query_one("#eval-progress", ProgressBar).display = False
-        self._show_reports(message.reports)
+        self._show_reports(message.reports, message.ensemble)
         n = len(message.reports)
         from_cache = f", {message.cached} from the cache" if message.cached else ""
-        self._status(f"Evaluated {n} checkpoint(s) on the test split, TTA "
-                     f"{message.reports[0]['tta']}{from_cache}. Export: m / c / j.")
+        also = " and their ensemble" if message.ensemble is not None else ""
+        self._status(
+            f"Evaluated {n} checkpoint(s){also} on the test split, TTA "
+            f"{message.reports[0]['tta']}{from_cache}. Export: m / c / j."
+        )
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:
@@ -327,8 +381,7 @@ class EvaluationScreen(Screen[None]):
         error = event.worker.error
         if isinstance(error, ev.Cancelled):
             return
-        text = str(error) if isinstance(error, FerError) else (
-            f"{type(error).__name__}: {error}")
+        text = str(error) if isinstance(error, FerError) else (f"{type(error).__name__}: {error}")
         self.query_one("#eval-progress", ProgressBar).display = False
         self._status(text, error=True)
         self.notify(text, title="Evaluation failed", severity="error", timeout=10)
@@ -340,41 +393,68 @@ class EvaluationScreen(Screen[None]):
 
     # --- views ------------------------------------------------------------------------
 
-    def _show_reports(self, reports: list[dict[str, Any]]) -> None:
+    def _show_reports(
+        self, reports: list[dict[str, Any]], ensemble: dict[str, Any] | None = None
+    ) -> None:
         self.reports = reports
+        self.ensemble = ensemble
         focus = None
         if self._focus is not None:
-            focus = next((i for i, r in enumerate(reports)
-                          if Path(r["model"]["checkpoint"]) == self._focus), None)
+            focus = next(
+                (i for i, r in enumerate(reports) if Path(r["model"]["checkpoint"]) == self._focus),
+                None,
+            )
             self._focus = None
-        self.selected = focus if focus is not None else (0 if len(reports) == 1 else None)
+        if focus is not None:
+            self.selected = focus
+        elif ensemble is not None:  # asked for: its Table 2 first
+            self.selected = ev.ENSEMBLE
+        else:
+            self.selected = 0 if len(reports) == 1 else None
         split = reports[0]["data"]["split"]
         self.query_one("#table1-title", Static).update(
             f"Table 1: weighted averages on {split} ({reports[0]['n']} images), TTA "
             f"{', '.join(sorted({r['tta'] for r in reports}))}. AUC: one-vs-rest, macro "
             f"(compared with the paper) and support-weighted. Green/red: better/worse than the "
-            f"paper. Highlight a row to see its Table 2.")
+            f"paper. Highlight a row to see its Table 2."
+            + (
+                f" {ev.model_label(ensemble)}: the mean of the models' probabilities."
+                if ensemble is not None
+                else ""
+            )
+        )
         table1 = self.query_one("#table1", Table1View)
-        table1.show(reports)
+        table1.show(reports, ensemble)
         # park the cursor on the selected model's row, so its highlight keeps that selection
-        row = next((i for i, r in enumerate(table1.rows_meta)
-                    if r["model"] == self.selected and r["kind"] in ("model", "mean")), 0)
+        row = next(
+            (
+                i
+                for i, r in enumerate(table1.rows_meta)
+                if r["model"] == self.selected and r["kind"] in ("model", "mean", "ensemble")
+            ),
+            0,
+        )
         table1.move_cursor(row=row, animate=False)
         self._show_selected()
 
     def _show_selected(self) -> None:
         if not self.reports:
             return
-        if self.selected is None and len(self.reports) > 1:
+        if self.selected == ev.ENSEMBLE and self.ensemble is not None:
+            one = report = self.ensemble
+            title = (
+                f"Table 2: per class, {ev.model_label(one)} (the mean of their probabilities), "
+                f"TTA {one['tta']}"
+            )
+        elif self.selected is None and len(self.reports) > 1:
             report = ev.mean_report(self.reports)
             title = f"Table 2: per class, mean of {len(self.reports)} models"
             one = None
         else:
-            one = self.reports[self.selected or 0]
+            one = self.reports[self.selected if isinstance(self.selected, int) else 0]
             report = one
             title = f"Table 2: per class, {ev.model_label(one)}, TTA {one['tta']}"
-        self.query_one("#table2-title", Static).update(
-            title + " (paper: mean of its three models)")
+        self.query_one("#table2-title", Static).update(title + " (paper: mean of its three models)")
         self.query_one("#table2", ClassTableView).show(report)
         confusion_title = self.query_one("#confusion-title", Static)
         if one is None:
@@ -382,8 +462,10 @@ class EvaluationScreen(Screen[None]):
             self.query_one("#confusion", ConfusionTable).show(None)
             self.query_one("#roc", RocPlot).show(None)
             return
-        confusion_title.update(f"Confusion matrix, {ev.model_label(one)} (rows: true class, "
-                               f"columns: predicted; shade: share of the row)")
+        confusion_title.update(
+            f"Confusion matrix, {ev.model_label(one)} (rows: true class, "
+            f"columns: predicted; shade: share of the row)"
+        )
         self.query_one("#confusion", ConfusionTable).show(one)
         self.query_one("#roc", RocPlot).show(one, f"ROC (one-vs-rest), {ev.model_label(one)}")
 
@@ -402,10 +484,12 @@ class EvaluationScreen(Screen[None]):
             self.notify("Nothing to export yet: press e to evaluate first.", severity="warning")
             return
         text = {
-            "md": lambda: ev.to_markdown(self.reports),
-            "csv": lambda: ev.metrics_csv(self.reports),
-            "json": lambda: json.dumps(ev.json_payload(self.reports), indent=1,
-                                       allow_nan=False) + "\n",
+            "md": lambda: ev.to_markdown(self.reports, self.ensemble),
+            "csv": lambda: ev.metrics_csv(self.reports, self.ensemble),
+            "json": lambda: (
+                json.dumps(ev.json_payload(self.reports, self.ensemble), indent=1, allow_nan=False)
+                + "\n"
+            ),
         }[kind]()
         path = self.reports_dir / f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
         try:

@@ -1,4 +1,5 @@
-"""Table 1 (models side by side with the paper) and Table 2 (per class) as DataTables.
+"""Table 1 (models side by side with the paper, then the mean and the ensemble) and Table 2
+(per class, beside the paper's mean over its three models) as DataTables.
 
 The rows come from `fer_tui.evaluate.table1_rows/table2_rows`, the same ones the CLI prints;
 these widgets only colour them: green where ours beats the paper, red where it falls short.
@@ -16,8 +17,7 @@ from fer_tui import evaluate as ev
 _SHORT = {"precision": "P", "recall": "R", "f1-score": "F1", "auc": "AUC"}
 
 
-def _cell(value: Any, *, diff: float | None = None, signed: bool = False,
-          style: str = "") -> Text:
+def _cell(value: Any, *, diff: float | None = None, signed: bool = False, style: str = "") -> Text:
     """A right-aligned number, green/red by the sign of `diff` (ours minus the paper)."""
     if diff is not None and abs(diff) >= 5e-4:
         style = "green" if diff > 0 else "red"
@@ -25,7 +25,8 @@ def _cell(value: Any, *, diff: float | None = None, signed: bool = False,
 
 
 class Table1View(DataTable):
-    """One row per model, the paper's row for its arch under it and the delta."""
+    """One row per model, the paper's row for its arch under it and the delta; then the mean
+    of the models and their ensemble, when there are."""
 
     DEFAULT_CSS = """
     Table1View { height: auto; max-height: 100%; }
@@ -40,9 +41,9 @@ class Table1View(DataTable):
         for c in ev.TABLE1_COLUMNS:
             self.add_column(ev.TABLE1_HEADERS[c], key=c)
 
-    def show(self, reports: list[dict[str, Any]]) -> None:
+    def show(self, reports: list[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> None:
         self.clear()
-        self.rows_meta = ev.table1_rows(reports) if reports else []
+        self.rows_meta = ev.table1_rows(reports, ensemble) if reports else []
         for i, row in enumerate(self.rows_meta):
             kind = row["kind"]
             diffs: dict[str, float | None] = {}
@@ -50,8 +51,13 @@ class Table1View(DataTable):
                 nxt = self.rows_meta[i + 2] if i + 2 < len(self.rows_meta) else None
                 if nxt is not None and nxt["kind"] == "delta" and nxt["model"] == row["model"]:
                     diffs = {c: nxt.get(c) for c in ev.TABLE1_COLUMNS}
-            label_style = {"model": "bold", "paper": "italic", "delta": "dim",
-                           "mean": "bold"}[kind]
+            label_style = {
+                "model": "bold",
+                "paper": "italic",
+                "delta": "dim",
+                "mean": "bold",
+                "ensemble": "bold",
+            }[kind]
             cells = [Text(row["label"], style=label_style)]
             for c in ev.TABLE1_COLUMNS:
                 if kind == "delta":
@@ -62,8 +68,8 @@ class Table1View(DataTable):
                     cells.append(_cell(row[c], diff=diffs.get(c)))
             self.add_row(*cells, key=str(i))
 
-    def model_at(self, row_index: int) -> int | None:
-        """The model index a row belongs to (None: the mean row)."""
+    def model_at(self, row_index: int) -> int | str | None:
+        """The model index a row belongs to (None: the mean row; ev.ENSEMBLE: the ensemble)."""
         if 0 <= row_index < len(self.rows_meta):
             return self.rows_meta[row_index]["model"]
         return None
@@ -97,7 +103,9 @@ class ClassTableView(DataTable):
             cells = [Text(row["label"], style=style), _cell(row["support"])]
             for m in (*ev.METRICS, "auc"):
                 d = row[f"delta_{m}"]
-                cells += [_cell(row[m], diff=d, style=style),
-                          _cell(row[f"paper_{m}"], style="italic"),
-                          _cell(d, diff=d, signed=True)]
+                cells += [
+                    _cell(row[m], diff=d, style=style),
+                    _cell(row[f"paper_{m}"], style="italic"),
+                    _cell(d, diff=d, signed=True),
+                ]
             self.add_row(*cells, key=row["label"])
