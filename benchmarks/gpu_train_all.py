@@ -98,6 +98,12 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def device_kind(name: str) -> str:
+    import torch
+
+    return "cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu"
+
+
 def shared_gpu_ok(info: dict[str, Any]) -> bool:
     """Several processes may share the GPU (compute mode Default, or no nvidia-smi to ask)."""
     return info.get("compute_mode", "Default") == "Default"
@@ -138,6 +144,8 @@ def probe_main(args: argparse.Namespace) -> int:
         r = bench_ours(cfg, device, steps=args.probe_steps, warmup=max(2, args.probe_steps // 3))
         out["jobs"][job] = r
         log(f"probe {Path(config).stem}:{arch}: {r['img_per_s']:,.0f} img/s alone")
+    # what the budget needs is written first; the baseline and the sync count are extras
+    Path(args.probe_json).write_text(json.dumps(out, indent=2))
     if args.baseline:
         cfg = load_config(args.config).for_arch("resnet18").replace(
             train={"device": device.type})
@@ -176,13 +184,21 @@ def run_probe(args: argparse.Namespace, jobs: list[str], scratch: Path, results:
         cmd += ["--probe", job]
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, timeout=max(5.0, timeout))
-        ok = proc.returncode == 0 and path.is_file()
+        code: int | str = subprocess.run(cmd, cwd=ROOT, timeout=max(5.0, timeout)).returncode
     except subprocess.TimeoutExpired:
-        ok = False
-    results.data["probe"] = json.loads(path.read_text()) if ok else {"error": "probe failed"}
+        code = "timeout"
+    # the child writes the models' rates before its optional parts: use them if it got there
+    probe = json.loads(path.read_text()) if path.is_file() else None
+    if probe is not None and set(probe.get("jobs", {})) != set(jobs):
+        probe = None
+    results.data["probe"] = {**(probe or {}), "exit": code}
     results.step("probe", time.monotonic() - t0)
-    return results.data["probe"] if ok else None
+    return probe
+
+
+#: Training images/s alone on one H200 when the probe fails: the low end of a FLOP estimate
+#: (cifar stem, bf16), so the fitted epochs err on the short side and finish before the deadline.
+FALLBACK_IMG_PER_S = {"resnet18": 10_000, "resnet34": 5_000, "resnet50": 3_500}
 
 
 # --- 4: epochs fitted to the time left -------------------------------------------------------
@@ -429,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="override every config's epochs")
     p.add_argument("--limit", type=int, default=None, help="N images per split (smoke test)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--time-limit", type=float, default=570.0,
+    p.add_argument("--time-limit", type=float, default=580.0,
                    help="seconds for the whole command; training stops early enough for the "
                    "evaluation and the results to fit")
     p.add_argument("--eval-reserve", type=float, default=45.0,
@@ -493,7 +509,12 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [f"{config}:{a}" for a in ARCHS]
         if calibrate is not None:
             jobs.append(f"{calibrate}:resnet18")
-        probe = run_probe(args, jobs, scratch, results, timeout=train_deadline - elapsed() - 60)
+        probe = run_probe(args, jobs, scratch, results, timeout=120)
+        if probe is None and not args.epochs and device_kind(args.device) == "cuda":
+            log("the probe failed: epochs fitted to assumed rates")
+            probe = {"jobs": {f"{config}:{a}": {"img_per_s": FALLBACK_IMG_PER_S[a]}
+                              for a in ARCHS}}
+            results.data["probe_fallback"] = FALLBACK_IMG_PER_S
         fitted, extra = config, []
         startup = 30.0  # the trainers' imports, data load and first autotuning
         if probe and not args.epochs:
