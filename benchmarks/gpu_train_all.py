@@ -300,7 +300,9 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
     epochs = [e for e in read_events(run_dir) if e.get("type") == "epoch"]
     ips = sorted(e["img_per_s"] for e in epochs if e.get("img_per_s"))
     return {
-        "run_dir": run_dir.name, "arch": state.arch, "recipe": state.recipe,
+        # a run that never started has no `start` event: its dir is named <stamp>-<arch>
+        "run_dir": run_dir.name, "recipe": state.recipe,
+        "arch": state.arch if state.arch != "?" else run_dir.name.rsplit("-", 1)[-1],
         "status": state.status(pid_is_alive=False), "precision": state.precision,
         "epochs_done": state.epoch, "epochs_planned": state.epochs,
         "train_seconds": round(sum(e.get("train_seconds") or 0 for e in epochs), 1),
