@@ -1,14 +1,16 @@
 """Training throughput: our pipeline vs the plain one, same models, same run.
 
-    python benchmarks/train_throughput.py                      # CPU: a few steps, minutes
+    python benchmarks/train_throughput.py        # CPU: ResNet18, each stem x fp32/bf16, minutes
     python benchmarks/train_throughput.py --device cuda --steps 50 --compile
 
 "ours"     fer_tui.train.Trainer.train_one_epoch: uint8 data already on the device, batched
-           augmentation there (fer_tui.augment), bf16 autocast + channels_last on CUDA.
+           augmentation there (fer_tui.augment), channels_last, in the precision asked for
+           (bf16 autocast, or fp32; `auto` is what train.amp = "auto" picks on this machine).
 "baseline" the textbook pipeline: PIL images through torchvision transforms (crop with
            padding, flip, affine, colour jitter, erasing) in a DataLoader, fp32, NCHW.
 
-Both train the same model (the config's stem/arch) with the same optimizer and batch size; the
+Both train the same model (the stem and arch of the row) with the same optimizer and batch size;
+the baseline is measured once per model in the same run, and every row gives ours / baseline. The
 images are random 48x48 faces (throughput does not depend on their content). Images/s counts
 training images through forward + backward + optimizer step, after warm-up steps (which include
 cuDNN autotuning and, with --compile, the compilation, reported separately).
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -27,6 +31,7 @@ import torch
 
 from fer_tui.config import load_config
 from fer_tui.models import build_model, resolve_device
+from fer_tui.precision import cpu_has_native_bf16
 from fer_tui.train import Arrays, Trainer, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +63,8 @@ def bench_ours(cfg, device: torch.device, steps: int, warmup: int) -> dict[str, 
     trainer.train_one_epoch(2)
     _sync(device)
     seconds = time.perf_counter() - t0
-    return {"img_per_s": b * steps / seconds, "warmup_seconds": warm_s}
+    return {"img_per_s": b * steps / seconds, "warmup_seconds": warm_s,
+            "precision": trainer.precision}
 
 
 def bench_baseline(cfg, device: torch.device, steps: int, warmup: int, workers: int
@@ -114,14 +120,20 @@ def bench_baseline(cfg, device: torch.device, steps: int, warmup: int, workers: 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=None,
-                   help="default: configs/scratch.toml on CUDA; configs/smoke.toml on CPU, "
-                   "whose ImageNet stem is ~15x cheaper, so three archs fit in minutes")
-    p.add_argument("--archs", default="resnet18,resnet34,resnet50")
+                   help="the recipe whose augmentation and optimizer are timed (default: "
+                   "configs/scratch.toml on CUDA, configs/cpu.toml on a CPU)")
+    p.add_argument("--archs", default=None,
+                   help="comma-separated (default: all three on CUDA, resnet18 on a CPU)")
+    p.add_argument("--stems", default=None,
+                   help="comma-separated stems to time: imagenet, compact, cifar (default: the "
+                   "config's on CUDA; all three on a CPU)")
+    p.add_argument("--precisions", default=None,
+                   help="comma-separated: fp32, bf16, auto (what train.amp = \"auto\" picks "
+                   "here). Default: the config's on CUDA; fp32,bf16 on a CPU")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="default: the config's on CUDA, 64 on CPU")
-    p.add_argument("--steps", type=int, default=None, help="timed steps (default 3 CPU, 50 GPU)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 1 / 10)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the config's")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default 5 CPU, 50 GPU)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 2 / 10)")
     p.add_argument("--workers", type=int, default=None,
                    help="baseline DataLoader workers (default: 2 on CPU, 8 on CUDA)")
     p.add_argument("--compile", action="store_true", help="torch.compile our model")
@@ -131,32 +143,57 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
-    steps = args.steps or (50 if gpu else 3)
-    warmup = args.warmup if args.warmup is not None else (10 if gpu else 1)
+    steps = args.steps or (50 if gpu else 5)
+    warmup = args.warmup if args.warmup is not None else (10 if gpu else 2)
     workers = args.workers if args.workers is not None else (8 if gpu else 2)
-    base = load_config(args.config or ROOT / "configs" / ("scratch.toml" if gpu else "smoke.toml"))
+    base = load_config(args.config or ROOT / "configs" / ("scratch.toml" if gpu else "cpu.toml"))
+    archs = (args.archs or ("resnet18,resnet34,resnet50" if gpu else "resnet18")).split(",")
+    stems = (args.stems or (base.model.stem if gpu else "imagenet,compact,cifar")).split(",")
+    precisions = (args.precisions or (base.train.amp if gpu else "fp32,bf16")).split(",")
+    amp = {"fp32": "off", "bf16": "bf16", "fp16": "fp16", "auto": "auto", "off": "off"}
+    print(f"{cpu_model()}; native bf16: {cpu_has_native_bf16()}; torch threads "
+          f"{torch.get_num_threads()}; load {os.getloadavg()[0]:.1f}", flush=True)
     rows = []
-    for arch in args.archs.split(","):
-        cfg = base.for_arch(arch)
-        batch = args.batch_size or (cfg.train.batch_size if gpu else 64)
-        cfg = cfg.replace(train={"batch_size": batch, "compile": args.compile,
-                                 "device": device.type})
-        ours = bench_ours(cfg, device, steps, warmup)
-        row = {"arch": arch, "device": str(device), "batch_size": batch, "steps": steps,
-               "ours_img_per_s": ours["img_per_s"],
-               "ours_warmup_seconds": ours["warmup_seconds"], "compile": args.compile}
-        line = f"{arch:9s} {device.type}  batch {batch:4d}  ours {row['ours_img_per_s']:9.1f} img/s"
-        if not args.no_baseline:
-            plain = bench_baseline(cfg, device, steps, warmup, workers)
-            row["baseline_img_per_s"] = plain["img_per_s"]
-            row["ratio"] = ours["img_per_s"] / plain["img_per_s"]
-            line += (f"  baseline {row['baseline_img_per_s']:9.1f} img/s"
-                     f"  ratio {row['ratio']:5.2f}x")
-        rows.append(row)
-        print(f"{line}  (warm-up {row['ours_warmup_seconds']:.1f}s)", flush=True)
+    for arch in archs:
+        for stem in stems:
+            cfg = base.for_arch(arch)
+            batch = args.batch_size or cfg.train.batch_size
+            cfg = cfg.replace(model={"stem": stem}, train={"batch_size": batch,
+                                                            "compile": args.compile,
+                                                            "device": device.type})
+            # the baseline (fp32, NCHW, DataLoader) once per model, in the same run as ours
+            plain = None if args.no_baseline else bench_baseline(cfg, device, steps, warmup,
+                                                                  workers)
+            for precision in precisions:
+                run = cfg.replace(train={"amp": amp[precision]})
+                ours = bench_ours(run, device, steps, warmup)
+                row = {"arch": arch, "stem": stem, "precision": ours["precision"],
+                       "device": str(device), "batch_size": batch, "steps": steps,
+                       "ours_img_per_s": ours["img_per_s"],
+                       "ours_warmup_seconds": ours["warmup_seconds"], "compile": args.compile}
+                line = (f"{arch:9s} {stem:8s} {ours['precision']:5s} {device.type}  batch "
+                        f"{batch:4d}  ours {row['ours_img_per_s']:9.1f} img/s")
+                if plain is not None:
+                    row["baseline_img_per_s"] = plain["img_per_s"]
+                    row["ratio"] = ours["img_per_s"] / plain["img_per_s"]
+                    line += (f"  baseline fp32 {row['baseline_img_per_s']:9.1f} img/s"
+                             f"  ratio {row['ratio']:5.2f}x")
+                rows.append(row)
+                print(f"{line}  (warm-up {row['ours_warmup_seconds']:.1f}s)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), for the figures' caption."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

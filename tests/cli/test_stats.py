@@ -16,7 +16,7 @@ from tests.data_builders import add_bytes_to_zip, csv_rows, make_zip, write_csv
 
 
 def test_json_has_counts_per_split_and_class(tiny_data: Path, capsys) -> None:
-    """--json prints one document with the issue's shape and the synthetic counts."""
+    """--json prints one document with the documented shape and the synthetic counts."""
     assert main(["stats", "--data", str(tiny_data), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["format"] == "folder"

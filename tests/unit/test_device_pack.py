@@ -1,4 +1,4 @@
-"""benchmarks/device_pack.py: a GPU run's output comes back in batches within the device tool's
+"""tools/device_pack.py: a GPU run's output comes back in batches within a remote machine's
 limits (files per call, bytes per file and per call) and is put back together exactly."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("device_pack", ROOT / "benchmarks" / "device_pack.py")
+spec = importlib.util.spec_from_file_location("device_pack", ROOT / "tools" / "device_pack.py")
 device_pack = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(device_pack)
 
@@ -61,3 +61,19 @@ def test_a_missing_batch_or_corrupt_part_is_named(src: Path, tmp_path: Path) -> 
     part.write_bytes(b"x" * part.stat().st_size)
     problems = device_pack.join(dirs, tmp_path / "j2")
     assert any("sha256" in p for p in problems)
+
+
+def test_a_later_batch_brings_the_small_files_written_after_the_first(
+    src: Path, tmp_path: Path
+) -> None:
+    """Results written between two calls (an optional check that ran after batch 1 was packed)
+    come back with the next batch, and joining keeps the newest copy."""
+    n = device_pack.plan(src, **LIMITS)["batches"]
+    device_pack.pack(src, tmp_path / "b1", 1, **LIMITS)
+    (src / "results.json").write_text('{"accuracy": 0.7, "extras": "done"}')
+    dirs = [tmp_path / "b1"]
+    for b in range(2, n + 1):
+        device_pack.pack(src, tmp_path / f"b{b}", b, **LIMITS)
+        dirs.append(tmp_path / f"b{b}")
+    assert device_pack.join(dirs, tmp_path / "joined") == []
+    assert "extras" in (tmp_path / "joined" / "results.json").read_text()

@@ -1,14 +1,15 @@
-"""Bring a GPU run's output folder back through the device tool's limits, and put it together.
+"""Bring a GPU run's output folder back from a remote machine in batches, and put it together.
 
-The device tool returns at most 8 files per call, 16 MiB each, 64 MiB together, while the three
+A remote GPU machine that hands back what a command leaves in `$OUT` may cap what one call
+returns: here, at most 8 files per call, 16 MiB each, 64 MiB together, while the three
 fp16 checkpoints alone are ~107 MiB. So the output stays on the device (in the ignored `out/`,
 which a warm machine keeps between calls) and comes back in batches, one per call:
 
-    # on the device, right after `OUT=out bash benchmarks/gpu_train_all.sh`:
-    python3 benchmarks/device_pack.py pack out "$OUT" --batch 1    # says how many batches
-    python3 benchmarks/device_pack.py pack out "$OUT" --batch 2    # next call, at once
+    # on the device, right after `OUT=out bash tools/gpu_train_all.sh`:
+    python3 tools/device_pack.py pack out "$OUT" --batch 1    # says how many batches
+    python3 tools/device_pack.py pack out "$OUT" --batch 2    # next call, at once
     # here, with each call's files_at folder:
-    python3 benchmarks/device_pack.py join FILES_AT_1 FILES_AT_2 --dest gpu-out
+    python3 tools/device_pack.py join FILES_AT_1 FILES_AT_2 --dest gpu-out
 
 - Files under 1 MiB (results.json, events.jsonl, config.toml, logs) travel together in one
   `small.tar.gz` in every batch, as they are when that batch is packed (so a later batch brings
@@ -36,12 +37,12 @@ from fer_tui.runs import file_sha256  # noqa: E402  (no torch: cheap to import)
 
 PART = 15 * 2**20
 SMALL = 2**20
-BATCH_FILES = 7  # small.tar.gz and the parts; plus the manifest: the tool's 8
+BATCH_FILES = 7  # small.tar.gz and the parts; plus the manifest: 8 files a call
 BATCH_BYTES = 60 * 2**20  # under its 64 MiB, the manifest and the small files' tarball beside
 
 
 def _safe(rel: str) -> str:
-    """A part's file name: letters, digits, '.', '_' and '-' only (the tool's rule)."""
+    """A part's file name: letters, digits, '.', '_' and '-' only (what such a machine accepts)."""
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in rel.replace("/", "__"))
 
 

@@ -1,7 +1,7 @@
 """One GPU, one command: train ResNet18/34/50 from scratch, evaluate them, ship fp16 checkpoints.
 
-    python benchmarks/gpu_train_all.py --out out          # one H200: about 9.5 minutes in all
-    python benchmarks/gpu_train_all.py --out /tmp/o --device cpu --limit 300 --epochs 1 \\
+    python tools/gpu_train_all.py --out out          # one H200: about 9.5 minutes in all
+    python tools/gpu_train_all.py --out /tmp/o --device cpu --limit 300 --epochs 1 \\
         --time-limit 300 --config configs/smoke.toml       # a smoke test of every step on a CPU
 
 Every step is bounded by --time-limit (seconds for the whole command), and `<out>/results.json`
@@ -626,11 +626,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def pack_now(out: Path) -> None:
-    """Batch 1 of <out> into $OUT, where the device tool collects it (no $OUT: nothing)."""
+    """Batch 1 of <out> into $OUT, where a remote machine collects what it returns (no $OUT: nothing)."""
     dest = os.environ.get("OUT")
     if not dest:
         return
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "tools"))
     from device_pack import pack
 
     manifest = pack(out, Path(dest), 1)
