@@ -626,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def pack_now(out: Path) -> None:
-    """Batch 1 of <out> into $OUT, where a remote machine collects what it returns (no $OUT: nothing)."""
+    """Batch 1 of <out> into $OUT, which a remote machine hands back (no $OUT: nothing)."""
     dest = os.environ.get("OUT")
     if not dest:
         return
