@@ -61,23 +61,26 @@ def bench_ours(cfg, device: torch.device, steps: int, warmup: int) -> dict[str, 
     return {"img_per_s": b * steps / seconds, "warmup_seconds": warm_s}
 
 
-def bench_baseline(cfg, device: torch.device, steps: int, warmup: int, workers: int
-                   ) -> dict[str, float]:
+def bench_baseline(
+    cfg, device: torch.device, steps: int, warmup: int, workers: int
+) -> dict[str, float]:
     """Images/s of the plain PIL + torchvision transforms + DataLoader + fp32 loop."""
     from PIL import Image
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms as T
 
     a = cfg.augment
-    tf = T.Compose([
-        T.RandomCrop(48, padding=a.crop_padding, padding_mode="reflect"),
-        T.RandomHorizontalFlip(),
-        T.RandomAffine(a.rotation_deg, scale=(1 - a.scale, 1 + a.scale)),
-        T.ColorJitter(a.brightness, a.contrast),
-        T.ToTensor(),
-        T.Normalize([0.5], [0.25]),
-        T.RandomErasing(a.erasing_p),
-    ])
+    tf = T.Compose(
+        [
+            T.RandomCrop(48, padding=a.crop_padding, padding_mode="reflect"),
+            T.RandomHorizontalFlip(),
+            T.RandomAffine(a.rotation_deg, scale=(1 - a.scale, 1 + a.scale)),
+            T.ColorJitter(a.brightness, a.contrast),
+            T.ToTensor(),
+            T.Normalize([0.5], [0.25]),
+            T.RandomErasing(a.erasing_p),
+        ]
+    )
     b = cfg.train.batch_size
     x, y = faces(b * (steps + warmup), seed=1)
     images = [Image.fromarray(img, mode="L") for img in x]
@@ -89,9 +92,15 @@ def bench_baseline(cfg, device: torch.device, steps: int, warmup: int, workers: 
         def __getitem__(self, i: int):
             return tf(images[i]), int(y[i])
 
-    loader = DataLoader(Faces(), batch_size=b, shuffle=True, drop_last=True,
-                        num_workers=workers, pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+    loader = DataLoader(
+        Faces(),
+        batch_size=b,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
     m = cfg.model
     model = build_model(cfg.archs[0], stem=m.stem, in_channels=1).to(device)
     opt = make_optimizer(model, cfg.train)
@@ -113,20 +122,31 @@ def bench_baseline(cfg, device: torch.device, steps: int, warmup: int, workers: 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default=None,
-                   help="default: configs/scratch.toml on CUDA; configs/smoke.toml on CPU, "
-                   "whose ImageNet stem is ~15x cheaper, so three archs fit in minutes")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="default: configs/scratch.toml on CUDA; configs/smoke.toml on CPU, "
+        "whose ImageNet stem is ~15x cheaper, so three archs fit in minutes",
+    )
     p.add_argument("--archs", default="resnet18,resnet34,resnet50")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="default: the config's on CUDA, 64 on CPU")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="default: the config's on CUDA, 64 on CPU"
+    )
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 3 CPU, 50 GPU)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 1 / 10)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="baseline DataLoader workers (default: 2 on CPU, 8 on CUDA)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="baseline DataLoader workers (default: 2 on CPU, 8 on CUDA)",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile our model")
-    p.add_argument("--no-baseline", action="store_true",
-                   help="time only ours (e.g. a second, compiled pass: the baseline is the same)")
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="time only ours (e.g. a second, compiled pass: the baseline is the same)",
+    )
     p.add_argument("--json", default=None, metavar="PATH", help="also write results here")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
@@ -139,19 +159,25 @@ def main(argv: list[str] | None = None) -> int:
     for arch in args.archs.split(","):
         cfg = base.for_arch(arch)
         batch = args.batch_size or (cfg.train.batch_size if gpu else 64)
-        cfg = cfg.replace(train={"batch_size": batch, "compile": args.compile,
-                                 "device": device.type})
+        cfg = cfg.replace(
+            train={"batch_size": batch, "compile": args.compile, "device": device.type}
+        )
         ours = bench_ours(cfg, device, steps, warmup)
-        row = {"arch": arch, "device": str(device), "batch_size": batch, "steps": steps,
-               "ours_img_per_s": ours["img_per_s"],
-               "ours_warmup_seconds": ours["warmup_seconds"], "compile": args.compile}
+        row = {
+            "arch": arch,
+            "device": str(device),
+            "batch_size": batch,
+            "steps": steps,
+            "ours_img_per_s": ours["img_per_s"],
+            "ours_warmup_seconds": ours["warmup_seconds"],
+            "compile": args.compile,
+        }
         line = f"{arch:9s} {device.type}  batch {batch:4d}  ours {row['ours_img_per_s']:9.1f} img/s"
         if not args.no_baseline:
             plain = bench_baseline(cfg, device, steps, warmup, workers)
             row["baseline_img_per_s"] = plain["img_per_s"]
             row["ratio"] = ours["img_per_s"] / plain["img_per_s"]
-            line += (f"  baseline {row['baseline_img_per_s']:9.1f} img/s"
-                     f"  ratio {row['ratio']:5.2f}x")
+            line += f"  baseline {row['baseline_img_per_s']:9.1f} img/s  ratio {row['ratio']:5.2f}x"
         rows.append(row)
         print(f"{line}  (warm-up {row['ours_warmup_seconds']:.1f}s)", flush=True)
     if args.json:

@@ -179,8 +179,10 @@ def resume_run(
     pid = running_pid(run_dir)
     ended = read_run(run_dir).ended
     if pid is not None and ended is not None:
-        raise RunError(f"run {run_dir.name} has {ended} and its trainer (pid {pid}) is still "
-                       f"exiting: try again in a moment")
+        raise RunError(
+            f"run {run_dir.name} has {ended} and its trainer (pid {pid}) is still "
+            f"exiting: try again in a moment"
+        )
     if pid is not None:
         raise RunError(
             f"run {run_dir.name} is already running (pid {pid}): a second trainer on the "

@@ -108,8 +108,11 @@ def _validate(cfg: LiveConfig, where: str) -> None:
         (cfg.classify_every >= 1, "classify_every", "must be >= 1"),
         (cfg.max_faces >= 1, "max_faces", "must be >= 1"),
         (0.0 < cfg.ema_alpha <= 1.0, "ema_alpha", "must be in (0, 1]"),
-        (cfg.downscale_width == 0 or cfg.downscale_width >= 64, "downscale_width",
-         "must be 0 (full resolution) or >= 64"),
+        (
+            cfg.downscale_width == 0 or cfg.downscale_width >= 64,
+            "downscale_width",
+            "must be 0 (full resolution) or >= 64",
+        ),
     ]
     for ok, key, what in checks:
         if not ok:
@@ -179,8 +182,9 @@ def to_record(result: FrameResult, classes: Sequence[str] = CLASSES) -> dict[str
                 "label": f.label,
                 "confidence": round(float(f.confidence), 6),
                 "probs": {c: round(float(p), 6) for c, p in zip(classes, f.probs, strict=True)},
-                "probs_raw": {c: round(float(p), 6)
-                              for c, p in zip(classes, f.probs_raw, strict=True)},
+                "probs_raw": {
+                    c: round(float(p), 6) for c, p in zip(classes, f.probs_raw, strict=True)
+                },
             }
             for f in result.faces
         ],
@@ -227,11 +231,15 @@ class _VideoReader:
         if not ok or img is None:
             self.cap.release()
             if self.live:
-                raise LiveError(f"{self.name} opened but gives no frames: is another program "
-                                f"using it, or is it a virtual device with nothing attached?")
-            raise LiveError(f"cannot read any frame of {self.name}: the file is corrupt or in "
-                            f"a codec OpenCV cannot decode (try converting it to MJPG .avi or "
-                            f"H.264 .mp4 with ffmpeg)")
+                raise LiveError(
+                    f"{self.name} opened but gives no frames: is another program "
+                    f"using it, or is it a virtual device with nothing attached?"
+                )
+            raise LiveError(
+                f"cannot read any frame of {self.name}: the file is corrupt or in "
+                f"a codec OpenCV cannot decode (try converting it to MJPG .avi or "
+                f"H.264 .mp4 with ffmpeg)"
+            )
         self._first = img
 
     def read(self) -> np.ndarray | None:
@@ -297,15 +305,18 @@ def open_reader(source: str) -> _VideoReader | _FolderReader:
         cap = _open_capture(index)
         if not cap.isOpened():
             cap.release()
-            raise LiveError(f"no camera at index {index}: check that a webcam is plugged in and "
-                            f"allowed (try --source 0, or a video file)")
+            raise LiveError(
+                f"no camera at index {index}: check that a webcam is plugged in and "
+                f"allowed (try --source 0, or a video file)"
+            )
         reader = _VideoReader(cap, live=True, name=f"camera {index}")
     elif "://" in source:
         cap = _open_capture(source)
         if not cap.isOpened():
             cap.release()
-            raise LiveError(f"cannot open stream {source}: check the URL, the network and "
-                            f"the credentials")
+            raise LiveError(
+                f"cannot open stream {source}: check the URL, the network and the credentials"
+            )
         reader = _VideoReader(cap, live=True, name=f"stream {source}")
     else:
         path = Path(source).expanduser()
@@ -316,13 +327,16 @@ def open_reader(source: str) -> _VideoReader | _FolderReader:
             folder = _FolderReader(images)
             return folder
         if not path.exists():
-            raise LiveError(f"no such video, folder or camera: {source} (use a camera index "
-                            f"like 0, a video file, a folder of images or an rtsp:// URL)")
+            raise LiveError(
+                f"no such video, folder or camera: {source} (use a camera index "
+                f"like 0, a video file, a folder of images or an rtsp:// URL)"
+            )
         cap = _open_capture(str(path))
         if not cap.isOpened():
             cap.release()
-            raise LiveError(f"cannot open {path} as a video: not a video file, or a codec "
-                            f"OpenCV cannot decode")
+            raise LiveError(
+                f"cannot open {path} as a video: not a video file, or a codec OpenCV cannot decode"
+            )
         reader = _VideoReader(cap, live=False, name=str(path))
     reader.prime()
     return reader
@@ -336,8 +350,9 @@ class FrameGrabber:
     in for a camera).
     """
 
-    def __init__(self, reader: Any, *, drop: bool, pace_fps: float | None = None,
-                 queue_size: int = 4) -> None:
+    def __init__(
+        self, reader: Any, *, drop: bool, pace_fps: float | None = None, queue_size: int = 4
+    ) -> None:
         self.reader, self.drop, self.pace_fps = reader, drop, pace_fps
         self.dropped = 0
         self._q: queue.Queue[Frame | None] = queue.Queue(maxsize=queue_size)
@@ -361,8 +376,7 @@ class FrameGrabber:
                 if img is None:
                     break
                 media = None if self.reader.live else index / self.reader.fps
-                frame = Frame(index, img, time.time(), media,
-                              (time.perf_counter() - start) * 1000)
+                frame = Frame(index, img, time.time(), media, (time.perf_counter() - start) * 1000)
                 index += 1
                 if self.drop:
                     with self._cond:
@@ -419,11 +433,14 @@ class FaceDetector:
         path = os.path.join(cv2.data.haarcascades, CASCADE)
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
-            raise LiveError(f"cannot load the Haar cascade {path}: reinstall opencv-python "
-                            f"(the -headless and 5.x builds may lack it)")
+            raise LiveError(
+                f"cannot load the Haar cascade {path}: reinstall opencv-python "
+                f"(the -headless and 5.x builds may lack it)"
+            )
 
-    def detect(self, small: np.ndarray, scale: float,
-               around: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    def detect(
+        self, small: np.ndarray, scale: float, around: Sequence[np.ndarray] | None = None
+    ) -> np.ndarray:
         """Face boxes (K, 4) as x, y, w, h in the coordinates of `small`, largest first.
 
         `around`: boxes of faces already tracked; look only near them, for faces of about their
@@ -444,20 +461,30 @@ class FaceDetector:
 
     def _cascade(self, grey: np.ndarray, min_side: int, max_side: int = 0) -> np.ndarray:
         boxes = self.cascade.detectMultiScale(
-            grey, scaleFactor=self.cfg.scale_factor, minNeighbors=self.cfg.min_neighbors,
-            minSize=(min_side, min_side), maxSize=(max_side, max_side))
+            grey,
+            scaleFactor=self.cfg.scale_factor,
+            minNeighbors=self.cfg.min_neighbors,
+            minSize=(min_side, min_side),
+            maxSize=(max_side, max_side),
+        )
         return np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
 
     def _near(self, small: np.ndarray, box: np.ndarray) -> np.ndarray:
         """The cascade on the region around a tracked face: the box grown by half its side on
         every side, for faces from 0.6x to 1.6x its size."""
         side = float(max(box[2], box[3]))
-        x, y, w, h = _clip(np.array([box[0] - side / 2, box[1] - side / 2, box[2] + side,
-                                     box[3] + side], np.float32), small.shape[1], small.shape[0])
+        x, y, w, h = _clip(
+            np.array(
+                [box[0] - side / 2, box[1] - side / 2, box[2] + side, box[3] + side], np.float32
+            ),
+            small.shape[1],
+            small.shape[0],
+        )
         if w < 24 or h < 24:
             return np.zeros((0, 4), np.float32)
-        found = self._cascade(small[y : y + h, x : x + w], max(12, round(0.6 * side)),
-                              min(w, h, round(1.6 * side)))
+        found = self._cascade(
+            small[y : y + h, x : x + w], max(12, round(0.6 * side)), min(w, h, round(1.6 * side))
+        )
         found[:, :2] += (x, y)
         return found
 
@@ -495,8 +522,13 @@ class _AsyncDetector:
             boxes = self.detector.detect(small, scale, around)
             self._res.put(Detection(boxes, (time.perf_counter() - start) * 1000, small, since))
 
-    def submit(self, small: np.ndarray, scale: float, since: dict[int, np.ndarray],
-               around: Sequence[np.ndarray] | None = None) -> bool:
+    def submit(
+        self,
+        small: np.ndarray,
+        scale: float,
+        since: dict[int, np.ndarray],
+        around: Sequence[np.ndarray] | None = None,
+    ) -> bool:
         """Detect on a copy of `small` unless a detection is still running."""
         if self.busy:
             return False
@@ -653,8 +685,9 @@ class FaceTracker:
 # --------------------------------------------------------------------------- the loop
 
 
-def face_transform(meta: dict[str, Any], *, channels_last: bool = False
-                   ) -> Callable[[torch.Tensor], torch.Tensor]:
+def face_transform(
+    meta: dict[str, Any], *, channels_last: bool = False
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """uint8 (N, S, S) crops -> model input, exactly as in training (`preprocess.to_input`)."""
     from fer_tui.preprocess import to_input
 
@@ -666,8 +699,9 @@ def face_transform(meta: dict[str, Any], *, channels_last: bool = False
     return transform
 
 
-def crop_faces(grey: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], size: int,
-               margin: float = 0.0) -> np.ndarray:
+def crop_faces(
+    grey: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], size: int, margin: float = 0.0
+) -> np.ndarray:
     """uint8 (N, size, size) crops of the grey frame at full-resolution x, y, w, h boxes."""
     H, W = grey.shape[:2]
     out = np.empty((len(boxes), size, size), np.uint8)
@@ -717,12 +751,40 @@ def realtime_prediction(
     detector = FaceDetector(cfg)
     drop = reader.live if realtime is None else bool(realtime)
     pace = reader.fps if (realtime and not reader.live) else None
-    return _loop(model, transform, label_hold_seconds, torch.device(device), reader, detector,
-                 cfg, list(classes), drop, pace, max_frames, preview, keep_frames, image_size)
+    return _loop(
+        model,
+        transform,
+        label_hold_seconds,
+        torch.device(device),
+        reader,
+        detector,
+        cfg,
+        list(classes),
+        drop,
+        pace,
+        max_frames,
+        preview,
+        keep_frames,
+        image_size,
+    )
 
 
-def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, pace,
-          max_frames, preview, keep_frames, image_size) -> Iterator[FrameResult]:
+def _loop(
+    model,
+    transform,
+    hold,
+    device,
+    reader,
+    detector,
+    cfg,
+    classes,
+    drop,
+    pace,
+    max_frames,
+    preview,
+    keep_frames,
+    image_size,
+) -> Iterator[FrameResult]:
     grabber = FrameGrabber(reader, drop=drop, pace_fps=pace)
     tracker = FaceTracker(cfg, hold)
     worker = _AsyncDetector(detector) if cfg.detect_async else None
@@ -735,11 +797,16 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
         the tracked boxes, to look only near them."""
         nonlocal last_full
         # a face lost near its track may have jumped: look everywhere again
-        if cfg.full_detect_every <= 0 or not tracker.tracks or \
-                n - last_full >= cfg.full_detect_every or any(t.misses for t in tracker.tracks):
+        if (
+            cfg.full_detect_every <= 0
+            or not tracker.tracks
+            or n - last_full >= cfg.full_detect_every
+            or any(t.misses for t in tracker.tracks)
+        ):
             last_full = n
             return None
         return [t.box.copy() for t in tracker.tracks]
+
     try:
         while max_frames is None or n < max_frames:
             frame = grabber.get()
@@ -752,8 +819,11 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
             scale = 1.0
             if cfg.downscale_width and W > cfg.downscale_width:
                 scale = cfg.downscale_width / W
-                small = cv2.resize(grey, (cfg.downscale_width, max(1, round(H * scale))),
-                                   interpolation=cv2.INTER_AREA)
+                small = cv2.resize(
+                    grey,
+                    (cfg.downscale_width, max(1, round(H * scale))),
+                    interpolation=cv2.INTER_AREA,
+                )
             else:
                 small = grey
             tracker.follow(small)
@@ -771,15 +841,21 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
                 if done is not None:
                     tracker.update(done, small)
                     haar_ms = done.ms
-                if n - last_submit >= cfg.detect_every and not worker.busy and worker.submit(
-                        small, scale, tracker.snapshot(), around()):
+                if (
+                    n - last_submit >= cfg.detect_every
+                    and not worker.busy
+                    and worker.submit(small, scale, tracker.snapshot(), around())
+                ):
                     last_submit = n
             t1 = time.perf_counter()
 
             live_tracks = [t for t in tracker.tracks if t.misses == 0 or t.probs is not None]
             boxes = [_clip(t.box / scale, W, H) for t in live_tracks]
-            todo = [i for i, t in enumerate(live_tracks)
-                    if t.probs is None or n - t.classified_at >= cfg.classify_every]
+            todo = [
+                i
+                for i, t in enumerate(live_tracks)
+                if t.probs is None or n - t.classified_at >= cfg.classify_every
+            ]
             todo = [i for i in todo if boxes[i][2] > 0 and boxes[i][3] > 0]
             now = frame.media_s if frame.media_s is not None else time.monotonic()
             if todo:
@@ -793,19 +869,35 @@ def _loop(model, transform, hold, device, reader, detector, cfg, classes, drop, 
             t2 = time.perf_counter()
 
             faces = [
-                FaceResult(box=boxes[i], track_id=t.track_id, label=classes[t.label],
-                           confidence=float(t.probs[t.label]), probs=t.probs,
-                           probs_raw=t.probs_raw)
-                for i, t in enumerate(live_tracks) if t.probs is not None
+                FaceResult(
+                    box=boxes[i],
+                    track_id=t.track_id,
+                    label=classes[t.label],
+                    confidence=float(t.probs[t.label]),
+                    probs=t.probs,
+                    probs_raw=t.probs_raw,
+                )
+                for i, t in enumerate(live_tracks)
+                if t.probs is not None
             ]
             recent.append(time.perf_counter())
             fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 else 0.0
             result = FrameResult(
-                index=frame.index, timestamp=frame.timestamp, faces=faces,
-                timings={"capture": frame.capture_ms, "detect": (t1 - t0) * 1000,
-                         "classify": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
-                frame_size=(W, H), media_s=frame.media_s, fps=fps, dropped=grabber.dropped,
-                haar_ms=haar_ms, total=reader.length,
+                index=frame.index,
+                timestamp=frame.timestamp,
+                faces=faces,
+                timings={
+                    "capture": frame.capture_ms,
+                    "detect": (t1 - t0) * 1000,
+                    "classify": (t2 - t1) * 1000,
+                    "total": (t2 - t0) * 1000,
+                },
+                frame_size=(W, H),
+                media_s=frame.media_s,
+                fps=fps,
+                dropped=grabber.dropped,
+                haar_ms=haar_ms,
+                total=reader.length,
                 preview=make_preview(grey, *preview) if preview else None,
                 frame=img if keep_frames else None,
             )
@@ -827,8 +919,10 @@ def check_display() -> None:
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
-        raise LiveError("no display (DISPLAY and WAYLAND_DISPLAY are unset, e.g. over SSH): "
-                        "use --no-window and --output to write the results instead")
+        raise LiveError(
+            "no display (DISPLAY and WAYLAND_DISPLAY are unset, e.g. over SSH): "
+            "use --no-window and --output to write the results instead"
+        )
 
 
 def open_window() -> None:
@@ -837,17 +931,27 @@ def open_window() -> None:
     try:
         cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
     except cv2.error as exc:
-        raise LiveError(f"OpenCV cannot open a window ({str(exc).strip().splitlines()[-1]}): "
-                        f"an opencv-python-headless build has no GUI; install opencv-python, "
-                        f"or use --no-window") from None
+        raise LiveError(
+            f"OpenCV cannot open a window ({str(exc).strip().splitlines()[-1]}): "
+            f"an opencv-python-headless build has no GUI; install opencv-python, "
+            f"or use --no-window"
+        ) from None
 
 
-_COLOURS = [(60, 60, 230), (60, 160, 60), (160, 60, 160), (40, 200, 240), (200, 200, 200),
-            (220, 120, 40), (40, 240, 160)]  # BGR, one per class in CLASSES order
+_COLOURS = [
+    (60, 60, 230),
+    (60, 160, 60),
+    (160, 60, 160),
+    (40, 200, 240),
+    (200, 200, 200),
+    (220, 120, 40),
+    (40, 240, 160),
+]  # BGR, one per class in CLASSES order
 
 
-def draw_overlay(img: np.ndarray, result: FrameResult, classes: Sequence[str] = CLASSES
-                 ) -> np.ndarray:
+def draw_overlay(
+    img: np.ndarray, result: FrameResult, classes: Sequence[str] = CLASSES
+) -> np.ndarray:
     """Box, label, confidence and a bar chart of the seven probabilities per face; FPS."""
     font = cv2.FONT_HERSHEY_SIMPLEX
     H, W = img.shape[:2]
@@ -866,12 +970,15 @@ def draw_overlay(img: np.ndarray, result: FrameResult, classes: Sequence[str] = 
             by = y + i * row
             if by + row > H:
                 break
-            cv2.putText(img, name[:3], (bx, by + 10), font, 0.38, (255, 255, 255), 1,
-                        cv2.LINE_AA)
-            cv2.rectangle(img, (bx + 28, by + 2), (bx + 28 + bar_w, by + row - 2), (60, 60, 60),
-                          -1)
-            cv2.rectangle(img, (bx + 28, by + 2), (bx + 28 + int(bar_w * float(p)),
-                                                   by + row - 2), _COLOURS[i], -1)
+            cv2.putText(img, name[:3], (bx, by + 10), font, 0.38, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.rectangle(img, (bx + 28, by + 2), (bx + 28 + bar_w, by + row - 2), (60, 60, 60), -1)
+            cv2.rectangle(
+                img,
+                (bx + 28, by + 2),
+                (bx + 28 + int(bar_w * float(p)), by + row - 2),
+                _COLOURS[i],
+                -1,
+            )
     cv2.putText(img, f"{result.fps:5.1f} FPS", (8, 22), font, 0.6, (0, 255, 0), 2, cv2.LINE_AA)
     return img
 
@@ -899,8 +1006,9 @@ def close_window() -> None:
 # --------------------------------------------------------------------------- model loading
 
 
-def pick_backend(backend: str, device: str = "auto",
-                 checkpoint: str | os.PathLike[str] | None = None) -> str:
+def pick_backend(
+    backend: str, device: str = "auto", checkpoint: str | os.PathLike[str] | None = None
+) -> str:
     """Resolve backend "auto": onnxruntime for an .onnx file, and on the CPU when installed
     (about 1.8x faster per face than PyTorch there, probabilities equal to 1e-4); PyTorch
     otherwise."""
@@ -916,9 +1024,13 @@ def pick_backend(backend: str, device: str = "auto",
     return "onnxruntime" if have else "torch"
 
 
-def load_model(checkpoint: str | os.PathLike[str], *, backend: str = "torch",
-               device: str = "auto", threads: int | None = None
-               ) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any], torch.device]:
+def load_model(
+    checkpoint: str | os.PathLike[str],
+    *,
+    backend: str = "torch",
+    device: str = "auto",
+    threads: int | None = None,
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Any], torch.device]:
     """(model, meta, device) for the live loop: PyTorch or onnxruntime (CPU).
 
     torch: the eval fp32 model in channels_last (a few % faster for convs on CPU) under
@@ -933,9 +1045,11 @@ def load_model(checkpoint: str | os.PathLike[str], *, backend: str = "torch",
         from fer_tui.export import OrtModel, onnx_meta
 
         if backend != "onnxruntime" or device not in ("auto", "cpu"):
-            raise LiveError(f"{Path(checkpoint).name} is an ONNX model: it runs with "
-                            f"onnxruntime on the CPU (--backend auto or onnxruntime, "
-                            f"--device auto or cpu)")
+            raise LiveError(
+                f"{Path(checkpoint).name} is an ONNX model: it runs with "
+                f"onnxruntime on the CPU (--backend auto or onnxruntime, "
+                f"--device auto or cpu)"
+            )
         meta = onnx_meta(checkpoint)
         return OrtModel(checkpoint, threads=threads), meta, torch.device("cpu")
     if backend == "torch":
@@ -948,8 +1062,10 @@ def load_model(checkpoint: str | os.PathLike[str], *, backend: str = "torch",
         from fer_tui.export import OrtModel, cached_onnx
 
         if device not in ("auto", "cpu"):
-            raise LiveError("--backend onnxruntime runs on the CPU here: use --device cpu or "
-                            "--backend torch for the GPU")
+            raise LiveError(
+                "--backend onnxruntime runs on the CPU here: use --device cpu or "
+                "--backend torch for the GPU"
+            )
         meta = read_checkpoint(checkpoint)["meta"]
         return OrtModel(cached_onnx(checkpoint), threads=threads), meta, torch.device("cpu")
     raise LiveError(f"unknown backend '{backend}': use torch or onnxruntime")

@@ -135,7 +135,8 @@ def list_runs(runs_dir: str | os.PathLike[str]) -> list[Path]:
     if not runs_dir.is_dir():
         return []
     found = [
-        p for p in runs_dir.iterdir()
+        p
+        for p in runs_dir.iterdir()
         if p.is_dir() and ((p / EVENTS).exists() or (p / CONFIG).exists())
     ]
     return sorted(found, key=lambda p: p.name)

@@ -65,8 +65,9 @@ from fer_tui.runs import (
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of `python -m fer_tui.train` (the CLI's flags plus --data/--runs-dir)."""
-    parser = argparse.ArgumentParser(prog="python -m fer_tui.train",
-                                     description="train ResNets from a TOML config")
+    parser = argparse.ArgumentParser(
+        prog="python -m fer_tui.train", description="train ResNets from a TOML config"
+    )
     parser.add_argument("--data", default=None, help="FER-2013 folder, archive or CSV")
     parser.add_argument("--runs-dir", default=None, help="where run dirs are created")
     add_arguments(parser)  # the same flags as `fer-tui train`
@@ -107,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
             raise FerError("--resume RUN_DIR already names the run dir: drop --run-dir")
         run_dir = Path(args.resume)
         if not (run_dir / CONFIG).is_file():
-            raise RunError(f"{run_dir} is not a run directory (no {CONFIG}): pass the folder "
-                           f"of the run to resume, e.g. runs/20250101-120000-resnet18")
+            raise RunError(
+                f"{run_dir} is not a run directory (no {CONFIG}): pass the folder "
+                f"of the run to resume, e.g. runs/20250101-120000-resnet18"
+            )
         cfg = load_config(run_dir / CONFIG)
         if args.arch not in (None, cfg.archs[0]):
             raise FerError(f"{run_dir} trains {cfg.archs[0]}, not {args.arch}")
@@ -121,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(cfgs[0].train.device)  # `--device cuda` without a GPU: fail before any dir
     if len(cfgs) > 1:
         if Dist.from_env().enabled:
-            raise FerError("under torchrun, train one arch at a time: pass --arch resnet18 "
-                           "(or resnet34, resnet50)")
+            raise FerError(
+                "under torchrun, train one arch at a time: pass --arch resnet18 "
+                "(or resnet34, resnet50)"
+            )
         if args.run_dir:
             raise FerError("--run-dir names one run: pick one --arch, or drop --run-dir")
         return train_many(cfgs, getattr(args, "runs_dir", None), as_json=args.json)
@@ -130,8 +135,10 @@ def run(args: argparse.Namespace) -> int:
     if args.run_dir:
         run_dir = Path(args.run_dir)
         if (run_dir / LAST).exists():
-            raise RunError(f"{run_dir} already holds a trained run: continue it with "
-                           f"--resume {run_dir}, or train a new one without --run-dir")
+            raise RunError(
+                f"{run_dir} already holds a trained run: continue it with "
+                f"--resume {run_dir}, or train a new one without --run-dir"
+            )
         if dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
     elif dist.is_main:
@@ -199,10 +206,15 @@ def train_many(cfgs: list[RunConfig], runs_dir_arg: str | None, *, as_json: bool
             argv = [*CHILD, "--run-dir", str(d), "--config", str(d / CONFIG)]
             if together:
                 with open(d / "stdout.log", "ab") as log:
-                    procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                                  stderr=subprocess.STDOUT))
-                print(f"training {d.name} (pid {procs[-1].pid}, log {d / 'stdout.log'})",
-                      file=sys.stderr)
+                    procs.append(
+                        subprocess.Popen(
+                            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                        )
+                    )
+                print(
+                    f"training {d.name} (pid {procs[-1].pid}, log {d / 'stdout.log'})",
+                    file=sys.stderr,
+                )
             else:
                 print(f"training {d.name}", file=sys.stderr)
                 procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL))
@@ -221,12 +233,16 @@ def train_many(cfgs: list[RunConfig], runs_dir_arg: str | None, *, as_json: bool
     # so is one the user stopped on its own (the Training screen's `x`), which says so in its events
     stopped_early = {-signal.SIGTERM, -signal.SIGINT} if stopping else set()
     failed = [
-        d.name for (d, c), summary in zip(codes.items(), summaries, strict=True)
+        d.name
+        for (d, c), summary in zip(codes.items(), summaries, strict=True)
         if c not in (None, 0, *stopped_early) and summary.get("status") != "stopped"
     ]
     if failed:
-        print(f"fer-tui: error: training failed for {', '.join(failed)} "
-              f"(see their events.jsonl / stdout.log)", file=sys.stderr)
+        print(
+            f"fer-tui: error: training failed for {', '.join(failed)} "
+            f"(see their events.jsonl / stdout.log)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -246,7 +262,8 @@ def summarize(run_dir: Path) -> dict[str, Any]:
     last = epochs[-1] if epochs else {}
     kinds = [e.get("type") for e in events if e.get("type") in ("end", "stopped", "error")]
     status = {"end": "finished", "stopped": "stopped", "error": "failed"}.get(
-        kinds[-1] if kinds else "", "pending" if not events else "crashed")
+        kinds[-1] if kinds else "", "pending" if not events else "crashed"
+    )
     arch = next((e.get("arch") for e in events if e.get("type") == "start"), None)
     if arch is None and (run_dir / CONFIG).is_file():  # pending: never started
         arch = load_config(run_dir / CONFIG).archs[0]
@@ -287,8 +304,11 @@ class Dist:
 
     @classmethod
     def from_env(cls) -> Dist:
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
+        return cls(
+            int(os.environ.get("RANK", 0)),
+            int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)),
+        )
 
 
 def _init_distributed(dist: Dist, device: torch.device) -> torch.device:
@@ -299,16 +319,22 @@ def _init_distributed(dist: Dist, device: torch.device) -> torch.device:
     if device.type == "cuda":
         count = torch.cuda.device_count()
         if dist.local_rank >= count:
-            raise FerError(f"torchrun started {dist.local_rank + 1}+ processes on this machine "
-                           f"but it has {count} GPU(s): pass --nproc_per_node {count} (at most "
-                           f"one process per GPU)")
+            raise FerError(
+                f"torchrun started {dist.local_rank + 1}+ processes on this machine "
+                f"but it has {count} GPU(s): pass --nproc_per_node {count} (at most "
+                f"one process per GPU)"
+            )
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     if not td.is_initialized():
         # device_id binds the process group to this rank's GPU up front (no guessing later)
         extra = {"device_id": device} if device.type == "cuda" else {}
-        td.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                              rank=dist.rank, world_size=dist.world, **extra)
+        td.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo",
+            rank=dist.rank,
+            world_size=dist.world,
+            **extra,
+        )
     return device
 
 
@@ -377,8 +403,10 @@ def prepare_arrays(cfg: RunConfig, data: Any | None = None) -> Arrays:
         keep, held = holdout_split(ty, cfg.data.holdout_fraction, seed=0)
         return Arrays(tx[keep], ty[keep], tx[held], ty[held], "holdout", data.fingerprint)
     if test is None or len(test.labels) == 0:
-        raise FerError("the dataset has no test split to validate on: set data.val = "
-                       "\"holdout\" in the config to validate on a slice of train")
+        raise FerError(
+            "the dataset has no test split to validate on: set data.val = "
+            '"holdout" in the config to validate on a slice of train'
+        )
     vi = _first_n(len(test.labels), cfg.data.limit)
     return Arrays(tx, ty, test.images[vi], test.labels[vi], "test", data.fingerprint)
 
@@ -416,11 +444,14 @@ def make_optimizer(model: nn.Module, tcfg: Any) -> torch.optim.Optimizer:
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": tcfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": tcfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     if tcfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=tcfg.lr, momentum=tcfg.momentum,
-                               nesterov=tcfg.nesterov and tcfg.momentum > 0)
+        return torch.optim.SGD(
+            groups, lr=tcfg.lr, momentum=tcfg.momentum, nesterov=tcfg.nesterov and tcfg.momentum > 0
+        )
     return torch.optim.AdamW(groups, lr=tcfg.lr, betas=(tcfg.momentum, 0.999))
 
 
@@ -461,8 +492,14 @@ def _env(device: torch.device, dist: Dist) -> dict[str, Any]:
     name = str(device)
     if device.type == "cuda":
         name = f"{device} ({torch.cuda.get_device_name(device)})"
-    return {"device": name, "torch": str(torch.__version__), "host": socket.gethostname(),
-            "pid": os.getpid(), "world_size": dist.world, "threads": torch.get_num_threads()}
+    return {
+        "device": name,
+        "torch": str(torch.__version__),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "world_size": dist.world,
+        "threads": torch.get_num_threads(),
+    }
 
 
 # --- the trainer ------------------------------------------------------------------------------
@@ -543,8 +580,14 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         torch.manual_seed(_seed(t.seed, 0))  # the initial weights: same on every rank
-        model = build_model(self.arch, stem=m.stem, in_channels=m.in_channels, weights=m.weights,
-                            trainable=m.trainable, dropout=m.dropout)
+        model = build_model(
+            self.arch,
+            stem=m.stem,
+            in_channels=m.in_channels,
+            weights=m.weights,
+            trainable=m.trainable,
+            dropout=m.dropout,
+        )
         self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.optimizer = make_optimizer(self.model, t)
@@ -562,7 +605,8 @@ class Trainer:
         # drop the last partial batch (a batch of 1 breaks BatchNorm) unless it is all there is
         self.steps_per_epoch = max(1, n // self.global_batch)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(t, self.steps_per_epoch))
+            self.optimizer, lr_lambda(t, self.steps_per_epoch)
+        )
         cuda_bf16 = self.device.type != "cuda" or torch.cuda.is_bf16_supported()
         self.precision = resolve_precision(t.amp, self.device.type, cuda_bf16=cuda_bf16)
         """What autocast computes in: "bf16", "fp16" or "fp32" (weights stay fp32)."""
@@ -576,8 +620,9 @@ class Trainer:
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            self.net = DDP(self.model, device_ids=[self.device.index]
-                           if self.device.type == "cuda" else None)
+            self.net = DDP(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         # eval bypasses DDP (no collectives on uneven shards) but keeps the compiled graph
         self.eval_net: nn.Module = self.model
         if t.compile:
@@ -600,8 +645,13 @@ class Trainer:
     # -- state ----------------------------------------------------------------------------
 
     def meta(self) -> dict[str, Any]:
-        return model_meta(self.arch, self.cfg, epoch=self.epoch, best_metric=self.best_metric,
-                          data_fingerprint=self.fingerprint)
+        return model_meta(
+            self.arch,
+            self.cfg,
+            epoch=self.epoch,
+            best_metric=self.best_metric,
+            data_fingerprint=self.fingerprint,
+        )
 
     def state(self) -> dict[str, Any]:
         """Everything `--resume` needs, as plain tensors/numbers (weights_only-safe)."""
@@ -632,9 +682,12 @@ class Trainer:
             import torch.distributed as td
 
             ranks = [None] * self.dist.world
-            mine = {"aug": self.aug_gen.get_state(), "torch": torch.get_rng_state(),
-                    "buffers": {k: v.detach().cpu() for k, v in self.model.named_buffers()},
-                    "sums": self.sums.cpu().tolist()}
+            mine = {
+                "aug": self.aug_gen.get_state(),
+                "torch": torch.get_rng_state(),
+                "buffers": {k: v.detach().cpu() for k, v in self.model.named_buffers()},
+                "sums": self.sums.cpu().tolist(),
+            }
             if self.device.type == "cuda":
                 mine["cuda"] = torch.cuda.get_rng_state(self.device)
             td.all_gather_object(ranks, mine)
@@ -669,8 +722,10 @@ class Trainer:
         ckpt = read_checkpoint(path)
         meta = ckpt["meta"]
         if meta.get("arch") != self.arch or "optimizer" not in ckpt:
-            raise RunError(f"{path} is not a training checkpoint of {self.arch}: it cannot be "
-                           f"resumed (start a new run instead)")
+            raise RunError(
+                f"{path} is not a training checkpoint of {self.arch}: it cannot be "
+                f"resumed (start a new run instead)"
+            )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -684,8 +739,9 @@ class Trainer:
                 self.ema.load_state_dict(self.model.state_dict(), 0)
         self.epoch = int(ckpt["epoch"])
         self.step_in_epoch = int(ckpt.get("step_in_epoch") or 0)
-        self.sums = torch.tensor(ckpt.get("epoch_sums") or [0.0, 0.0, 0.0],
-                                 dtype=torch.float64, device=self.device)
+        self.sums = torch.tensor(
+            ckpt.get("epoch_sums") or [0.0, 0.0, 0.0], dtype=torch.float64, device=self.device
+        )
         self.epoch_seconds = float(ckpt.get("epoch_seconds") or 0.0)
         self.total_seconds = float(ckpt.get("total_seconds") or 0.0)
         self.best_metric = ckpt.get("best_metric")
@@ -720,13 +776,18 @@ class Trainer:
         elif self.step_in_epoch:
             # resumed mid-epoch on another device type: same permutation and progress, but
             # the rest of this epoch's augmentation comes from a new (still seeded) stream
-            self.aug_gen.manual_seed(_seed(t.seed, epoch, self.dist.rank, stream=2)
-                                     + self.step_in_epoch)
+            self.aug_gen.manual_seed(
+                _seed(t.seed, epoch, self.dist.rank, stream=2) + self.step_in_epoch
+            )
             if self.events is not None:
-                self.events.write("warning", message=(
-                    f"resumed mid-epoch {epoch} on {self.device.type} from a checkpoint saved "
-                    f"on another device type: the augmentation's random stream restarts here, "
-                    f"so the run is no longer identical to an uninterrupted one"))
+                self.events.write(
+                    "warning",
+                    message=(
+                        f"resumed mid-epoch {epoch} on {self.device.type} from a checkpoint saved "
+                        f"on another device type: the augmentation's random stream restarts here, "
+                        f"so the run is no longer identical to an uninterrupted one"
+                    ),
+                )
         else:
             self.aug_gen.manual_seed(_seed(t.seed, epoch, self.dist.rank, stream=2))
             torch.manual_seed(_seed(t.seed, epoch, self.dist.rank, stream=3))  # dropout
@@ -753,15 +814,21 @@ class Trainer:
         self.net.train()
         t, steps = self.cfg.train, self.steps_per_epoch
         # a terminal redraws the bar; a log file gets a line every 30 s (the epoch line follows)
-        bar = ProgressBar(f"{self.arch} epoch {epoch}/{t.epochs}", steps, width=24,
-                          log_every=30.0, enabled=self.show_progress)
+        bar = ProgressBar(
+            f"{self.arch} epoch {epoch}/{t.epochs}",
+            steps,
+            width=24,
+            log_every=30.0,
+            enabled=self.show_progress,
+        )
         window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         window_steps, window_imgs, window_t0 = 0, 0, time.perf_counter()
         for i in range(self.step_in_epoch, steps):
             t0 = time.perf_counter()
             x, y = self._batch(perm, i)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
-                                enabled=self.use_amp):
+            with torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.use_amp
+            ):
                 out = self.net(x)
                 loss = self.criterion(out, y)
             self.optimizer.zero_grad(set_to_none=True)
@@ -788,10 +855,16 @@ class Trainer:
                 window_loss.zero_()
                 window_steps, window_imgs, window_t0 = 0, 0, now
                 if self.events is not None:
-                    self.events.write("step", epoch=epoch, step=(epoch - 1) * steps + i + 1,
-                                      step_in_epoch=i + 1, steps_per_epoch=steps,
-                                      loss=mean_loss, lr=self.optimizer.param_groups[0]["lr"],
-                                      img_per_s=ips)
+                    self.events.write(
+                        "step",
+                        epoch=epoch,
+                        step=(epoch - 1) * steps + i + 1,
+                        step_in_epoch=i + 1,
+                        steps_per_epoch=steps,
+                        loss=mean_loss,
+                        lr=self.optimizer.param_groups[0]["lr"],
+                        img_per_s=ips,
+                    )
                 bar.update(i + 1, info=f"loss {mean_loss:.3f} {ips:,.0f} img/s")
             self.epoch_seconds += time.perf_counter() - t0
             if self._should_stop(sync=window_end):
@@ -825,8 +898,9 @@ class Trainer:
                 buf.copy_(_all_sum(buf.clone(), self.dist) / self.dist.world)
 
     @torch.inference_mode()
-    def evaluate_epoch(self, x_all: torch.Tensor, y_all: torch.Tensor,
-                       net: nn.Module | None = None) -> tuple[float, float]:
+    def evaluate_epoch(
+        self, x_all: torch.Tensor, y_all: torch.Tensor, net: nn.Module | None = None
+    ) -> tuple[float, float]:
         """(mean loss, accuracy) of `net` (default: the trained model) on uint8 images,
         sharded across ranks and all-reduced."""
         net = net or self.eval_net
@@ -837,15 +911,21 @@ class Trainer:
         batch = 1024 if self.device.type == "cuda" else 256
         m = self.cfg.model
         for s in range(0, len(y_all), batch):
-            x = to_input(x_all[s : s + batch], image_size=m.image_size,
-                         in_channels=m.in_channels).contiguous(memory_format=self.memory_format)
+            x = to_input(
+                x_all[s : s + batch], image_size=m.image_size, in_channels=m.in_channels
+            ).contiguous(memory_format=self.memory_format)
             y = y_all[s : s + batch]
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
-                                enabled=self.use_amp):
+            with torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.use_amp
+            ):
                 out = net(x).float()
-            sums += torch.stack([F.cross_entropy(out, y, reduction="sum").double(),
-                                 (out.argmax(1) == y).sum().double(),
-                                 sums.new_full((), float(len(y)))])
+            sums += torch.stack(
+                [
+                    F.cross_entropy(out, y, reduction="sum").double(),
+                    (out.argmax(1) == y).sum().double(),
+                    sums.new_full((), float(len(y))),
+                ]
+            )
         loss, correct, n = _all_sum(sums, self.dist).tolist()
         return (loss / n, correct / n) if n else (math.nan, math.nan)
 
@@ -856,14 +936,24 @@ class Trainer:
         t = self.cfg.train
         start_epoch = self.epoch + 1
         if self.epoch >= t.epochs:
-            raise RunError(f"the run already completed its {t.epochs} epochs: pass --epochs N "
-                           f"(more than {t.epochs}) to train it further")
+            raise RunError(
+                f"the run already completed its {t.epochs} epochs: pass --epochs N "
+                f"(more than {t.epochs}) to train it further"
+            )
         if self.run_dir is not None:
             self.events = EventWriter(self.run_dir)
-            self.events.write("start", arch=self.arch, recipe=self.cfg.name, epochs=t.epochs,
-                              start_epoch=start_epoch, steps_per_epoch=self.steps_per_epoch,
-                              resumed=resume, precision=self.precision,
-                              config=_plain_config(self.cfg), env=_env(self.device, self.dist))
+            self.events.write(
+                "start",
+                arch=self.arch,
+                recipe=self.cfg.name,
+                epochs=t.epochs,
+                start_epoch=start_epoch,
+                steps_per_epoch=self.steps_per_epoch,
+                resumed=resume,
+                precision=self.precision,
+                config=_plain_config(self.cfg),
+                env=_env(self.device, self.dist),
+            )
         session_epochs: list[float] = []
         try:
             for epoch in range(start_epoch, t.epochs + 1):
@@ -876,8 +966,7 @@ class Trainer:
                 val_loss, val_acc = self.evaluate_epoch(self.val_x, self.val_y)
                 ema_fields = {}
                 if self.ema is not None:
-                    ema_loss, ema_acc = self.evaluate_epoch(self.val_x, self.val_y,
-                                                            self.ema.model)
+                    ema_loss, ema_acc = self.evaluate_epoch(self.val_x, self.val_y, self.ema.model)
                     ema_fields = {"val_loss_ema": ema_loss, "val_acc_ema": ema_acc}
                 eval_seconds = time.perf_counter() - t0
                 self.epoch_seconds += eval_seconds
@@ -893,38 +982,64 @@ class Trainer:
                     # the event goes first: a kill between it and last.pt repeats the epoch
                     # (readers drop the repeat on the resume's start), never leaves a gap
                     self.events.write(
-                        "epoch", epoch=epoch, epochs=t.epochs, train_loss=loss_sum / n,
-                        train_acc=correct / n, val_loss=val_loss, val_acc=val_acc,
-                        lr=self.optimizer.param_groups[0]["lr"], seconds=self.epoch_seconds,
-                        train_seconds=train_seconds, eval_seconds=eval_seconds,
+                        "epoch",
+                        epoch=epoch,
+                        epochs=t.epochs,
+                        train_loss=loss_sum / n,
+                        train_acc=correct / n,
+                        val_loss=val_loss,
+                        val_acc=val_acc,
+                        lr=self.optimizer.param_groups[0]["lr"],
+                        seconds=self.epoch_seconds,
+                        train_seconds=train_seconds,
+                        eval_seconds=eval_seconds,
                         # training images over training time: evaluation is not in it
                         img_per_s=n / max(train_seconds, 1e-9),
                         eta_seconds=mean_s * (t.epochs - epoch),
-                        best_metric=self.best_metric, best_epoch=self.best_epoch, **ema_fields)
+                        best_metric=self.best_metric,
+                        best_epoch=self.best_epoch,
+                        **ema_fields,
+                    )
                     self.save_epoch_end(improved)
                 if self.show_progress:
-                    print(f"{self.arch} epoch {epoch}/{t.epochs}: train loss {loss_sum / n:.4f} "
-                          f"acc {correct / n:.4f} | {self.val_name} loss {val_loss:.4f} "
-                          f"acc {val_acc:.4f} | {self.epoch_seconds:.1f}s", file=sys.stderr)
+                    print(
+                        f"{self.arch} epoch {epoch}/{t.epochs}: train loss {loss_sum / n:.4f} "
+                        f"acc {correct / n:.4f} | {self.val_name} loss {val_loss:.4f} "
+                        f"acc {val_acc:.4f} | {self.epoch_seconds:.1f}s",
+                        file=sys.stderr,
+                    )
         except StopRequested:
             self.save_last()
             if self.events is not None:
                 self.events.write("stopped", epoch=self.epoch, reason=self.stop_signal)
             if self.show_progress:
-                print(f"\nstopped after epoch {self.epoch} + {self.step_in_epoch} steps; "
-                      f"resume with --resume {self.run_dir}", file=sys.stderr)
+                print(
+                    f"\nstopped after epoch {self.epoch} + {self.step_in_epoch} steps; "
+                    f"resume with --resume {self.run_dir}",
+                    file=sys.stderr,
+                )
             return self._summary("stopped")
         self.writer.wait()  # `end` promises that last.pt, best.pt (and ema.pt) are on disk
         if self.events is not None:
-            self.events.write("end", epoch=self.epoch, best_metric=self.best_metric,
-                              best_epoch=self.best_epoch, seconds=self.total_seconds)
+            self.events.write(
+                "end",
+                epoch=self.epoch,
+                best_metric=self.best_metric,
+                best_epoch=self.best_epoch,
+                seconds=self.total_seconds,
+            )
         return self._summary("finished")
 
     def _summary(self, status: str) -> dict[str, Any]:
-        out = {"run_dir": str(self.run_dir) if self.run_dir else None, "arch": self.arch,
-               "status": status,
-               "best_metric": self.best_metric, "best_epoch": self.best_epoch,
-               "epochs": self.epoch, "seconds": self.total_seconds}
+        out = {
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+            "arch": self.arch,
+            "status": status,
+            "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
+            "epochs": self.epoch,
+            "seconds": self.total_seconds,
+        }
         if self.stop_signal:
             out["signal"] = self.stop_signal
         return out
@@ -948,8 +1063,9 @@ def _plain_config(cfg: RunConfig) -> dict[str, Any]:
     return to_dict(cfg)
 
 
-def fit_cli(cfg: RunConfig, run_dir: Path, *, resume: bool, dist: Dist | None = None
-            ) -> dict[str, Any]:
+def fit_cli(
+    cfg: RunConfig, run_dir: Path, *, resume: bool, dist: Dist | None = None
+) -> dict[str, Any]:
     """Lock the run dir, train, and turn every failure into an `error` event.
 
     The order matters for watchers: the lock (pid) comes first, so the run shows as running
@@ -991,14 +1107,23 @@ def fit_cli(cfg: RunConfig, run_dir: Path, *, resume: bool, dist: Dist | None = 
         return summary
     except KeyboardInterrupt:
         _error_event(run_dir, dist, "stopped", reason=stop_signal[-1] if stop_signal else "SIGINT")
-        return {"run_dir": str(run_dir), "arch": cfg.archs[0], "status": "stopped",
-                "signal": stop_signal[-1] if stop_signal else "SIGINT"}
+        return {
+            "run_dir": str(run_dir),
+            "arch": cfg.archs[0],
+            "status": "stopped",
+            "signal": stop_signal[-1] if stop_signal else "SIGINT",
+        }
     except FerError as exc:
         _error_event(run_dir, dist, "error", message=str(exc), traceback=traceback.format_exc())
         raise
     except BaseException as exc:
-        _error_event(run_dir, dist, "error", message=f"{type(exc).__name__}: {exc}",
-                     traceback=traceback.format_exc())
+        _error_event(
+            run_dir,
+            dist,
+            "error",
+            message=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+        )
         raise
     finally:
         for s, handler in old.items():

@@ -41,8 +41,12 @@ def make_folder_dataset(
 
 
 def make_tiny_checkpoint(
-    path: Path, arch: str = "resnet18", steps: int = 0, data: Path | None = None,
-    classes: tuple[str, ...] | None = None, seed: int = 0,
+    path: Path,
+    arch: str = "resnet18",
+    steps: int = 0,
+    data: Path | None = None,
+    classes: tuple[str, ...] | None = None,
+    seed: int = 0,
 ) -> Path:
     """A real fer-tui checkpoint that is quick to run: `arch` with the ImageNet stem on one
     channel (48x48 -> 12x12 before layer1), random weights, then `steps` SGD steps on the
@@ -77,8 +81,13 @@ def make_tiny_checkpoint(
 
 
 def make_face_video(
-    path: Path, frames: int = 24, size: tuple[int, int] = (640, 480), fps: float = 30.0,
-    face: bool = True, face_side: int = 360, step: int = 4,
+    path: Path,
+    frames: int = 24,
+    size: tuple[int, int] = (640, 480),
+    fps: float = 30.0,
+    face: bool = True,
+    face_side: int = 360,
+    step: int = 4,
 ) -> Path:
     """An MJPG video of `skimage.data.astronaut()` (a real photo with one frontal face),
     `face_side` pixels square, sliding `step` px right per frame over a grey background; with

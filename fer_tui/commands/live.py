@@ -53,42 +53,86 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default="0",
-                        help="camera index, video file, folder of images or rtsp/http URL "
-                        "(default: 0, the first webcam)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="model checkpoint, or an .onnx from `fer-tui export` (default: "
-                        "checkpoints/resnet18.pt, else checkpoints/resnet18-cpu.pt, else the "
-                        "newest runs/*/best.pt)")
-    parser.add_argument("--no-window", action="store_true",
-                        help="no OpenCV window (headless: servers, SSH, the Live screen)")
-    parser.add_argument("--output", default=None,
-                        help="write one record per frame: OUT.jsonl, OUT.csv, or - for JSONL "
-                        "on stdout")
-    parser.add_argument("--max-frames", type=_positive, default=None,
-                        help="stop after this many frames")
-    parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
-                        help="inference engine; auto = onnxruntime on the CPU when the [onnx] "
-                        "extra is installed (the model is exported to the cache dir on first "
-                        "use), else torch")
+    parser.add_argument(
+        "--source",
+        default="0",
+        help="camera index, video file, folder of images or rtsp/http URL "
+        "(default: 0, the first webcam)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="model checkpoint, or an .onnx from `fer-tui export` (default: "
+        "checkpoints/resnet18.pt, else checkpoints/resnet18-cpu.pt, else the "
+        "newest runs/*/best.pt)",
+    )
+    parser.add_argument(
+        "--no-window",
+        action="store_true",
+        help="no OpenCV window (headless: servers, SSH, the Live screen)",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="write one record per frame: OUT.jsonl, OUT.csv, or - for JSONL on stdout",
+    )
+    parser.add_argument(
+        "--max-frames", type=_positive, default=None, help="stop after this many frames"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "torch", "onnxruntime"),
+        default="auto",
+        help="inference engine; auto = onnxruntime on the CPU when the [onnx] "
+        "extra is installed (the model is exported to the cache dir on first "
+        "use), else torch",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--every", type=_positive, default=None,
-                        help="run face detection every N frames, tracking in between "
-                        "(default: 5)")
-    parser.add_argument("--classify-every", type=_positive, default=None,
-                        help="classify each face every N frames (default: 1)")
-    parser.add_argument("--hold", type=float, default=0.5,
-                        help="seconds a shown label stays before it may change (default: 0.5)")
-    parser.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
-                        help="--realtime plays a file at its frame rate and drops frames like "
-                        "a camera; --no-realtime never drops (default: drop for cameras and "
-                        "URLs only)")
-    parser.add_argument("--preview", type=_size, default=None, metavar="WxH",
-                        help="add a small grey copy of each frame to the records (e.g. 64x36)")
-    parser.add_argument("--live-config", default=None, metavar="TOML",
-                        help="detection/tracking parameters (see fer_tui.live.LiveConfig)")
-    parser.add_argument("--threads", type=_positive, default=None,
-                        help="CPU threads for inference (default: torch's choice)")
+    parser.add_argument(
+        "--every",
+        type=_positive,
+        default=None,
+        help="run face detection every N frames, tracking in between (default: 5)",
+    )
+    parser.add_argument(
+        "--classify-every",
+        type=_positive,
+        default=None,
+        help="classify each face every N frames (default: 1)",
+    )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=0.5,
+        help="seconds a shown label stays before it may change (default: 0.5)",
+    )
+    parser.add_argument(
+        "--realtime",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--realtime plays a file at its frame rate and drops frames like "
+        "a camera; --no-realtime never drops (default: drop for cameras and "
+        "URLs only)",
+    )
+    parser.add_argument(
+        "--preview",
+        type=_size,
+        default=None,
+        metavar="WxH",
+        help="add a small grey copy of each frame to the records (e.g. 64x36)",
+    )
+    parser.add_argument(
+        "--live-config",
+        default=None,
+        metavar="TOML",
+        help="detection/tracking parameters (see fer_tui.live.LiveConfig)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        help="CPU threads for inference (default: torch's choice)",
+    )
 
 
 class RecordWriter:
@@ -129,19 +173,45 @@ class RecordWriter:
         if self._csv is None:
             self._csv = csv.writer(self.fh)
             self._csv.writerow(
-                ["frame", "timestamp", "media_s", "faces", "track_id", "x", "y", "w", "h",
-                 "label", "confidence", *[f"p_{c}" for c in CLASSES],
-                 *[f"raw_{c}" for c in CLASSES], "fps", "capture_ms", "detect_ms",
-                 "classify_ms", "total_ms"])
+                [
+                    "frame",
+                    "timestamp",
+                    "media_s",
+                    "faces",
+                    "track_id",
+                    "x",
+                    "y",
+                    "w",
+                    "h",
+                    "label",
+                    "confidence",
+                    *[f"p_{c}" for c in CLASSES],
+                    *[f"raw_{c}" for c in CLASSES],
+                    "fps",
+                    "capture_ms",
+                    "detect_ms",
+                    "classify_ms",
+                    "total_ms",
+                ]
+            )
         t = rec["timings_ms"]
         head = [rec["frame"], rec["timestamp"], rec["media_s"], len(rec["faces"])]
         tail = [rec["fps"], t["capture"], t["detect"], t["classify"], t["total"]]
         if not rec["faces"]:
             self._csv.writerow(head + [""] * (7 + 2 * len(CLASSES)) + tail)
         for f in rec["faces"]:
-            self._csv.writerow(head + [f["track_id"], *f["box"], f["label"], f["confidence"],
-                                       *[f["probs"][c] for c in CLASSES],
-                                       *[f["probs_raw"][c] for c in CLASSES]] + tail)
+            self._csv.writerow(
+                head
+                + [
+                    f["track_id"],
+                    *f["box"],
+                    f["label"],
+                    f["confidence"],
+                    *[f["probs"][c] for c in CLASSES],
+                    *[f["probs_raw"][c] for c in CLASSES],
+                ]
+                + tail
+            )
 
     def close(self) -> None:
         if self.fh is not None and self.fh is not sys.stdout:
@@ -158,7 +228,8 @@ def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
         raise FerError(
             "no checkpoint: neither checkpoints/resnet18.pt nor checkpoints/resnet18-cpu.pt is "
             "here and no run has a best.pt. Train one (`fer-tui train --config "
-            "configs/<recipe>.toml`) and pass --checkpoint runs/<run>/best.pt")
+            "configs/<recipe>.toml`) and pass --checkpoint runs/<run>/best.pt"
+        )
     return found
 
 
@@ -168,8 +239,10 @@ def check_source(source: str) -> None:
     if source.isdigit() or "://" in source:
         return
     if not Path(source).expanduser().exists():
-        raise LiveError(f"no such video, folder or camera: {source} (use a camera index like 0, "
-                        f"a video file, a folder of images or an rtsp:// URL)")
+        raise LiveError(
+            f"no such video, folder or camera: {source} (use a camera index like 0, "
+            f"a video file, a folder of images or an rtsp:// URL)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,25 +265,35 @@ def run(args: argparse.Namespace) -> int:
         live.check_display()  # before loading the model: fail in milliseconds, not seconds
     checkpoint = resolve_checkpoint(args.checkpoint, getattr(args, "runs_dir", None))
     args.backend = live.pick_backend(args.backend, args.device, checkpoint)
-    model, meta, device = live.load_model(checkpoint, backend=args.backend, device=args.device,
-                                          threads=args.threads)
+    model, meta, device = live.load_model(
+        checkpoint, backend=args.backend, device=args.device, threads=args.threads
+    )
     transform = live.face_transform(
-        meta, channels_last=args.backend == "torch" and device.type == "cpu")
+        meta, channels_last=args.backend == "torch" and device.type == "cpu"
+    )
     writer = RecordWriter(args.output)
     try:
         results = live.realtime_prediction(
-            model, transform, args.hold, device, args.source,
-            image_size=int(meta["image_size"]), config=cfg, classes=meta["classes"],
-            realtime=args.realtime, max_frames=args.max_frames, preview=args.preview,
-            keep_frames=window)
+            model,
+            transform,
+            args.hold,
+            device,
+            args.source,
+            image_size=int(meta["image_size"]),
+            config=cfg,
+            classes=meta["classes"],
+            realtime=args.realtime,
+            max_frames=args.max_frames,
+            preview=args.preview,
+            keep_frames=window,
+        )
     except BaseException:
         writer.close()
         raise
     if window:
         live.open_window()
     # not when the records go to stdout: the Live screen reads that stream
-    bar = ProgressBar("frames", args.max_frames, unit="fps",
-                      enabled=args.output != "-")
+    bar = ProgressBar("frames", args.max_frames, unit="fps", enabled=args.output != "-")
     frames = with_faces = faces = 0
     start = time.perf_counter()
     try:
@@ -236,9 +319,11 @@ def run(args: argparse.Namespace) -> int:
             live.close_window()
     seconds = time.perf_counter() - start
     bar.close()
-    print(f"live: {frames} frames, {with_faces} with a face, {faces} faces, "
-          f"{frames / max(seconds, 1e-9):.1f} fps ({args.backend}, {device.type})",
-          file=sys.stderr)
+    print(
+        f"live: {frames} frames, {with_faces} with a face, {faces} faces, "
+        f"{frames / max(seconds, 1e-9):.1f} fps ({args.backend}, {device.type})",
+        file=sys.stderr,
+    )
     if frames == 0:
         raise LiveError(f"{args.source} gave no frames")
     return 0

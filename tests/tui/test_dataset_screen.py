@@ -56,8 +56,9 @@ async def test_screen_shows_counts_per_split_and_class(tiny_data: Path, tmp_path
         assert screen.query_one("#problems-title", Label).render().plain == "Problems (0)"
 
 
-async def test_first_paint_does_not_wait_for_the_data(tiny_data: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_first_paint_does_not_wait_for_the_data(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """While decoding, the screen is up with a progress bar that follows the loader."""
     release = threading.Event()
     real = load.load_dataset
@@ -156,8 +157,9 @@ async def test_small_terminal_shows_one_row_of_faces(tiny_data: Path, tmp_path: 
         assert grid.size.width >= 7 * grid.face_px(grid.size.width) + 6
 
 
-def test_snapshot_of_the_dataset_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        snap_compare) -> None:
+def test_snapshot_of_the_dataset_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snap_compare
+) -> None:
     """The Dataset screen at 120x40 on a fixed synthetic dataset looks as reviewed."""
     # PNG: lossless, so another OpenCV's JPEG codec cannot change a grey level in the faces
     root = make_folder_dataset(tmp_path / "fer", {"train": 6, "test": 2}, seed=3, ext=".png")
@@ -177,5 +179,6 @@ def test_snapshot_of_the_dataset_screen(tmp_path: Path, monkeypatch: pytest.Monk
     async def settle(pilot) -> None:
         await _settled(pilot)
 
-    assert snap_compare(make_app(data="fer", runs_dir=tmp_path), terminal_size=SIZE,
-                        run_before=settle)
+    assert snap_compare(
+        make_app(data="fer", runs_dir=tmp_path), terminal_size=SIZE, run_before=settle
+    )

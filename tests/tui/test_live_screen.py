@@ -21,11 +21,15 @@ from tests.helpers import make_face_video, make_tiny_checkpoint
 def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("live-screen")
     ckpts = root / "checkpoints"
-    return {"video": make_face_video(root / "face.avi", frames=20),
-            # played at 30 FPS by the screen: 20 s, long enough to stop it mid-way
-            "long": make_face_video(root / "long.avi", frames=600, size=(320, 240),
-                                    face_side=200, step=1),
-            "ckpt": make_tiny_checkpoint(ckpts / "resnet18.pt"), "ckpts": ckpts}
+    return {
+        "video": make_face_video(root / "face.avi", frames=20),
+        # played at 30 FPS by the screen: 20 s, long enough to stop it mid-way
+        "long": make_face_video(
+            root / "long.avi", frames=600, size=(320, 240), face_side=200, step=1
+        ),
+        "ckpt": make_tiny_checkpoint(ckpts / "resnet18.pt"),
+        "ckpts": ckpts,
+    }
 
 
 @pytest.fixture
@@ -76,8 +80,7 @@ async def test_terminal_only_shows_label_bars_and_preview(assets, tmp_path, no_d
 
 
 @pytest.mark.slow
-async def test_child_error_is_shown_and_screen_stays_usable(assets, tmp_path, no_display
-                                                           ) -> None:
+async def test_child_error_is_shown_and_screen_stays_usable(assets, tmp_path, no_display) -> None:
     """A bad source is reported on screen from the child's stderr; Start works again after."""
     app = make_app(runs_dir=tmp_path, checkpoints_dir=assets["ckpts"])
     async with app.run_test(size=(120, 40)) as pilot:
@@ -128,8 +131,9 @@ def test_widgets_render() -> None:
     assert bar(0.5, 10).startswith("█████") and bar(0.0, 4) == "    "
     text = render_halfblocks(4, 4, bytes(16), boxes=[(0, 0, 4, 4)])
     assert text.plain == "▀▀▀▀\n▀▀▀▀"
-    assert any("rgb(40,230,90)" in str(span.style) or "#28e65a" in str(span.style)
-               for span in text.spans)
+    assert any(
+        "rgb(40,230,90)" in str(span.style) or "#28e65a" in str(span.style) for span in text.spans
+    )
 
 
 async def test_app_keys_still_switch_screens_from_live(tmp_path, no_display) -> None:

@@ -45,8 +45,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     run_dir = Path(out) / "run"
-    trainer = Trainer(from_dict(CONFIG), run_dir if rank == 0 else None, _arrays(),
-                      dist=Dist(rank, world, rank))
+    trainer = Trainer(
+        from_dict(CONFIG), run_dir if rank == 0 else None, _arrays(), dist=Dist(rank, world, rank)
+    )
     try:
         trainer.fit()
     finally:

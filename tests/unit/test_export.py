@@ -60,8 +60,9 @@ def test_onnxruntime_backend_in_the_live_loop(ckpt: Path, tmp_path: Path) -> Non
     for backend in ("torch", "onnxruntime"):
         net, meta, device = live.load_model(ckpt, backend=backend, device="cpu")
         cfg = live.LiveConfig(detect_async=False)  # same boxes in both runs
-        gen = live.realtime_prediction(net, live.face_transform(meta), 0.0, device, str(video),
-                                       config=cfg)
+        gen = live.realtime_prediction(
+            net, live.face_transform(meta), 0.0, device, str(video), config=cfg
+        )
         outs[backend] = [f.probs_raw for r in gen for f in r.faces]
     assert len(outs["torch"]) == len(outs["onnxruntime"]) >= 5
     for a, b in zip(outs["torch"], outs["onnxruntime"], strict=True):

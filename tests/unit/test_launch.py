@@ -110,7 +110,12 @@ def test_start_spawns_a_detached_trainer(tmp_path: Path, fake_trainer: None) -> 
         exited.set()
 
     pid = launch.start_training(
-        write_config(tmp_path), "resnet18", runs_dir=runs, device="cpu", epochs=2, limit=10,
+        write_config(tmp_path),
+        "resnet18",
+        runs_dir=runs,
+        device="cpu",
+        epochs=2,
+        limit=10,
         on_exit=on_exit,
     )
     try:
@@ -176,8 +181,9 @@ def test_a_stopped_run_still_exiting_is_not_stopped_again(tmp_path: Path) -> Non
     run = tmp_path / "20260101-000000-resnet18"
     run.mkdir()
     (run / "config.toml").write_text(CONFIG.format(device="cpu"))
-    (run / "events.jsonl").write_text('{"v": 1, "t": 1, "type": "start"}\n'
-                                      '{"v": 1, "t": 2, "type": "stopped", "epoch": 0}\n')
+    (run / "events.jsonl").write_text(
+        '{"v": 1, "t": 1, "type": "start"}\n{"v": 1, "t": 2, "type": "stopped", "epoch": 0}\n'
+    )
     (run / "run.lock").write_text(f"{os.getpid()} host\n")  # a live pid: still exiting
     with pytest.raises(RunError, match="has already stopped"):
         launch.stop_run(run)
@@ -217,6 +223,9 @@ def test_launch_imports_neither_torch_nor_textual() -> None:
     import subprocess
 
     code = "import sys, fer_tui.launch; print(' '.join(sys.modules))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                check=True).stdout.split())
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
     assert "torch" not in loaded and "textual" not in loaded

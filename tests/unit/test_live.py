@@ -34,8 +34,9 @@ def model(clips: dict[str, Path]):
 
 def _run(model, source: str, **kw) -> list[live.FrameResult]:
     net, meta, device = model
-    gen = live.realtime_prediction(net, live.face_transform(meta), 0.0, device, source,
-                                   image_size=meta["image_size"], **kw)
+    gen = live.realtime_prediction(
+        net, live.face_transform(meta), 0.0, device, source, image_size=meta["image_size"], **kw
+    )
     return list(gen)
 
 
@@ -99,8 +100,7 @@ def test_detection_near_tracks_finds_the_same_face_only() -> None:
     assert len(near) == 1 and live.iou(near[0], left) > 0.7
 
 
-def test_a_face_that_arrives_later_is_found_by_the_next_full_scan(tmp_path: Path,
-                                                                  model) -> None:
+def test_a_face_that_arrives_later_is_found_by_the_next_full_scan(tmp_path: Path, model) -> None:
     """With faces tracked, a new face entering the view is picked up within one full-scan
     period (full_detect_every frames), and the first face keeps its track."""
     path = tmp_path / "arrive.avi"
@@ -269,8 +269,9 @@ def test_overlay_draws_box_and_bars(clips, model) -> None:
     out = live.draw_overlay(result.frame, result)
     x, y, w, h = result.faces[0].box
     assert not np.array_equal(out[y, x : x + w], img[y, x : x + w])
-    assert not np.array_equal(out[y : y + 90, x + w + 6 : x + w + 100],
-                              img[y : y + 90, x + w + 6 : x + w + 100])
+    assert not np.array_equal(
+        out[y : y + 90, x + w + 6 : x + w + 100], img[y : y + 90, x + w + 6 : x + w + 100]
+    )
 
 
 def test_ten_faces_in_one_frame(tmp_path: Path, model) -> None:

@@ -23,8 +23,17 @@ def line(**event: object) -> bytes:
 
 
 def epoch_event(epoch: int, epochs: int = 5, **extra: object) -> dict:
-    return {"v": 1, "t": 100.0 + epoch, "type": "epoch", "epoch": epoch, "epochs": epochs,
-            "train_loss": 1.0 / epoch, "val_acc": 0.1 * epoch, "seconds": 10.0, **extra}
+    return {
+        "v": 1,
+        "t": 100.0 + epoch,
+        "type": "epoch",
+        "epoch": epoch,
+        "epochs": epochs,
+        "train_loss": 1.0 / epoch,
+        "val_acc": 0.1 * epoch,
+        "seconds": 10.0,
+        **extra,
+    }
 
 
 # --- EventTail ------------------------------------------------------------------------------
@@ -112,8 +121,17 @@ def test_writer_writes_non_finite_numbers_as_null(tmp_path: Path) -> None:
 def test_state_reduces_a_finished_run(tmp_path: Path) -> None:
     """start/epoch/end events give a finished run with its history, best metric and ETA 0."""
     s = RunState(tmp_path)
-    s.apply({"type": "start", "t": 50.0, "arch": "resnet18", "recipe": "scratch", "epochs": 2,
-             "steps_per_epoch": 10, "env": {"device": "cpu"}})
+    s.apply(
+        {
+            "type": "start",
+            "t": 50.0,
+            "arch": "resnet18",
+            "recipe": "scratch",
+            "epochs": 2,
+            "steps_per_epoch": 10,
+            "env": {"device": "cpu"},
+        }
+    )
     s.apply(epoch_event(1, epochs=2, best_metric=0.1, best_epoch=1, eta_seconds=10.0))
     s.apply(epoch_event(2, epochs=2, best_metric=0.2, best_epoch=2))
     s.apply({"type": "end", "t": 200.0, "best_metric": 0.2, "best_epoch": 2})
@@ -193,7 +211,9 @@ def test_list_runs_finds_only_run_dirs(tmp_path: Path) -> None:
     (tmp_path / "20260101-000001-resnet18" / "config.toml").write_text("")
     (tmp_path / "launch-x.log").write_text("")
     assert [p.name for p in runs.list_runs(tmp_path)] == [
-        "20260101-000001-resnet18", "20260101-000002-resnet34"]
+        "20260101-000001-resnet18",
+        "20260101-000002-resnet34",
+    ]
     assert runs.list_runs(tmp_path / "missing") == []
 
 
@@ -269,12 +289,12 @@ def test_tracker_reports_only_changes_and_stays_bounded(tmp_path: Path) -> None:
     assert changed and changed[0].status == "pending" and changed[0].arch == "resnet18"
     assert tracker.poll() == ([], [])  # nothing new: nothing to redraw
     # written in one go (EventWriter would fsync each epoch line: seconds for 3000)
-    lines = [line(type="start", arch="resnet18", recipe="scratch", epochs=3000,
-                  steps_per_epoch=2)]
+    lines = [line(type="start", arch="resnet18", recipe="scratch", epochs=3000, steps_per_epoch=2)]
     for e in range(1, 3001):
         lines.append(line(type="step", epoch=e, step_in_epoch=1, steps_per_epoch=2, loss=1.0))
-        lines.append(line(type="epoch", epoch=e, epochs=3000, train_loss=1.0 / e, val_acc=None,
-                          seconds=1.0))
+        lines.append(
+            line(type="epoch", epoch=e, epochs=3000, train_loss=1.0 / e, val_acc=None, seconds=1.0)
+        )
     lines.append(line(type="end", best_metric=0.7, best_epoch=2999))
     (run / runs.EVENTS).write_bytes(b"".join(lines))
     (view,), _ = tracker.poll()
@@ -315,4 +335,8 @@ def test_tracker_shows_a_waiting_runs_config(tmp_path: Path) -> None:
     (run / runs.CONFIG).write_text('name = "scratch"\n[train]\nepochs = 60\n')
     (view,), _ = RunTracker(tmp_path, rescan_interval=0.0).poll()
     assert (view.status, view.arch, view.recipe, view.epochs_text) == (
-        "pending", "resnet50", "scratch", "0/60")
+        "pending",
+        "resnet50",
+        "scratch",
+        "0/60",
+    )

@@ -39,12 +39,34 @@ log_every_steps = 1
 """
 
 KEYS = {
-    "start": {"arch", "recipe", "epochs", "start_epoch", "steps_per_epoch", "resumed",
-              "precision", "config", "env"},
+    "start": {
+        "arch",
+        "recipe",
+        "epochs",
+        "start_epoch",
+        "steps_per_epoch",
+        "resumed",
+        "precision",
+        "config",
+        "env",
+    },
     "step": {"epoch", "step", "step_in_epoch", "steps_per_epoch", "loss", "lr", "img_per_s"},
-    "epoch": {"epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
-              "train_seconds", "eval_seconds", "img_per_s", "eta_seconds", "best_metric",
-              "best_epoch"},
+    "epoch": {
+        "epoch",
+        "epochs",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "lr",
+        "seconds",
+        "train_seconds",
+        "eval_seconds",
+        "img_per_s",
+        "eta_seconds",
+        "best_metric",
+        "best_epoch",
+    },
     "end": {"epoch", "best_metric", "best_epoch", "seconds"},
     "stopped": {"epoch", "reason"},
     "error": {"message", "traceback"},
@@ -67,8 +89,17 @@ def tiny_config(tmp_path: Path, epochs: int = 2) -> Path:
 
 
 def args(cfg: Path, data: Path, runs: Path, *extra: str) -> list[str]:
-    return ["--config", str(cfg), "--data", str(data), "--runs-dir", str(runs), "--limit", "24",
-            *extra]
+    return [
+        "--config",
+        str(cfg),
+        "--data",
+        str(data),
+        "--runs-dir",
+        str(runs),
+        "--limit",
+        "24",
+        *extra,
+    ]
 
 
 def only_run(runs: Path) -> Path:
@@ -79,8 +110,12 @@ def only_run(runs: Path) -> Path:
 def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "fer_tui.train", *argv], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "fer_tui.train", *argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_event(run_dir: Path, pred, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -119,7 +154,7 @@ def reference(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 def test_run_writes_config_events_and_loadable_checkpoints(reference: Path) -> None:
     """A run leaves the resolved config, schema-exact events, and last/best checkpoints."""
-    assert 'limit = 24' in (reference / "config.toml").read_text()
+    assert "limit = 24" in (reference / "config.toml").read_text()
     events = read_events(reference)
     for e in events:
         assert set(e) - {"v", "t", "type"} == KEYS[e["type"]], e["type"]
@@ -181,8 +216,10 @@ def test_sigterm_mid_epoch_saves_and_resume_is_exact(
 ) -> None:
     """SIGTERM mid-epoch: exit 0, `stopped`, last.pt with the step; resume ends identical."""
     run_dir = tmp_path / "run"
-    proc = spawn([*args(tiny_config(tmp_path), tiny_data, tmp_path), "--run-dir", str(run_dir)],
-                 tmp_path / "log")
+    proc = spawn(
+        [*args(tiny_config(tmp_path), tiny_data, tmp_path), "--run-dir", str(run_dir)],
+        tmp_path / "log",
+    )
     wait_event(run_dir, lambda e: e["type"] == "step" and e["step"] == 1, proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, (tmp_path / "log").read_text()
@@ -231,8 +268,10 @@ def test_error_event_for_offline_pretrained_weights(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", offline)
     cfg = tmp_path / "paper.toml"
-    cfg.write_text('name = "p"\narchs = ["resnet18"]\n[model]\nstem = "imagenet"\n'
-                   'in_channels = 3\nweights = "IMAGENET1K_V1"\n[train]\ndevice = "cpu"\n')
+    cfg.write_text(
+        'name = "p"\narchs = ["resnet18"]\n[model]\nstem = "imagenet"\n'
+        'in_channels = 3\nweights = "IMAGENET1K_V1"\n[train]\ndevice = "cpu"\n'
+    )
     assert train.main(args(cfg, tiny_data, tmp_path / "runs")) == 2
     err = capsys.readouterr().err
     assert "IMAGENET1K_V1" in err and "Traceback" not in err
@@ -357,14 +396,18 @@ def test_frozen_layers_stay_put_in_a_paper_style_run(tiny_data: Path, tmp_path: 
     paper = load_config(Path(__file__).resolve().parents[2] / "configs" / "paper.toml")
     cfg = paper.for_arch("resnet18").replace(
         model={"weights": None, "image_size": 32},
-        train={"epochs": 1, "batch_size": 8, "device": "cpu", "lr": 0.01})
+        train={"epochs": 1, "batch_size": 8, "device": "cpu", "lr": 0.01},
+    )
     arrays = train.prepare_arrays(cfg.replace(data={"path": str(tiny_data), "limit": 16}))
     trainer = train.Trainer(cfg, None, arrays)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
     after = trainer.model.state_dict()
-    moved = {k.split(".")[0] for k in before
-             if k.endswith("weight") and not torch.equal(before[k], after[k])}
+    moved = {
+        k.split(".")[0]
+        for k in before
+        if k.endswith("weight") and not torch.equal(before[k], after[k])
+    }
     assert moved == {"layer4", "fc"}
     assert trainer.model.conv1.in_channels == 3
 

@@ -28,8 +28,15 @@ BASE = {
     "archs": ["resnet18"],
     "model": {"stem": "imagenet", "image_size": 16},
     "augment": {"erasing_p": 0.5},
-    "train": {"epochs": 2, "batch_size": 4, "lr": 0.05, "warmup_epochs": 0.5, "device": "cpu",
-              "log_every_steps": 1, "amp": "off"},
+    "train": {
+        "epochs": 2,
+        "batch_size": 4,
+        "lr": 0.05,
+        "warmup_epochs": 0.5,
+        "device": "cpu",
+        "log_every_steps": 1,
+        "amp": "off",
+    },
 }
 
 
@@ -136,8 +143,7 @@ def test_a_bf16_loss_curve_follows_the_fp32_one(tmp_path: Path) -> None:
     for amp in ("off", "bf16"):
         t = trainer(tmp_path / amp, amp=amp, epochs=4, lr=0.01, log_every_steps=7)
         fit(t)
-        curves[amp] = [e["train_loss"] for e in read_events(tmp_path / amp)
-                       if e["type"] == "epoch"]
+        curves[amp] = [e["train_loss"] for e in read_events(tmp_path / amp) if e["type"] == "epoch"]
     assert len(curves["off"]) == len(curves["bf16"]) == 4
     for a, b in zip(curves["off"], curves["bf16"], strict=True):
         assert abs(a - b) < 0.1 * a, curves
@@ -298,8 +304,17 @@ def test_the_step_loop_syncs_with_the_host_once_per_logging_window() -> None:
 class CheckGenerators(TorchFunctionMode):
     """Fails on a random op whose generator lives on another device than its output."""
 
-    RANDOM = {"rand", "randn", "randint", "randperm", "bernoulli", "normal", "uniform_",
-              "random_", "exponential_"}
+    RANDOM = {
+        "rand",
+        "randn",
+        "randint",
+        "randperm",
+        "bernoulli",
+        "normal",
+        "uniform_",
+        "random_",
+        "exponential_",
+    }
 
     def __init__(self) -> None:
         super().__init__()
@@ -338,8 +353,17 @@ def test_augmentation_and_forward_keep_every_tensor_on_the_gpu() -> None:
     from fer_tui.models import build_model
     from fer_tui.preprocess import to_input
 
-    every = AugmentConfig(flip=True, crop_padding=4, rotation_deg=10, scale=0.1, translate=0.1,
-                          shear_deg=5, brightness=0.2, contrast=0.2, erasing_p=1.0)
+    every = AugmentConfig(
+        flip=True,
+        crop_padding=4,
+        rotation_deg=10,
+        scale=0.1,
+        translate=0.1,
+        shear_deg=5,
+        brightness=0.2,
+        contrast=0.2,
+        erasing_p=1.0,
+    )
     model = build_model("resnet18", stem="cifar", in_channels=1)
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
         images = torch.empty(8, 48, 48, dtype=torch.uint8, device="cuda")

@@ -93,8 +93,13 @@ class LiveScreen(Screen[None]):
     terminal_only: reactive[bool] = reactive(False)
     running: reactive[bool] = reactive(False)
 
-    def __init__(self, settings: Settings, *, preview_size: tuple[int, int] = (64, 48),
-                 update_hz: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        preview_size: tuple[int, int] = (64, 48),
+        update_hz: float = 10.0,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.preview_size = preview_size
@@ -114,11 +119,15 @@ class LiveScreen(Screen[None]):
         yield Header()
         with Horizontal(id="live-form"):
             yield Label("source")
-            yield Input("0", id="live-source",
-                        placeholder="camera index, video file, image folder or URL")
+            yield Input(
+                "0", id="live-source", placeholder="camera index, video file, image folder or URL"
+            )
             yield Label("checkpoint")
-            yield Input(self._default_checkpoint(), id="live-checkpoint",
-                        placeholder="checkpoints/*.pt, runs/<run>/best.pt or a .onnx")
+            yield Input(
+                self._default_checkpoint(),
+                id="live-checkpoint",
+                placeholder="checkpoints/*.pt, runs/<run>/best.pt or a .onnx",
+            )
             yield Checkbox("terminal only", not self.display_ok, id="live-terminal")
             yield Button("Start", id="live-start", variant="success")
             yield Button("Stop", id="live-stop", variant="error", disabled=True)
@@ -143,15 +152,19 @@ class LiveScreen(Screen[None]):
             box.value = value
         self.query_one(FramePreview).display = value
         if not self.display_ok:
-            text = ("No display here (DISPLAY and WAYLAND_DISPLAY are unset, e.g. over SSH): "
-                    "terminal-only mode draws a low-resolution preview of the frame below.")
+            text = (
+                "No display here (DISPLAY and WAYLAND_DISPLAY are unset, e.g. over SSH): "
+                "terminal-only mode draws a low-resolution preview of the frame below."
+            )
             if not value:
                 text += " [b]Without it the OpenCV window cannot open: press t.[/b]"
         elif value:
             text = "Terminal-only mode: the frame is previewed here, no OpenCV window."
         else:
-            text = ("The OpenCV window opens on the display (q or Esc in it closes it); "
-                    "t switches to terminal-only mode.")
+            text = (
+                "The OpenCV window opens on the display (q or Esc in it closes it); "
+                "t switches to terminal-only mode."
+            )
         self.query_one("#live-display", Static).update(text)
 
     def watch_running(self, value: bool) -> None:
@@ -179,8 +192,17 @@ class LiveScreen(Screen[None]):
             return
         source = self.query_one("#live-source", Input).value.strip() or "0"
         checkpoint = self.query_one("#live-checkpoint", Input).value.strip()
-        argv = [sys.executable, "-m", "fer_tui", "live", "--output", "-", "--source", source,
-                "--realtime"]  # a video file plays at its own speed, like a camera
+        argv = [
+            sys.executable,
+            "-m",
+            "fer_tui",
+            "live",
+            "--output",
+            "-",
+            "--source",
+            source,
+            "--realtime",
+        ]  # a video file plays at its own speed, like a camera
         if checkpoint:
             argv += ["--checkpoint", checkpoint]
         else:  # let the child look for the newest best.pt where this app looks
@@ -210,9 +232,15 @@ class LiveScreen(Screen[None]):
     def run_pipeline(self, argv: list[str]) -> None:
         """Start `fer-tui live`, forward its newest record ~10 times a second, report its end."""
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, bufsize=1,
-                                    errors="replace")
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+                errors="replace",
+            )
         except OSError as exc:
             self.post_message(ChildEnded(-1, [f"cannot start fer-tui live: {exc}"]))
             return
@@ -270,7 +298,8 @@ class LiveScreen(Screen[None]):
             f"faces [b]{len(faces)}[/b]   [b]{rec.get('fps', 0):.1f}[/b] FPS   "
             f"frame {rec.get('frame')}   dropped {rec.get('dropped', 0)}\n"
             f"capture {t.get('capture', 0):.1f} ms   detect {t.get('detect', 0):.1f} ms   "
-            f"classify {t.get('classify', 0):.1f} ms   total {t.get('total', 0):.1f} ms")
+            f"classify {t.get('classify', 0):.1f} ms   total {t.get('total', 0):.1f} ms"
+        )
         if self.terminal_only:
             self.query_one(FramePreview).show_record(rec)
 
@@ -285,8 +314,11 @@ class LiveScreen(Screen[None]):
     def _ended(self, message: ChildEnded) -> None:
         self.running = False
         self._proc = None
-        errors = [ln.removeprefix("fer-tui: error: ") for ln in message.stderr
-                  if ln.startswith("fer-tui: error:")]
+        errors = [
+            ln.removeprefix("fer-tui: error: ")
+            for ln in message.stderr
+            if ln.startswith("fer-tui: error:")
+        ]
         summary = next((ln for ln in reversed(message.stderr) if ln.startswith("live: ")), "")
         if errors:
             self._show_error(errors[-1])

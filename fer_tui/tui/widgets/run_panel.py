@@ -102,8 +102,11 @@ class RunPanel(Vertical):
         status_label.update(f"{view.status}{where} · epoch {view.epochs_text}")
         bar = self.query_one(ProgressBar)
         bar.update(total=max(view.epochs, 1), progress=view.progress)
-        speed = [f"ETA {duration(view.eta_seconds)}" if view.status == "running" else
-                 f"took {duration(view.elapsed_seconds)}"]
+        speed = [
+            f"ETA {duration(view.eta_seconds)}"
+            if view.status == "running"
+            else f"took {duration(view.elapsed_seconds)}"
+        ]
         if view.img_per_s:
             speed.append(f"{view.img_per_s:,.0f} img/s")
         self.query_one("#run-speed", Label).update(" · ".join(speed))
