@@ -52,7 +52,7 @@ import numpy as np
 from fer_tui import paths
 from fer_tui.data.index import CLASSES, SPLITS, SUBSPLITS
 from fer_tui.errors import CheckpointError, DataError, FerError
-from fer_tui.runs import atomic_write_bytes, atomic_write_text, file_sha256
+from fer_tui.files import atomic_write_bytes, atomic_write_text, file_sha256
 
 #: The per-class metrics of Table 2, with sklearn's key names.
 METRICS: tuple[str, ...] = ("precision", "recall", "f1-score")

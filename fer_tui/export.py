@@ -363,9 +363,9 @@ def cached_onnx(checkpoint: str | os.PathLike[str]) -> Path:
 
     Keyed by the checkpoint's content hash, so a retrained best.pt never reuses a stale export.
     """
+    from fer_tui.files import file_sha256
     from fer_tui.models import load_checkpoint
     from fer_tui.paths import cache_dir
-    from fer_tui.runs import file_sha256
 
     checkpoint = Path(checkpoint)
     path = cache_dir() / "onnx" / f"{checkpoint.stem}-{file_sha256(checkpoint)[:12]}.onnx"

@@ -40,8 +40,8 @@ from fer_tui import __version__
 from fer_tui.config import ARCHS
 from fer_tui.data.index import CLASSES
 from fer_tui.errors import CheckpointError, ConfigError, FerError
+from fer_tui.files import atomic_write_bytes
 from fer_tui.preprocess import NORMALIZATION, to_input
-from fer_tui.runs import atomic_write_bytes
 
 FORMAT = "fer-tui-checkpoint"
 FORMAT_VERSION = 1

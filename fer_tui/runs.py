@@ -31,20 +31,21 @@ file, so the curve continues. Nothing here imports torch or textual.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import socket
-import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from fer_tui.errors import RunError
+
+# re-exported: benchmarks/device_pack.py imports it from here
+from fer_tui.files import file_sha256  # noqa: F401
 
 EVENTS = "events.jsonl"
 CONFIG = "config.toml"
@@ -57,42 +58,6 @@ SCHEMA_VERSION = 1
 
 #: Run statuses as the TUI shows them.
 STATUSES = ("running", "finished", "failed", "stopped", "crashed", "pending")
-
-
-# --- atomic files -------------------------------------------------------------------------
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
-    """Call `write(file)` on a temp file, then rename it over `path`: a reader sees the old
-    file or the new one, never half of one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    atomic_write(path, lambda f: f.write(data))
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # --- run directory ------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from fer_tui.augment import BatchAugment
 from fer_tui.commands.train import add_arguments
 from fer_tui.config import ARCHS, RunConfig, load_config, to_toml
 from fer_tui.errors import FerError, RunError
+from fer_tui.files import atomic_write_text
 from fer_tui.models import build_model, model_meta, read_checkpoint, resolve_device, save_checkpoint
 from fer_tui.precision import resolve_precision
 from fer_tui.preprocess import to_input
@@ -55,7 +56,6 @@ from fer_tui.runs import (
     LAST,
     EventWriter,
     RunLock,
-    atomic_write_text,
     new_run_dir,
     read_events,
 )

@@ -46,8 +46,8 @@ from fer_tui.data.sources import (
     file_fingerprint,
 )
 from fer_tui.errors import DataError
+from fer_tui.files import atomic_write
 from fer_tui.paths import DATA_ENV, cache_dir, data_candidates
-from fer_tui.runs import atomic_write
 
 __all__ = [
     "CLASSES",

@@ -1,4 +1,4 @@
-"""fer_tui.runs: tailing events.jsonl, reducing events to a RunState, the lock, atomic writes."""
+"""fer_tui.runs: tailing events.jsonl, reducing events to a RunState, the lock."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 
 from fer_tui import runs
 from fer_tui.errors import RunError
+from fer_tui.files import atomic_write_bytes
 from fer_tui.runs import EventTail, EventWriter, RunLock, RunState, RunWatcher
 
 
@@ -91,7 +92,7 @@ def test_replaced_or_truncated_file_is_read_from_the_start(tmp_path: Path) -> No
     path.write_bytes(line(type="start") + line(type="step", step=1))
     tail = EventTail(path)
     assert len(tail.read_new()) == 2
-    runs.atomic_write_bytes(path, line(type="start", arch="resnet34"))
+    atomic_write_bytes(path, line(type="start", arch="resnet34"))
     assert [e.get("arch") for e in tail.read_new()] == ["resnet34"]
     path.write_bytes(b"")
     path.write_bytes(line(type="end"))  # same inode, shorter than the offset
@@ -257,21 +258,6 @@ def test_zombie_counts_as_dead() -> None:
         time.sleep(0.01)
     assert runs.pid_alive(proc.pid) is False
     proc.wait()
-
-
-def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch) -> None:
-    """If the replace fails, the old file is intact and no temp file is left behind."""
-    path = tmp_path / "last.pt"
-    runs.atomic_write_text(path, "old")
-
-    def boom(src: str, dst: str) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(runs.os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
-        runs.atomic_write_bytes(path, b"new")
-    assert path.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
 # --- RunTracker (the Training screen's tail worker, textual-free) ---------------------------
