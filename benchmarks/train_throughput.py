@@ -3,8 +3,8 @@
     python benchmarks/train_throughput.py                      # CPU: a few steps, minutes
     python benchmarks/train_throughput.py --device cuda --steps 50 --compile
 
-"ours"     fer_tui.train.Trainer.train_one_epoch: uint8 data already on the device, batched
-           augmentation there (fer_tui.augment), bf16 autocast + channels_last on CUDA.
+"ours"     fer_tui.training.trainer.Trainer.train_one_epoch: uint8 data already on the device,
+           batched augmentation there (fer_tui.augment), bf16 autocast + channels_last on CUDA.
 "baseline" the textbook pipeline: PIL images through torchvision transforms (crop with
            padding, flip, affine, colour jitter, erasing) in a DataLoader, fp32, NCHW.
 
@@ -27,7 +27,9 @@ import torch
 
 from fer_tui.config import load_config
 from fer_tui.models import build_model, resolve_device
-from fer_tui.train import Arrays, Trainer, make_optimizer
+from fer_tui.training.arrays import Arrays
+from fer_tui.training.optim import make_optimizer
+from fer_tui.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

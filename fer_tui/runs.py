@@ -409,3 +409,33 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunState:
 def iter_run_states(runs_dir: str | os.PathLike[str]) -> Iterator[RunState]:
     for run_dir in list_runs(runs_dir):
         yield read_run(run_dir)
+
+
+def summarize(run_dir: Path) -> dict[str, Any]:
+    """The --json summary of a run, from its events."""
+    events = read_events(run_dir)
+    epochs = [e for e in events if e.get("type") == "epoch"]
+    last = epochs[-1] if epochs else {}
+    kinds = [e.get("type") for e in events if e.get("type") in ("end", "stopped", "error")]
+    status = {"end": "finished", "stopped": "stopped", "error": "failed"}.get(
+        kinds[-1] if kinds else "", "pending" if not events else "crashed"
+    )
+    arch = next((e.get("arch") for e in events if e.get("type") == "start"), None)
+    if arch is None and (run_dir / CONFIG).is_file():  # pending: never started
+        from fer_tui.config import load_config
+
+        arch = load_config(run_dir / CONFIG).archs[0]
+    out = {
+        "run_dir": str(run_dir),
+        "arch": arch,
+        "status": status,
+        "best_metric": last.get("best_metric"),
+        "best_epoch": last.get("best_epoch"),
+        "epochs": last.get("epoch", 0),
+        "seconds": sum(e.get("seconds") or 0.0 for e in epochs),
+        "val_acc": last.get("val_acc"),
+    }
+    stopped = [e for e in events if e.get("type") == "stopped"]
+    if status == "stopped" and stopped:
+        out["signal"] = stopped[-1].get("reason")
+    return out
