@@ -44,7 +44,10 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_tui import live  # noqa: E402
+from fer_tui.backends import load_model, pick_backend  # noqa: E402
+from fer_tui.live.config import LiveConfig  # noqa: E402
+from fer_tui.live.detection import CASCADE  # noqa: E402
+from fer_tui.live.pipeline import face_transform, realtime_prediction  # noqa: E402
 from fer_tui.models import build_model, model_meta, save_checkpoint  # noqa: E402
 from fer_tui.preprocess import to_input  # noqa: E402
 from tests.helpers import make_face_video  # noqa: E402
@@ -58,7 +61,7 @@ def pct(values: list[float], q: float) -> float:
 
 def naive(video: Path, model: torch.nn.Module, frames: int) -> dict:
     """Full-resolution Haar every frame, faces one at a time, fp32 torch, single thread."""
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + live.CASCADE)
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
     cap = cv2.VideoCapture(str(video))
     stages: dict[str, list[float]] = {"capture": [], "detect": [], "classify": [], "total": []}
     faces_found = n = 0
@@ -112,14 +115,14 @@ def ours(
     ckpt: Path,
     frames: int,
     *,
-    cfg: live.LiveConfig,
+    cfg: LiveConfig,
     backend: str = "torch",
     realtime: bool = False,
     threads: int | None = None,
 ) -> dict:
-    model, meta, device = live.load_model(ckpt, backend=backend, device="cpu", threads=threads)
-    transform = live.face_transform(meta, channels_last=backend == "torch")
-    gen = live.realtime_prediction(
+    model, meta, device = load_model(ckpt, backend=backend, device="cpu", threads=threads)
+    transform = face_transform(meta, channels_last=backend == "torch")
+    gen = realtime_prediction(
         model, transform, 0.5, device, str(video), config=cfg, realtime=realtime, max_frames=frames
     )
     stages: dict[str, list[float]] = {"capture": [], "detect": [], "classify": [], "total": []}
@@ -202,7 +205,7 @@ def main() -> int:
         file=sys.stderr,
     )
 
-    base = live.LiveConfig()
+    base = LiveConfig()
     runs = [naive(video, model, args.naive_frames)]
     runs.append(ours("fer-tui file", video, ckpt, args.frames, cfg=base))
     runs.append(ours("fer-tui camera@30", video, ckpt, args.frames, cfg=base, realtime=True))
@@ -273,7 +276,7 @@ def main() -> int:
         )
     )
     for extra in args.model:
-        backend = live.pick_backend("auto", "cpu", extra)
+        backend = pick_backend("auto", "cpu", extra)
         for realtime in (False, True):
             runs.append(
                 ours(

@@ -125,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--live-config",
         default=None,
         metavar="TOML",
-        help="detection/tracking parameters (see fer_tui.live.LiveConfig)",
+        help="detection/tracking parameters (see fer_tui.live.config.LiveConfig)",
     )
     parser.add_argument(
         "--threads",
@@ -253,27 +253,29 @@ def run(args: argparse.Namespace) -> int:
         # OpenMP threads that spin while they wait collapse on a busy CPU: one face through
         # ResNet18 took 370 ms instead of 60 ms on 2 shared cores; passive waiting costs little
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from fer_tui import live
+    from fer_tui.backends import load_model, pick_backend
+    from fer_tui.live.config import load_live_config
+    from fer_tui.live.pipeline import face_transform, realtime_prediction
+    from fer_tui.live.results import to_record
+    from fer_tui.live.window import check_display, close_window, draw_overlay, open_window, show
 
-    cfg = live.load_live_config(args.live_config)
+    cfg = load_live_config(args.live_config)
     if args.every:
         cfg = replace(cfg, detect_every=args.every)
     if args.classify_every:
         cfg = replace(cfg, classify_every=args.classify_every)
     window = not args.no_window
     if window:
-        live.check_display()  # before loading the model: fail in milliseconds, not seconds
+        check_display()  # before loading the model: fail in milliseconds, not seconds
     checkpoint = resolve_checkpoint(args.checkpoint, getattr(args, "runs_dir", None))
-    args.backend = live.pick_backend(args.backend, args.device, checkpoint)
-    model, meta, device = live.load_model(
+    args.backend = pick_backend(args.backend, args.device, checkpoint)
+    model, meta, device = load_model(
         checkpoint, backend=args.backend, device=args.device, threads=args.threads
     )
-    transform = live.face_transform(
-        meta, channels_last=args.backend == "torch" and device.type == "cpu"
-    )
+    transform = face_transform(meta, channels_last=args.backend == "torch" and device.type == "cpu")
     writer = RecordWriter(args.output)
     try:
-        results = live.realtime_prediction(
+        results = realtime_prediction(
             model,
             transform,
             args.hold,
@@ -291,19 +293,19 @@ def run(args: argparse.Namespace) -> int:
         writer.close()
         raise
     if window:
-        live.open_window()
+        open_window()
     # not when the records go to stdout: the Live screen reads that stream
     bar = ProgressBar("frames", args.max_frames, unit="fps", enabled=args.output != "-")
     frames = with_faces = faces = 0
     start = time.perf_counter()
     try:
         for result in results:
-            writer.write(live.to_record(result, meta["classes"]))
+            writer.write(to_record(result, meta["classes"]))
             frames += 1
             faces += len(result.faces)
             with_faces += bool(result.faces)
             if window and result.frame is not None:
-                if not live.show(live.draw_overlay(result.frame, result, meta["classes"])):
+                if not show(draw_overlay(result.frame, result, meta["classes"])):
                     break
             bar.update(frames, min(filter(None, (args.max_frames, result.total)), default=None))
     except KeyboardInterrupt:
@@ -316,7 +318,7 @@ def run(args: argparse.Namespace) -> int:
         results.close()
         writer.close()
         if window:
-            live.close_window()
+            close_window()
     seconds = time.perf_counter() - start
     bar.close()
     print(

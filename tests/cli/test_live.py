@@ -327,7 +327,7 @@ class _UnpluggedCamera:
 def test_camera_unplugged_mid_stream(assets, tmp_path: Path, monkeypatch, capsys) -> None:
     """A camera that stops giving frames ends the run cleanly; the records written stay."""
     camera = _UnpluggedCamera(assets["video"], 6)
-    monkeypatch.setattr("fer_tui.live.open_reader", lambda source: camera)
+    monkeypatch.setattr("fer_tui.live.pipeline.open_reader", lambda source: camera)
     out = tmp_path / "cam.jsonl"
     code = main(
         [
