@@ -76,18 +76,18 @@ def onnx_seconds(model, meta, images: np.ndarray, batch: int) -> float | None:
     """`fer-tui evaluate --engine onnxruntime`: the ONNX export through predict_proba."""
     import tempfile
 
-    from fer_tui import evaluate as ev
     from fer_tui.errors import FerError
+    from fer_tui.evaluation.runner import _ort_model, check_engine
     from fer_tui.models import predict_proba, save_checkpoint
 
     try:
-        ev.check_engine("onnxruntime", "cpu")
+        check_engine("onnxruntime", "cpu")
     except FerError as exc:
         print(f"{exc}: skipping --onnx", file=sys.stderr)
         return None
     path = Path(tempfile.mkdtemp()) / "bench.pt"
     save_checkpoint(path, model, meta)
-    ort_model, ort_meta = ev._ort_model(path)
+    ort_model, ort_meta = _ort_model(path)
     predict_proba(ort_model, ort_meta, images[:batch], batch_size=batch)  # warm-up
     return timed(lambda: predict_proba(ort_model, ort_meta, images, batch_size=batch))
 

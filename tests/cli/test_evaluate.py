@@ -98,7 +98,8 @@ def test_second_run_comes_from_the_cache(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The same checkpoint, data, split and TTA are not predicted twice; --no-cache is."""
-    from fer_tui import evaluate as ev
+    from fer_tui.evaluation import runner
+    from fer_tui.evaluation.cache import find_cached_report
 
     args = ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--tta", "flip"]
     assert main([*args, "--json", str(tmp_path / "a.json")]) == 0
@@ -108,14 +109,12 @@ def test_second_run_comes_from_the_cache(
     def no_predict(*a: object, **k: object) -> None:
         raise AssertionError("predicted again despite the cache")
 
-    monkeypatch.setattr(ev, "_predict", no_predict)
+    monkeypatch.setattr(runner, "_predict", no_predict)
     capsys.readouterr()
     assert main([*args, "--json", str(tmp_path / "b.json")]) == 0
     assert "(cached)" in capsys.readouterr().err
     assert json.loads((tmp_path / "b.json").read_text()) == first
-    assert (
-        ev.find_cached_report(ckpt, tta="flip", source=tiny_data)["accuracy"] == first["accuracy"]
-    )
+    assert find_cached_report(ckpt, tta="flip", source=tiny_data)["accuracy"] == first["accuracy"]
     with pytest.raises(AssertionError, match="despite the cache"):
         main([*args, "--no-cache"])
 
@@ -192,7 +191,7 @@ def test_ensemble_row_is_the_mean_probability_argmax(
     row to Table 1, its Table 2, an "ensemble" report in --json and a Markdown section; its
     accuracy is that of the argmax of the mean probabilities, and each model is predicted
     once."""
-    from fer_tui import evaluate as ev
+    from fer_tui.evaluation import runner
 
     checkpoints = [
         ckpt,
@@ -200,13 +199,13 @@ def test_ensemble_row_is_the_mean_probability_argmax(
         _odd_checkpoint(tmp_path / "odd" / "best.pt"),
     ]
     predicted = []
-    real_predict = ev._predict
+    real_predict = runner._predict
 
     def counting_predict(path: Path, *a: object, **k: object) -> object:
         predicted.append(Path(path).parent.name)
         return real_predict(path, *a, **k)
 
-    monkeypatch.setattr(ev, "_predict", counting_predict)
+    monkeypatch.setattr(runner, "_predict", counting_predict)
     out, md, preds = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "p.csv"
     argv = ["evaluate", "--data", str(tiny_data), "--ensemble", "--json", str(out)]
     for path in checkpoints:
@@ -280,7 +279,7 @@ def test_bad_data_split_and_output_paths(
 ) -> None:
     """No test split, an unknown --split, and outputs in missing folders exit 2; the output
     folders are checked before the data is loaded."""
-    from fer_tui import evaluate as ev
+    from fer_tui.evaluation import runner
 
     train_only = make_folder_dataset(tmp_path / "train-only", per_class={"train": 2})
     err = _fails(["evaluate", "--checkpoint", str(ckpt), "--data", str(train_only)], capsys)
@@ -291,7 +290,7 @@ def test_bad_data_split_and_output_paths(
     def no_data(*a: object, **k: object) -> None:
         raise AssertionError("the data was loaded before the output paths were checked")
 
-    monkeypatch.setattr(ev, "load_data", no_data)
+    monkeypatch.setattr(runner, "load_data", no_data)
     missing = tmp_path / "no" / "such" / "dir"
     err = _fails([*args, "--predictions", str(missing / "p.csv")], capsys)
     assert "--predictions" in err and "does not exist" in err
@@ -375,12 +374,12 @@ def test_ensemble_of_one_checkpoint_is_a_one_line_error(
 ) -> None:
     """--ensemble with a single --checkpoint exits 2 with one line naming the fix, before the
     data is loaded."""
-    from fer_tui import evaluate as ev
+    from fer_tui.evaluation import runner
 
     def no_data(*a: object, **k: object) -> None:
         raise AssertionError("the data was loaded before --ensemble was checked")
 
-    monkeypatch.setattr(ev, "load_data", no_data)
+    monkeypatch.setattr(runner, "load_data", no_data)
     err = _fails(
         ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--ensemble"], capsys
     )

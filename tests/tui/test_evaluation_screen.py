@@ -137,14 +137,15 @@ async def test_cached_results_show_when_the_screen_opens(
     ckpt_dir: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After one evaluation, a new session shows Table 1 at once, without predicting."""
-    from fer_tui import evaluate as ev
+    from fer_tui.evaluation import runner
+    from fer_tui.evaluation.runner import evaluate_checkpoints
 
-    ev.evaluate_checkpoints([ckpt_dir / "resnet18.pt"], data=tiny_data)
+    evaluate_checkpoints([ckpt_dir / "resnet18.pt"], data=tiny_data)
 
     def no_predict(*a: object, **k: object) -> None:
         raise AssertionError("predicted although the result is cached")
 
-    monkeypatch.setattr(ev, "_predict", no_predict)
+    monkeypatch.setattr(runner, "_predict", no_predict)
     app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=ckpt_dir)
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.press("3")
