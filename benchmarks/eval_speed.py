@@ -8,7 +8,7 @@ on the whole split with the best batch size. Batch sizes, options and the naive 
 1, fp32 NCHW, autograd on) run on subsets and are scaled up to the whole split, in the same
 process. Faces are the real test split when /tmp/fer or
 ../shared/data/fer2013.tar.gz is there, else 7,178 synthetic ones (same size, same cost).
-Options: --onnx times `fer-tui evaluate --engine onnxruntime` (the ONNX export through the same
+Options: --onnx times `fer-tui evaluate --backend onnxruntime` (the ONNX export through the same
 preprocessing and TTA code), --bf16 CPU autocast (with its agreement with fp32), --compile
 torch.compile (slow to compile on 2 cores).
 """
@@ -73,23 +73,23 @@ def naive_seconds(model, meta, images: np.ndarray, n: int) -> float:
 
 
 def onnx_seconds(model, meta, images: np.ndarray, batch: int) -> float | None:
-    """`fer-tui evaluate --engine onnxruntime`: the ONNX export through predict_proba."""
+    """`fer-tui evaluate --backend onnxruntime`: the ONNX export through predict_proba."""
     import tempfile
 
+    from fer_tui.backends import check_backend, load_model
     from fer_tui.errors import FerError
-    from fer_tui.evaluation.runner import _ort_model, check_engine
     from fer_tui.models import predict_proba, save_checkpoint
 
     try:
-        check_engine("onnxruntime", "cpu")
+        check_backend("onnxruntime", "cpu")
     except FerError as exc:
         print(f"{exc}: skipping --onnx", file=sys.stderr)
         return None
     path = Path(tempfile.mkdtemp()) / "bench.pt"
     save_checkpoint(path, model, meta)
-    ort_model, ort_meta = _ort_model(path)
-    predict_proba(ort_model, ort_meta, images[:batch], batch_size=batch)  # warm-up
-    return timed(lambda: predict_proba(ort_model, ort_meta, images, batch_size=batch))
+    ort_model, ort_meta, cpu = load_model(path, backend="onnxruntime", device="cpu")
+    predict_proba(ort_model, ort_meta, images[:batch], batch_size=batch, device=cpu)  # warm-up
+    return timed(lambda: predict_proba(ort_model, ort_meta, images, batch_size=batch, device=cpu))
 
 
 def bench_stem(stem: str, images: np.ndarray, args: argparse.Namespace) -> dict:

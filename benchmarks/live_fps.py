@@ -120,7 +120,9 @@ def ours(
     realtime: bool = False,
     threads: int | None = None,
 ) -> dict:
-    model, meta, device = load_model(ckpt, backend=backend, device="cpu", threads=threads)
+    model, meta, device = load_model(
+        ckpt, backend=backend, device="cpu", threads=threads, channels_last=True
+    )
     transform = face_transform(meta, channels_last=backend == "torch")
     gen = realtime_prediction(
         model, transform, 0.5, device, str(video), config=cfg, realtime=realtime, max_frames=frames

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import TextIO
 
+from fer_tui.backends import BACKENDS
 from fer_tui.progress import ProgressBar as Bar
 
 JSON_HELP = (
@@ -56,12 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", metavar="OUT.md", help="write both tables as Markdown")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument(
-        "--engine",
+        "--backend",
         default="torch",
-        choices=("torch", "onnxruntime"),
+        choices=BACKENDS,
         help="torch (default), or onnxruntime: the checkpoint's ONNX export on "
         "the CPU, 2-3x faster there, probabilities within 1e-4",
     )
+    # the flag's older name, still accepted
+    parser.add_argument("--engine", dest="backend", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch (256)")
     parser.add_argument(
         "--no-cache",
@@ -103,6 +106,7 @@ class ProgressBar:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fer_tui.backends import check_backend
     from fer_tui.errors import CheckpointError, FerError
     from fer_tui.evaluation.ensemble import ensemble_evaluation
     from fer_tui.evaluation.formatting import format_report, to_markdown
@@ -113,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         write_json,
         write_predictions,
     )
-    from fer_tui.evaluation.runner import check_engine, check_split_name, evaluate_checkpoints
+    from fer_tui.evaluation.runner import check_split_name, evaluate_checkpoints
     from fer_tui.evaluation.tables import model_label
     from fer_tui.files import atomic_write_text
 
@@ -130,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
                 f"in checkpoints/, trained ones in runs/<run>/best.pt)"
             )
     check_split_name(args.split)
-    check_engine(args.engine, args.device)
+    check_backend(args.backend, args.device)
     check_output_path(args.json, "--json")
     check_output_path(args.predictions, "--predictions")
     check_output_path(args.markdown, "--markdown")
@@ -146,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             use_cache=not args.no_cache,
             progress=bar,
-            engine=args.engine,
+            backend=args.backend,
         )
     finally:
         bar.finish()

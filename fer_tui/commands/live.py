@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from fer_tui.backends import BACKENDS
 from fer_tui.errors import FerError, LiveError
 from fer_tui.progress import ProgressBar
 
@@ -81,9 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("auto", "torch", "onnxruntime"),
+        choices=("auto", *BACKENDS),
         default="auto",
-        help="inference engine; auto = onnxruntime on the CPU when the [onnx] "
+        help="inference backend; auto = onnxruntime on the CPU when the [onnx] "
         "extra is installed (the model is exported to the cache dir on first "
         "use), else torch",
     )
@@ -270,7 +271,11 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = resolve_checkpoint(args.checkpoint, getattr(args, "runs_dir", None))
     args.backend = pick_backend(args.backend, args.device, checkpoint)
     model, meta, device = load_model(
-        checkpoint, backend=args.backend, device=args.device, threads=args.threads
+        checkpoint,
+        backend=args.backend,
+        device=args.device,
+        threads=args.threads,
+        channels_last=True,
     )
     transform = face_transform(meta, channels_last=args.backend == "torch" and device.type == "cpu")
     writer = RecordWriter(args.output)

@@ -29,18 +29,18 @@ def cache_key(
     fingerprint: str,
     split: str,
     tta: str,
-    engine: str = "torch",
+    backend: str = "torch",
     device: str = "auto",
 ) -> str:
-    """The cache entry of one evaluation: files, split, TTA, engine and, for torch, the device
+    """The cache entry of one evaluation: files, split, TTA, backend and, for torch, the device
     type it runs on (CUDA's TF32 convolutions do not give the CPU's probabilities).
 
     `device` is resolved as the evaluation resolves it, so a GPU that is not there fails here,
     before a cached report could stand in for it.
     """
     raw = f"v{CACHE_VERSION}|{checkpoint_sha}|{fingerprint}|{split}|{tta}"
-    if engine != "torch":  # torch keys stay as they were before engines existed
-        raw += f"|{engine}"  # onnxruntime runs on the CPU whatever the device
+    if backend != "torch":  # torch keys stay as they were before backends existed
+        raw += f"|{backend}"  # onnxruntime runs on the CPU whatever the device
     else:
         from fer_tui.models import resolve_device
 
@@ -81,7 +81,7 @@ def find_cached_report(
     split: str = "test",
     tta: str = "none",
     source: str | os.PathLike[str] | None = None,
-    engine: str = "torch",
+    backend: str = "torch",
 ) -> dict[str, Any] | None:
     """The newest cached report for this checkpoint file (and data source, when given),
     without loading the data: what the Evaluation screen shows at once when it opens."""
@@ -103,7 +103,7 @@ def find_cached_report(
             or data.get("split") != split
             or report.get("tta") != tta
             or report.get("cache_version") != CACHE_VERSION
-            or report.get("engine", "torch") != engine
+            or report.get("engine", "torch") != backend
         ):
             continue
         if want_source is not None and data.get("source") != want_source:

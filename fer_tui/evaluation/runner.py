@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from fer_tui.backends import check_backend
 from fer_tui.data.index import CLASSES, SPLITS, SUBSPLITS
 from fer_tui.errors import CheckpointError, DataError, FerError
 from fer_tui.evaluation.cache import CACHE_VERSION, cache_get, cache_key, cache_put
@@ -22,9 +23,6 @@ from fer_tui.evaluation.metrics import AUC_IN_TABLE, compute_metrics
 from fer_tui.files import file_sha256
 
 TTAS: tuple[str, ...] = ("none", "flip", "tencrop")
-#: torch: the checkpoint in PyTorch; onnxruntime: its ONNX export (CPU; about 2-3x faster on
-#: 2 busy cores in benchmarks/eval_speed.py, probabilities within 1e-4 of torch's).
-ENGINES: tuple[str, ...] = ("torch", "onnxruntime")
 
 #: progress(stage, done, total): stage is "data" or "predict <checkpoint name>".
 Progress = Callable[[str, int, int], None]
@@ -137,7 +135,7 @@ def evaluate_checkpoints(
     use_cache: bool = True,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
-    engine: str = "torch",
+    backend: str = "torch",
 ) -> list[Evaluation]:
     """Evaluate each checkpoint on `split` of `data` (a path, None or a loaded FerData).
 
@@ -153,7 +151,7 @@ def evaluate_checkpoints(
         raise FerError(f"unknown test-time augmentation '{tta}': use {', '.join(TTAS)}")
     if batch_size < 1:
         raise FerError(f"batch size must be at least 1 (got {batch_size})")
-    check_engine(engine, device)
+    check_backend(backend, device)
     check_split_name(split)
     metas = [(Path(p), checkpoint_meta(p)) for p in checkpoints]
     fer = load_data(data, progress, cancelled)
@@ -168,7 +166,7 @@ def evaluate_checkpoints(
     out = []
     for path, meta in metas:
         sha = file_sha256(path)
-        key = cache_key(sha, fer.fingerprint, split, tta, engine, device)
+        key = cache_key(sha, fer.fingerprint, split, tta, backend, device)
         hit = cache_get(key) if use_cache else None
         if hit is not None and len(hit[1]) == len(labels):
             report, probs = hit
@@ -183,13 +181,13 @@ def evaluate_checkpoints(
             batch_size=batch_size,
             progress=progress,
             cancelled=cancelled,
-            engine=engine,
+            backend=backend,
         )
         report = {
             "model": model_info(path, meta, sha),
             "data": data_info,
             "tta": tta,
-            "engine": engine,
+            "engine": backend,  # the report's name for the backend
             "auc_in_table": AUC_IN_TABLE,
             "seconds": round(seconds, 3),
             "cache_version": CACHE_VERSION,
@@ -198,48 +196,6 @@ def evaluate_checkpoints(
         cache_put(key, report, probs)
         out.append(Evaluation(report, probs, labels, list(part.names)))
     return out
-
-
-def check_engine(engine: str, device: str = "auto") -> None:
-    """An engine this machine can run, for this device (cheap: before the data loads)."""
-    if engine not in ENGINES:
-        raise FerError(f"unknown engine '{engine}': use {' or '.join(ENGINES)}")
-    if engine == "onnxruntime":
-        if device.startswith("cuda"):
-            raise FerError(
-                "--engine onnxruntime runs on the CPU: use --device cpu/auto, or "
-                "--engine torch for the GPU"
-            )
-        import importlib.util
-
-        if importlib.util.find_spec("onnxruntime") is None:
-            raise FerError(
-                "--engine onnxruntime needs onnxruntime: pip install "
-                "'fer-tui[onnx]' (or use --engine torch)"
-            )
-
-
-def _ort_model(path: Path) -> tuple[Any, dict[str, Any]]:
-    """The checkpoint's cached ONNX export in onnxruntime, shaped like a torch model so that
-    predict_proba (and its TTA) runs it unchanged."""
-    import torch
-
-    from fer_tui.export import OrtModel, cached_onnx
-    from fer_tui.models import read_checkpoint
-
-    meta = read_checkpoint(path)["meta"]
-    session = OrtModel(cached_onnx(path))
-
-    class OrtShim(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            # predict_proba reads the device from the first parameter
-            self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return session(x)
-
-    return OrtShim().eval(), meta
 
 
 def _predict(
@@ -251,14 +207,12 @@ def _predict(
     batch_size: int,
     progress: Progress | None,
     cancelled: Callable[[], bool] | None,
-    engine: str = "torch",
+    backend: str = "torch",
 ) -> tuple[np.ndarray, float]:
-    from fer_tui.models import load_checkpoint, predict_proba, resolve_device
+    from fer_tui.backends import load_model
+    from fer_tui.models import predict_proba
 
-    if engine == "onnxruntime":
-        model, meta = _ort_model(path)
-    else:
-        model, meta = load_checkpoint(path, resolve_device(device))
+    model, meta, dev = load_model(path, backend=backend, device=device)
     stage = f"predict {path.name}"
 
     def step(done: int, total: int) -> None:
@@ -270,5 +224,7 @@ def _predict(
     if progress is not None:
         progress(stage, 0, len(images))
     start = time.perf_counter()
-    probs = predict_proba(model, meta, images, batch_size=batch_size, tta=tta, progress=step)
+    probs = predict_proba(
+        model, meta, images, batch_size=batch_size, tta=tta, progress=step, device=dev
+    )
     return probs, time.perf_counter() - start

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_tui.cli import main
+from fer_tui.cli import build_parser, main
 from fer_tui.data.index import CLASSES
 from tests.helpers import make_folder_dataset, make_tiny_checkpoint
 
@@ -322,11 +322,11 @@ def test_progress_bar_shows_rate_and_eta_on_a_terminal() -> None:
 
 
 @pytest.mark.slow
-def test_onnxruntime_engine_matches_torch(
+def test_onnxruntime_backend_matches_torch(
     ckpt: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--engine onnxruntime gives torch's predictions (probabilities within 1e-4) and says so;
-    it is refused for a GPU device before anything runs."""
+    """--backend onnxruntime gives torch's predictions (probabilities within 1e-4) and says so;
+    it is refused for a GPU device before anything runs, also under the flag's older name."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     base = ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--tta", "flip"]
@@ -335,7 +335,7 @@ def test_onnxruntime_engine_matches_torch(
         main(
             [
                 *base,
-                "--engine",
+                "--backend",
                 "onnxruntime",
                 "--json",
                 str(tmp_path / "o.json"),
@@ -353,8 +353,23 @@ def test_onnxruntime_engine_matches_torch(
             return np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in csv.DictReader(f)])
 
     assert np.abs(probs(tmp_path / "t.csv") - probs(tmp_path / "o.csv")).max() < 1e-4
+    err = _fails([*base, "--backend", "onnxruntime", "--device", "cuda"], capsys)
+    assert "runs on the CPU" in err
     err = _fails([*base, "--engine", "onnxruntime", "--device", "cuda"], capsys)
     assert "runs on the CPU" in err
+
+
+def test_engine_is_a_hidden_name_of_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--engine`, the backend flag's older name, still parses into `backend`; --help shows
+    only `--backend`, the name `fer-tui live` uses too."""
+    parser = build_parser()
+    args = parser.parse_args(["evaluate", "--checkpoint", "x.pt", "--engine", "onnxruntime"])
+    assert args.backend == "onnxruntime"
+    assert parser.parse_args(["evaluate", "--checkpoint", "x.pt"]).backend == "torch"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--help"])
+    out = capsys.readouterr().out
+    assert "--backend" in out and "--engine" not in out
 
 
 def test_json_to_stdout_keeps_stdout_parseable(

@@ -62,7 +62,7 @@ def test_onnxruntime_backend_in_the_live_loop(ckpt: Path, tmp_path: Path) -> Non
     video = make_face_video(tmp_path / "face.avi", frames=6)
     outs = {}
     for backend in ("torch", "onnxruntime"):
-        net, meta, device = load_model(ckpt, backend=backend, device="cpu")
+        net, meta, device = load_model(ckpt, backend=backend, device="cpu", channels_last=True)
         cfg = LiveConfig(detect_async=False)  # same boxes in both runs
         gen = realtime_prediction(net, face_transform(meta), 0.0, device, str(video), config=cfg)
         outs[backend] = [f.probs_raw for r in gen for f in r.faces]

@@ -38,7 +38,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def model(clips: dict[str, Path]):
     torch.set_num_threads(1)  # the CPU is shared; one thread keeps a run predictable
-    return load_model(clips["ckpt"], device="cpu")
+    return load_model(clips["ckpt"], device="cpu", channels_last=True)
 
 
 def _run(model, source: str, **kw) -> list[FrameResult]:

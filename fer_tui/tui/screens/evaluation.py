@@ -40,6 +40,7 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from fer_tui.backends import BACKENDS, check_backend
 from fer_tui.errors import FerError
 from fer_tui.evaluation.cache import find_cached_report
 from fer_tui.evaluation.ensemble import ENSEMBLE, ensemble_evaluation
@@ -48,10 +49,8 @@ from fer_tui.evaluation.metrics import mean_report
 from fer_tui.evaluation.outputs import json_payload
 from fer_tui.evaluation.paper import paper_note
 from fer_tui.evaluation.runner import (
-    ENGINES,
     TTAS,
     Cancelled,
-    check_engine,
     evaluate_checkpoints,
     load_data,
 )
@@ -127,9 +126,9 @@ class EvaluationScreen(Screen[None]):
     EvaluationScreen #checkpoints { height: 1fr; min-height: 5; }
     EvaluationScreen #no-checkpoints { color: $text-muted; height: auto; padding: 0 1; }
     EvaluationScreen #no-checkpoints.-hidden { display: none; }
-    EvaluationScreen #tta-row, EvaluationScreen #engine-row { height: auto; }
-    EvaluationScreen #tta-row Label, EvaluationScreen #engine-row Label { padding: 1 1 0 0; }
-    EvaluationScreen #tta, EvaluationScreen #engine { width: 1fr; }
+    EvaluationScreen #tta-row, EvaluationScreen #backend-row { height: auto; }
+    EvaluationScreen #tta-row Label, EvaluationScreen #backend-row Label { padding: 1 1 0 0; }
+    EvaluationScreen #tta, EvaluationScreen #backend { width: 1fr; }
     EvaluationScreen #ensemble { width: 1fr; }
     EvaluationScreen #eval-progress { height: 1; margin: 1 0 0 0; }
     EvaluationScreen #eval-status { height: auto; min-height: 2; color: $text-muted; }
@@ -168,10 +167,10 @@ class EvaluationScreen(Screen[None]):
                 with Horizontal(id="tta-row"):
                     yield Label("TTA")
                     yield Select([(t, t) for t in TTAS], value="none", allow_blank=False, id="tta")
-                with Horizontal(id="engine-row"):
+                with Horizontal(id="backend-row"):
                     yield Label("Run")
                     yield Select(
-                        [(e, e) for e in ENGINES], value="torch", allow_blank=False, id="engine"
+                        [(b, b) for b in BACKENDS], value="torch", allow_blank=False, id="backend"
                     )
                 ensemble = Checkbox("Ensemble of the picks", id="ensemble")
                 ensemble.tooltip = (
@@ -218,8 +217,8 @@ class EvaluationScreen(Screen[None]):
         return value if isinstance(value, str) else "none"
 
     @property
-    def engine(self) -> str:
-        value = self.query_one("#engine", Select).value
+    def backend(self) -> str:
+        value = self.query_one("#backend", Select).value
         return value if isinstance(value, str) else "torch"
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
@@ -325,7 +324,7 @@ class EvaluationScreen(Screen[None]):
         bar.update(total=None, progress=0)
         also = " and their ensemble" if ensemble else ""
         self._status(f"Evaluating {len(chosen)} checkpoint(s){also}, TTA {self.tta}...")
-        self.run_evaluation(chosen, self.tta, self.engine, ensemble)
+        self.run_evaluation(chosen, self.tta, self.backend, ensemble)
 
     @work(
         thread=True,
@@ -335,10 +334,10 @@ class EvaluationScreen(Screen[None]):
         description="evaluate checkpoints",
     )
     def run_evaluation(
-        self, checkpoints: list[Path], tta: str, engine: str = "torch", ensemble: bool = False
+        self, checkpoints: list[Path], tta: str, backend: str = "torch", ensemble: bool = False
     ) -> None:
         worker = get_current_worker()
-        check_engine(engine)
+        check_backend(backend)
 
         def progress(stage: str, done: int, total: int) -> None:
             self.post_message(EvaluationProgressed(stage, done, total))
@@ -353,7 +352,7 @@ class EvaluationScreen(Screen[None]):
             tta=tta,
             progress=progress,
             cancelled=lambda: worker.is_cancelled,
-            engine=engine,
+            backend=backend,
         )
         # the ensemble averages the probabilities just predicted (or cached): no second pass
         combined = ensemble_evaluation(results).report if ensemble else None
