@@ -26,19 +26,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fer_tui.errors import FerError  # noqa: E402
 from fer_tui.models import read_checkpoint, save_checkpoint  # noqa: E402
-from fer_tui.runs import read_events  # noqa: E402
+from fer_tui.runs import RunState, read_config, read_run  # noqa: E402
 
 
-def epochs(events: list[dict]) -> list[dict]:
-    """A run's epoch events, the last one of each epoch number (a resume may repeat none,
-    but a crash before the epoch event would leave a gap, which the plot shows)."""
-    by_epoch = {e["epoch"]: e for e in events if e.get("type") == "epoch"}
-    return [by_epoch[k] for k in sorted(by_epoch)]
-
-
-def start(events: list[dict]) -> dict:
-    return next((e for e in events if e.get("type") == "start"), {})
+def validated_on(run: Path) -> str:
+    """What the run validated on: "test", or "holdout" (a slice of train)."""
+    try:
+        return read_config(run).data.val
+    except FerError:
+        return "test"
 
 
 def ship(run: Path, out: Path) -> dict:
@@ -48,22 +46,24 @@ def ship(run: Path, out: Path) -> dict:
     return meta
 
 
-def plot(runs: dict[Path, list[dict]], png: Path) -> None:
-    """`runs`: each run dir with its events."""
+def plot(runs: dict[Path, RunState], png: Path) -> None:
+    """`runs`: each run dir with its state (the curve: each epoch once, a resume's redone
+    epoch replacing the first try)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
-    for i, (run, events) in enumerate(runs.items()):
-        ev, first = epochs(events), start(events)
+    for i, (run, state) in enumerate(runs.items()):
+        ev = state.history
         if not ev:
             continue
-        val = first.get("config", {}).get("data", {}).get("val", "test")
+        val = validated_on(run)
         x = [e["epoch"] for e in ev]
         colour = f"C{i}"
-        label = f"{first.get('arch', run.name)} {first.get('recipe', '')}".strip()
+        arch = state.arch if state.arch != "?" else run.name
+        label = f"{arch} {state.recipe if state.recipe != '?' else ''}".strip()
         for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):
             ax.plot(x, [e[f"train_{key}"] for e in ev], "-", color=colour, label=f"{label} train")
             ax.plot(
@@ -106,13 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         if not (run / "events.jsonl").is_file():
             print(f"ship_run: {run} has no events.jsonl: is it a run directory?", file=sys.stderr)
             return 2
-    runs = {run: read_events(run) for run in args.runs}
+    runs = {run: read_run(run) for run in args.runs}
     if args.name is not None:
-        for run, events in runs.items():
+        for run, state in runs.items():
             if not (run / "last.pt").is_file():
                 print(f"ship_run: {run} has no last.pt: is it a run directory?", file=sys.stderr)
                 return 2
-            ev = epochs(events)
+            ev = state.history
             if not args.unfinished and (not ev or ev[-1]["epoch"] != ev[-1]["epochs"]):
                 done = f"{ev[-1]['epoch']}/{ev[-1]['epochs']}" if ev else "0"
                 print(
@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 2
         args.checkpoints.mkdir(parents=True, exist_ok=True)
-        for run, events in runs.items():
-            arch = start(events).get("arch", run.name)
+        for run, state in runs.items():
+            arch = state.arch if state.arch != "?" else run.name
             name = args.name if len(runs) == 1 else f"{args.name}-{arch}"
             out = args.checkpoints / f"{name}.pt"
             if out.exists() and not args.replace:
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 2
             ship(run, out)
-            last = (epochs(events) or [{}])[-1]
+            last = (state.history or [{}])[-1]
             print(
                 f"{out}: {arch} epoch {last.get('epoch')}/{last.get('epochs')}, "
                 f"val acc {last.get('val_acc', float('nan')):.4f}, "

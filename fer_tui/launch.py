@@ -23,7 +23,14 @@ from pathlib import Path
 
 from fer_tui.config import ARCHS, load_config
 from fer_tui.errors import ConfigError, DataError, RunError
-from fer_tui.runs import CONFIG, EVENTS, ensure_runs_dir, pid_alive, read_lock, read_run
+from fer_tui.runs import (
+    CONFIG,
+    EVENTS,
+    ensure_runs_dir,
+    read_config,
+    read_run,
+    running_pid,
+)
 
 #: The trainer command line, before its arguments; tests point it at a fake trainer.
 TRAINER: list[str] = [sys.executable, "-m", "fer_tui", "train"]
@@ -135,12 +142,6 @@ def start_training(
     return _spawn(argv, _log_path(runs, arch), on_exit)
 
 
-def running_pid(run_dir: str | os.PathLike[str]) -> int | None:
-    """The pid training `run_dir` right now, or None."""
-    pid = read_lock(run_dir)
-    return pid if pid is not None and pid_alive(pid) else None
-
-
 def stop_run(run_dir: str | os.PathLike[str]) -> int:
     """Ask the trainer of `run_dir` to stop (SIGTERM: it saves last.pt and says so); its pid."""
     run_dir = Path(run_dir)
@@ -190,7 +191,7 @@ def resume_run(
         )
     if ended == "finished":
         raise RunError(f"run {run_dir.name} has finished: start a new run instead (s)")
-    cfg = load_config(run_dir / CONFIG)
+    cfg = read_config(run_dir)
     _check_device(device, cfg.train.device)
     if data is not None and not Path(data).exists():
         raise DataError(f"dataset {data} does not exist: pass --data to your FER-2013 copy")

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fer_tui.config import RunConfig, load_config
 from fer_tui.errors import RunError
 
 # re-exported: benchmarks/device_pack.py imports it from here
@@ -133,6 +134,13 @@ def read_lock(run_dir: str | os.PathLike[str]) -> int | None:
         return int(Path(run_dir, LOCK).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def running_pid(run_dir: str | os.PathLike[str]) -> int | None:
+    """The pid of the trainer training `run_dir` right now, or None: the one place that says
+    whether a run's trainer is alive (its `run.lock` names a live process)."""
+    pid = read_lock(run_dir)
+    return pid if pid is not None and pid_alive(pid) else None
 
 
 class RunLock:
@@ -304,6 +312,8 @@ class RunState:
     last_t: float | None = None
     ended: str | None = None
     """"finished", "stopped" or "failed" once the trainer said so; None while it may run."""
+    stop_reason: str | None = None
+    """The signal that stopped the run ("SIGTERM", "SIGINT") when `ended` is "stopped"."""
     error: str | None = None
     traceback: str | None = None
     device: str | None = None
@@ -331,6 +341,7 @@ class RunState:
             self.epoch = start_epoch - 1
             self.step_in_epoch = 0
             self.ended, self.error, self.traceback = None, None, None
+            self.stop_reason = None
         elif kind == "step":
             self.step_in_epoch = event.get("step_in_epoch", self.step_in_epoch)
             self.steps_per_epoch = event.get("steps_per_epoch") or self.steps_per_epoch
@@ -354,6 +365,7 @@ class RunState:
             self.eta_seconds = 0.0
         elif kind == "stopped":
             self.ended = "stopped"
+            self.stop_reason = event.get("reason")
             self.eta_seconds = None
         elif kind == "error":
             self.ended = "failed"
@@ -362,17 +374,14 @@ class RunState:
             self.eta_seconds = None
 
     def status(self, pid_is_alive: bool | None = None) -> str:
-        """running | finished | failed | stopped | crashed | pending."""
+        """One of STATUSES: what the trainer said last, else running while its pid lives
+        (`pid_is_alive`, or the lock checked now), else crashed after an event, else pending."""
         if self.ended:
             return self.ended
-        alive = pid_is_alive if pid_is_alive is not None else self.pid_alive()
+        alive = pid_is_alive if pid_is_alive is not None else running_pid(self.run_dir) is not None
         if alive:
             return "running"
         return "crashed" if self.last_t is not None else "pending"
-
-    def pid_alive(self) -> bool:
-        pid = read_lock(self.run_dir)
-        return pid is not None and pid_alive(pid)
 
     @property
     def elapsed_seconds(self) -> float:
@@ -411,31 +420,32 @@ def iter_run_states(runs_dir: str | os.PathLike[str]) -> Iterator[RunState]:
         yield read_run(run_dir)
 
 
-def summarize(run_dir: Path) -> dict[str, Any]:
-    """The --json summary of a run, from its events."""
-    events = read_events(run_dir)
-    epochs = [e for e in events if e.get("type") == "epoch"]
-    last = epochs[-1] if epochs else {}
-    kinds = [e.get("type") for e in events if e.get("type") in ("end", "stopped", "error")]
-    status = {"end": "finished", "stopped": "stopped", "error": "failed"}.get(
-        kinds[-1] if kinds else "", "pending" if not events else "crashed"
-    )
-    arch = next((e.get("arch") for e in events if e.get("type") == "start"), None)
-    if arch is None and (run_dir / CONFIG).is_file():  # pending: never started
-        from fer_tui.config import load_config
+def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:
+    """The run's resolved config (its config.toml); ConfigError when missing or unreadable."""
+    return load_config(Path(run_dir) / CONFIG)
 
-        arch = load_config(run_dir / CONFIG).archs[0]
-    out = {
+
+def summarize(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A run in a few numbers, as `fer-tui train --json` prints it: run_dir, arch, status (one
+    of STATUSES), best_metric, best_epoch, epochs (completed), seconds (of those epochs),
+    val_acc (of the last one), and the signal when it was stopped."""
+    run_dir = Path(run_dir)
+    state = read_run(run_dir)
+    last = state.history[-1] if state.history else {}
+    arch: str | None = state.arch if state.arch != "?" else None
+    if arch is None and (run_dir / CONFIG).is_file():  # pending: never started
+        arch = read_config(run_dir).archs[0]
+    status = state.status()
+    out: dict[str, Any] = {
         "run_dir": str(run_dir),
         "arch": arch,
         "status": status,
         "best_metric": last.get("best_metric"),
         "best_epoch": last.get("best_epoch"),
         "epochs": last.get("epoch", 0),
-        "seconds": sum(e.get("seconds") or 0.0 for e in epochs),
+        "seconds": state.elapsed_seconds,
         "val_acc": last.get("val_acc"),
     }
-    stopped = [e for e in events if e.get("type") == "stopped"]
-    if status == "stopped" and stopped:
-        out["signal"] = stopped[-1].get("reason")
+    if status == "stopped" and state.stop_reason is not None:
+        out["signal"] = state.stop_reason
     return out

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     """`fer-tui train`: train one arch here, or several archs in child processes."""
     from fer_tui.config import ARCHS, load_config
     from fer_tui.models import resolve_device
-    from fer_tui.runs import CONFIG, LAST, new_run_dir
+    from fer_tui.runs import CONFIG, LAST, new_run_dir, read_config
     from fer_tui.training.distributed import Dist
     from fer_tui.training.group import train_many
     from fer_tui.training.run import fit_run
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{run_dir} is not a run directory (no {CONFIG}): pass the folder "
                 f"of the run to resume, e.g. runs/20250101-120000-resnet18"
             )
-        cfg = load_config(run_dir / CONFIG)
+        cfg = read_config(run_dir)
         if args.arch not in (None, cfg.archs[0]):
             raise FerError(f"{run_dir} trains {cfg.archs[0]}, not {args.arch}")
         cfg = cfg.replace(**changes)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fer_tui.runs import list_runs, pid_alive, read_lock, read_run
+from fer_tui.runs import list_runs, read_lock, read_run, running_pid
 from tests.helpers import make_folder_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,7 +150,7 @@ def test_start_detach_and_come_back(tmp_path: Path, tmux: Tmux) -> None:
     status = read_run(run_dir).status()
     assert status in ("running", "finished"), status
     if status == "running":
-        assert pid is not None and pid_alive(pid), "the trainer died with the TUI"
+        assert pid is not None and running_pid(run_dir) == pid, "the trainer died with the TUI"
 
     tmux.launch(command, cwd=ROOT)
     tmux.wait_for(lambda s: "Dataset" in s, 30, "the TUI to start again")
@@ -162,8 +162,8 @@ def test_start_detach_and_come_back(tmp_path: Path, tmux: Tmux) -> None:
         assert "2/2" in run_row(screen, run_dir.name)
         assert "epoch 2/2" in screen  # its panel
     finally:
-        pid = read_lock(run_dir)
-        if pid is not None and pid_alive(pid):
+        pid = running_pid(run_dir)
+        if pid is not None:
             os.kill(pid, signal.SIGTERM)  # only the trainer this test started
     state = read_run(run_dir)
     assert [h["epoch"] for h in state.history] == [1, 2]  # the curve is complete

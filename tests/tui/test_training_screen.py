@@ -15,6 +15,7 @@ import pytest
 from textual.widgets import Button, Input, Select, Static
 
 from fer_tui import launch
+from fer_tui.runs import running_pid
 from fer_tui.tui.app import make_app
 from fer_tui.tui.screens.training import TrainingScreen
 from fer_tui.tui.widgets.curves import CurvesScreen
@@ -333,7 +334,7 @@ async def test_start_stop_resume_with_the_fake_trainer(tmp_path, configs, fake_t
         await pilot.press("x")
         await until(pilot, lambda: statuses(app)[run_id] == "stopped", timeout=15)
         assert "r resumes it" in panel_text(app, "resnet18")
-        await until(pilot, lambda: launch.running_pid(runs / run_id) is None, timeout=15)
+        await until(pilot, lambda: running_pid(runs / run_id) is None, timeout=15)
         await pilot.press("r")
         await until(pilot, lambda: statuses(app)[run_id] == "running", timeout=15)
         await pilot.press("r")  # a second start of the same run is refused

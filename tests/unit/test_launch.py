@@ -12,7 +12,7 @@ import pytest
 
 from fer_tui import launch
 from fer_tui.errors import ConfigError, DataError, RunError
-from fer_tui.runs import list_runs, read_lock, read_run
+from fer_tui.runs import list_runs, read_lock, read_run, running_pid
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "runs" / "fake_trainer.py"
 CONFIG = 'name = "smoke"\narchs = ["resnet18"]\n[train]\nepochs = 3\ndevice = "{device}"\n'
@@ -156,7 +156,7 @@ def test_stop_then_resume_continues_the_curve(tmp_path: Path, fake_trainer, monk
     launch.start_training(write_config(tmp_path), "resnet18", runs_dir=runs, epochs=6)
     wait_for(lambda: list_runs(runs) and read_run(list_runs(runs)[0]).epoch >= 1)
     (run_dir,) = list_runs(runs)
-    wait_for(lambda: launch.running_pid(run_dir) is not None)
+    wait_for(lambda: running_pid(run_dir) is not None)
 
     with pytest.raises(RunError, match="already running .*second trainer"):
         launch.resume_run(run_dir)
@@ -165,7 +165,7 @@ def test_stop_then_resume_continues_the_curve(tmp_path: Path, fake_trainer, monk
     wait_for(lambda: read_run(run_dir).status() == "stopped")
     with pytest.raises(RunError, match="already stopped|not running"):
         launch.stop_run(run_dir)  # its trainer may still be exiting: stopped all the same
-    wait_for(lambda: launch.running_pid(run_dir) is None)
+    wait_for(lambda: running_pid(run_dir) is None)
     with pytest.raises(RunError, match="not running"):
         launch.stop_run(run_dir)
 

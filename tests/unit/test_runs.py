@@ -166,6 +166,65 @@ def test_state_liveness(tmp_path: Path) -> None:
     assert s.status() == "stopped"
 
 
+def test_running_pid_names_a_live_trainer_only(tmp_path: Path) -> None:
+    """running_pid: the lock's pid while that process lives; None without a lock or once the
+    process is gone."""
+    assert runs.running_pid(tmp_path) is None
+    (tmp_path / runs.LOCK).write_text(f"{os.getpid()} host\n")
+    assert runs.running_pid(tmp_path) == os.getpid()
+    (tmp_path / runs.LOCK).write_text(f"{dead_pid()} host\n")
+    assert runs.running_pid(tmp_path) is None
+
+
+def write_events(run_dir: Path, *events: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / runs.EVENTS).write_bytes(b"".join(line(**e) for e in events))
+
+
+def test_summary_speaks_the_status_vocabulary(tmp_path: Path) -> None:
+    """summarize (what `fer-tui train --json` prints) gives the same statuses as RunState:
+    finished, stopped with its signal, failed, crashed and pending (whose arch comes from the
+    config)."""
+    start = {"type": "start", "arch": "resnet18", "start_epoch": 1}
+    write_events(
+        tmp_path / "a", start, epoch_event(1, best_metric=0.5, best_epoch=1), {"type": "end"}
+    )
+    write_events(tmp_path / "b", start, {"type": "stopped", "epoch": 0, "reason": "SIGTERM"})
+    write_events(tmp_path / "c", start, {"type": "error", "message": "boom"})
+    write_events(tmp_path / "d", start, epoch_event(1))
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / runs.CONFIG).write_text('archs = ["resnet50"]\n')
+    summary = {p.name: runs.summarize(p) for p in sorted(tmp_path.iterdir())}
+    assert {k: v["status"] for k, v in summary.items()} == {
+        "a": "finished",
+        "b": "stopped",
+        "c": "failed",
+        "d": "crashed",
+        "e": "pending",
+    }
+    assert set(summary["a"]) >= {"run_dir", "arch", "best_epoch", "seconds", "val_acc"}
+    assert summary["a"]["best_metric"] == 0.5 and summary["a"]["epochs"] == 1
+    assert summary["b"]["signal"] == "SIGTERM" and "signal" not in summary["a"]
+    assert summary["e"]["arch"] == "resnet50" and summary["e"]["epochs"] == 0
+    assert all(v["status"] in runs.STATUSES for v in summary.values())
+
+
+def test_summary_counts_a_redone_epoch_once(tmp_path: Path) -> None:
+    """After a kill and a resume that redoes epoch 2, the summary's seconds and epochs are those
+    of the curve (each epoch once), as the trainer's own summary counts them."""
+    write_events(
+        tmp_path,
+        {"type": "start", "arch": "resnet18", "start_epoch": 1},
+        epoch_event(1, seconds=10.0),
+        epoch_event(2, seconds=10.0),
+        {"type": "start", "arch": "resnet18", "start_epoch": 2, "resumed": True},
+        epoch_event(2, seconds=12.0, val_acc=0.6),
+        {"type": "end"},
+    )
+    summary = runs.summarize(tmp_path)
+    assert summary["seconds"] == 22.0 and summary["epochs"] == 2 and summary["val_acc"] == 0.6
+
+
 def test_resume_continues_the_curve(tmp_path: Path) -> None:
     """A resumed run drops the epoch it redoes, so the history has every epoch exactly once."""
     s = RunState(tmp_path)
