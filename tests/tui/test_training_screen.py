@@ -17,11 +17,11 @@ from textual.widgets import Button, Input, Select, Static
 from fer_tui import launch
 from fer_tui.runs import running_pid
 from fer_tui.tui.app import make_app
+from fer_tui.tui.screens.curves import CurvesScreen
+from fer_tui.tui.screens.start_dialog import StartDialog
 from fer_tui.tui.screens.training import TrainingScreen
-from fer_tui.tui.widgets.curves import CurvesScreen
 from fer_tui.tui.widgets.run_list import RunList
 from fer_tui.tui.widgets.run_panel import RunPanel
-from fer_tui.tui.widgets.start_dialog import StartDialog
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "runs" / "fake_trainer.py"
 SMOKE = 'name = "smoke"\narchs = ["resnet18"]\n[train]\nepochs = 3\ndevice = "cpu"\n'
@@ -346,7 +346,7 @@ async def test_start_stop_resume_with_the_fake_trainer(tmp_path, configs, fake_t
 
 async def test_tail_worker_error_is_a_notification(tmp_path: Path, monkeypatch) -> None:
     """A failing poll (e.g. an unreadable runs dir) is said once, not a traceback or a flood."""
-    from fer_tui.tui.widgets.run_view import RunTracker
+    from fer_tui.run_tracker import RunTracker
 
     def broken(self, now=None):
         raise PermissionError("runs dir unreadable")

@@ -25,16 +25,16 @@ from textual.worker import Worker, WorkerState
 from fer_tui import launch
 from fer_tui.config import ARCHS
 from fer_tui.errors import FerError
+from fer_tui.run_tracker import RunTracker, RunView
 from fer_tui.tui.messages import RunRemoved, RunStateChanged, TrainerExited
+from fer_tui.tui.screens.start_dialog import StartDialog, StartRequest
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.run_list import RunList
 from fer_tui.tui.widgets.run_panel import RunPanel
-from fer_tui.tui.widgets.run_view import RunTracker, RunView
-from fer_tui.tui.widgets.start_dialog import StartDialog, StartRequest
 from fer_tui.tui.widgets.system import SystemLine
 
 if TYPE_CHECKING:
-    from fer_tui.tui.widgets.curves import CurvesScreen
+    from fer_tui.tui.screens.curves import CurvesScreen
 
 
 class TrainingScreen(Screen[None]):
@@ -261,7 +261,7 @@ class TrainingScreen(Screen[None]):
 
     def action_plot(self) -> None:
         """All models' curves on one chart per metric, like the paper's Figure 2."""
-        from fer_tui.tui.widgets.curves import CurvesScreen  # deferred: plotext loads on demand
+        from fer_tui.tui.screens.curves import CurvesScreen  # deferred: plotext loads on demand
 
         self._curves = CurvesScreen(self._panel_views())
         self.app.push_screen(self._curves, self._curves_closed)

@@ -6,9 +6,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Sparkline, Static
 
+from fer_tui.run_tracker import RunView
 from fer_tui.runs import STATUSES
 from fer_tui.tui.widgets.format import duration, number, percent
-from fer_tui.tui.widgets.run_view import RunView
 
 #: (RunView field, label, formatter) for each sparkline row.
 CURVES = (

@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label
 from textual_plotext import PlotextPlot
 
-from fer_tui.tui.widgets.run_view import RunView
+from fer_tui.run_tracker import RunView
 
 #: A fixed colour per arch, so a model keeps its colour across the three charts.
 COLOURS = {"resnet18": "blue", "resnet34": "green", "resnet50": "red"}

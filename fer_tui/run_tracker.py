@@ -3,7 +3,7 @@
 The tracker lives in the screen's tail worker thread: it rescans the runs dir now and then,
 tails each run's events incrementally (RunWatcher), and returns a fresh RunView only for runs
 whose view changed. RunViews are frozen and hold tuples, so handing one from the worker thread
-to the UI thread is safe. No textual here, so this is tested like core code.
+to the UI thread is safe. Core code: no textual here (the TUI imports it, not the reverse).
 """
 
 from __future__ import annotations
