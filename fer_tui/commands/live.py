@@ -19,22 +19,6 @@ from fer_tui.backends import BACKENDS
 from fer_tui.errors import FerError, LiveError
 from fer_tui.progress import ProgressBar
 
-# the GPU-trained ResNet18 (scratch recipe) when shipped, else the CPU-trained one (cpu recipe)
-DEFAULT_CHECKPOINTS = ("resnet18.pt", "resnet18-cpu.pt")
-
-
-def find_checkpoint(checkpoints_dir: Path, runs_dir: Path | None = None) -> Path | None:
-    """The first shipped checkpoint of DEFAULT_CHECKPOINTS, else the newest runs/*/best.pt,
-    else None."""
-    for name in DEFAULT_CHECKPOINTS:
-        if (checkpoints_dir / name).is_file():
-            return checkpoints_dir / name
-    if runs_dir is not None and runs_dir.is_dir():
-        best = sorted(runs_dir.glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
-        if best:
-            return best[-1]
-    return None
-
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -223,6 +207,7 @@ def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
     if arg:
         return Path(arg)
     from fer_tui import paths
+    from fer_tui.checkpoints import find_checkpoint
 
     found = find_checkpoint(paths.checkpoints_dir(), paths.runs_dir(runs_dir))
     if found is None:

@@ -91,22 +91,6 @@ def test_missing_checkpoint_exits_2(assets, tmp_path: Path, capsys, monkeypatch)
     assert "fer-tui train" in capsys.readouterr().err
 
 
-def test_default_checkpoint_prefers_the_gpu_model(tmp_path: Path) -> None:
-    """Without --checkpoint: checkpoints/resnet18.pt, else resnet18-cpu.pt, else a run's best."""
-    from fer_tui.commands.live import find_checkpoint
-
-    ckpts, runs = tmp_path / "checkpoints", tmp_path / "runs"
-    (runs / "r1").mkdir(parents=True)
-    ckpts.mkdir()
-    assert find_checkpoint(ckpts, runs) is None
-    (runs / "r1" / "best.pt").write_bytes(b"x")
-    assert find_checkpoint(ckpts, runs) == runs / "r1" / "best.pt"
-    (ckpts / "resnet18-cpu.pt").write_bytes(b"x")
-    assert find_checkpoint(ckpts, runs) == ckpts / "resnet18-cpu.pt"
-    (ckpts / "resnet18.pt").write_bytes(b"x")
-    assert find_checkpoint(ckpts, runs) == ckpts / "resnet18.pt"
-
-
 def test_unreadable_video_exits_2(assets, tmp_path: Path, capsys) -> None:
     """A corrupt video file is reported by name, exit code 2."""
     bad = tmp_path / "broken.avi"

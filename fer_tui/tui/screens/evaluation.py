@@ -41,6 +41,7 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from fer_tui.backends import BACKENDS, check_backend
+from fer_tui.checkpoints import finished_run_checkpoints, shipped_checkpoints
 from fer_tui.errors import FerError
 from fer_tui.evaluation.cache import find_cached_report
 from fer_tui.evaluation.ensemble import ENSEMBLE, ensemble_evaluation
@@ -96,18 +97,6 @@ class EvaluationFinished(Message):
         self.reports = reports
         self.cached = cached
         self.ensemble = ensemble
-
-
-def finished_run_checkpoints(runs_dir: Path) -> list[Path]:
-    """best.pt of every run whose trainer said `end`, oldest first."""
-    from fer_tui.runs import BEST, iter_run_states
-
-    out = []
-    for state in iter_run_states(runs_dir):
-        best = state.run_dir / BEST
-        if state.ended == "finished" and best.is_file():
-            out.append(best)
-    return out
 
 
 class EvaluationScreen(Screen[None]):
@@ -224,8 +213,8 @@ class EvaluationScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def scan_checkpoints(self) -> None:
         """List checkpoints and look up cached reports for the default picks (no torch)."""
-        shipped = sorted(Path(self.settings.checkpoints_dir).glob("*.pt"))
-        runs = finished_run_checkpoints(Path(self.settings.runs_dir))
+        shipped = shipped_checkpoints(self.settings.checkpoints_dir)
+        runs = finished_run_checkpoints(self.settings.runs_dir)
         found = [(p.name, p) for p in shipped] + [(f"{p.parent.name}/{p.name}", p) for p in runs]
         # shipped ones side by side like the paper; else the newest finished run
         picked = shipped or runs[-1:]

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from textual import on, work
@@ -31,6 +30,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from fer_tui.checkpoints import find_checkpoint
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.big_label import BigLabel
 from fer_tui.tui.widgets.frame_preview import FramePreview
@@ -110,9 +110,7 @@ class LiveScreen(Screen[None]):
         self.set_reactive(LiveScreen.terminal_only, not self.display_ok)
 
     def _default_checkpoint(self) -> str:
-        from fer_tui.commands.live import find_checkpoint
-
-        found = find_checkpoint(Path(self.settings.checkpoints_dir), Path(self.settings.runs_dir))
+        found = find_checkpoint(self.settings.checkpoints_dir, self.settings.runs_dir)
         return str(found) if found else ""
 
     def compose(self) -> ComposeResult:
