@@ -29,6 +29,7 @@ Modules, in the order a frame meets them:
     pipeline.py   crop -> model -> FrameResult, one generator per source
     results.py    FaceResult, FrameResult and the per-frame JSON record
     window.py     the OpenCV window and its overlay
+    display.py    whether a window can open here (no cv2: the TUI asks it too)
 
-Only `config` imports neither torch nor cv2.
+Only `config` and `display` import neither torch nor cv2.
 """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Sequence
 
 import cv2
@@ -11,6 +9,7 @@ import numpy as np
 
 from fer_tui.data.index import CLASSES
 from fer_tui.errors import LiveError
+from fer_tui.live.display import has_display
 from fer_tui.live.results import FrameResult
 
 WINDOW = "fer-tui live"
@@ -18,9 +17,7 @@ WINDOW = "fer-tui live"
 
 def check_display() -> None:
     """Raise LiveError when an OpenCV window cannot be shown here."""
-    if sys.platform.startswith("linux") and not (
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    ):
+    if not has_display():
         raise LiveError(
             "no display (DISPLAY and WAYLAND_DISPLAY are unset, e.g. over SSH): "
             "use --no-window and --output to write the results instead"

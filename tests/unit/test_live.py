@@ -14,7 +14,7 @@ import torch
 from fer_tui.backends import load_model, pick_backend
 from fer_tui.data.index import CLASSES
 from fer_tui.errors import ConfigError, LiveError
-from fer_tui.live import capture, window
+from fer_tui.live import capture, display
 from fer_tui.live.boxes import iou
 from fer_tui.live.config import LiveConfig, load_live_config
 from fer_tui.live.detection import Detection, FaceDetector
@@ -264,7 +264,7 @@ def test_live_config_file(tmp_path: Path) -> None:
 
 def test_window_needs_a_display(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without DISPLAY/WAYLAND_DISPLAY on Linux the window path says to use --no-window."""
-    monkeypatch.setattr(window.sys, "platform", "linux")
+    monkeypatch.setattr(display.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(LiveError, match="--no-window"):

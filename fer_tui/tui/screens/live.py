@@ -12,7 +12,6 @@ unmounts or the app exits.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -31,17 +30,11 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Stat
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from fer_tui.checkpoints import find_checkpoint
+from fer_tui.live.display import has_display
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.big_label import BigLabel
 from fer_tui.tui.widgets.frame_preview import FramePreview
 from fer_tui.tui.widgets.prob_bars import ProbBars
-
-
-def has_display() -> bool:
-    """Whether an OpenCV window can open here (Linux needs X11 or Wayland)."""
-    if not sys.platform.startswith("linux"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 class RecordReceived(Message):
