@@ -1,8 +1,8 @@
 """Start, stop and resume trainers as detached background processes (no torch, no textual).
 
-The TUI never owns a trainer: it spawns `python -m fer_tui train ...` in its own session
-(so closing the TUI or losing the SSH connection does not stop it), with stdin from /dev/null
-and stdout/stderr to `<runs_dir>/launch-<stamp>.log`, and then only watches the run dirs.
+The TUI never owns a trainer: it spawns `python -m fer_tui train ...` (TRAINER) in its own
+session (so closing the TUI or losing the SSH connection does not stop it), with stdin from
+/dev/null and stdout/stderr to `<runs_dir>/launch-<stamp>.log`, and then only watches the run dirs.
 Each trainer child writes its pid into its run's `run.lock`; stopping a run is SIGTERM to
 that pid. Everything that can be checked before spawning is checked here, so a bad config,
 an unwritable runs dir or `--device cuda` on a machine without a GPU is an error on screen,
@@ -32,8 +32,16 @@ from fer_tui.runs import (
     running_pid,
 )
 
-#: The trainer command line, before its arguments; tests point it at a fake trainer.
-TRAINER: list[str] = [sys.executable, "-m", "fer_tui", "train"]
+
+def fer_tui_command(subcommand: str) -> list[str]:
+    """`python -m fer_tui <subcommand>` with this interpreter: how fer-tui starts itself in a
+    child process (a trainer, the live pipeline), before the subcommand's arguments."""
+    return [sys.executable, "-m", "fer_tui", subcommand]
+
+
+#: The trainer command line, before its arguments: what the TUI starts, and what `--arch all`
+#: starts once per arch. Tests point it at a fake trainer.
+TRAINER: list[str] = fer_tui_command("train")
 
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -13,13 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fer_tui import launch
 from fer_tui.config import RunConfig, to_toml
 from fer_tui.files import atomic_write_text
 from fer_tui.models import resolve_device
 from fer_tui.runs import CONFIG, new_run_dir, summarize
-
-#: How a child trainer is started (before its arguments); tests point it at a stand-in.
-CHILD: list[str] = [sys.executable, "-m", "fer_tui", "train"]
 
 
 def train_many(cfgs: list[RunConfig], runs_dir_arg: str | None, *, as_json: bool = False) -> int:
@@ -51,7 +49,7 @@ def train_many(cfgs: list[RunConfig], runs_dir_arg: str | None, *, as_json: bool
         for d in dirs:
             if stopping:
                 break
-            argv = [*CHILD, "--run-dir", str(d), "--config", str(d / CONFIG)]
+            argv = [*launch.TRAINER, "--run-dir", str(d), "--config", str(d / CONFIG)]
             if together:
                 with open(d / "stdout.log", "ab") as log:
                     procs.append(

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fer_tui import launch
 from fer_tui.cli import main
 from fer_tui.models import load_checkpoint, read_checkpoint
 from fer_tui.runs import LOCK, read_events, read_run
@@ -336,7 +337,7 @@ def test_several_archs_pending_dirs_children_in_turn_and_exit_code(
 
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    monkeypatch.setattr(group, "CHILD", [sys.executable, str(script)])
+    monkeypatch.setattr(launch, "TRAINER", [sys.executable, str(script)])
     cfg = load_config(tiny_config(tmp_path))
     cfgs = [cfg.for_arch(a) for a in ("resnet18", "resnet34", "resnet50")]
     assert group.train_many(cfgs, str(tmp_path / "runs"), as_json=True) == 1
@@ -378,7 +379,7 @@ def test_sigterm_to_the_parent_reaches_the_child_and_stops_the_queue(
 
     script = tmp_path / "sleeper.py"
     script.write_text(SLEEPER)
-    monkeypatch.setattr(group, "CHILD", [sys.executable, str(script)])
+    monkeypatch.setattr(launch, "TRAINER", [sys.executable, str(script)])
     cfg = load_config(tiny_config(tmp_path))
     runs = tmp_path / "runs"
 
@@ -469,7 +470,7 @@ def test_a_child_stopped_by_the_user_is_not_a_failure(
 
     script = tmp_path / "stopped.py"
     script.write_text(STOPPED_CHILD)
-    monkeypatch.setattr(group, "CHILD", [sys.executable, str(script)])
+    monkeypatch.setattr(launch, "TRAINER", [sys.executable, str(script)])
     cfg = load_config(tiny_config(tmp_path))
     cfgs = [cfg.for_arch(a) for a in ("resnet18", "resnet34")]
     assert group.train_many(cfgs, str(tmp_path / "runs")) == 0

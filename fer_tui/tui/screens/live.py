@@ -1,9 +1,9 @@
 """The Live screen: runs `fer-tui live --output -` in a child process and shows its stream.
 
 OpenCV's window wants the main thread of its process, so the pipeline runs in a child
-(`python -m fer_tui live ...`) that writes one JSON record per frame on stdout. A thread
-worker reads it, keeps the newest record and posts it about ten times a second
-(`RecordReceived`, which `can_replace` an older one still queued). Where there is no
+(`python -m fer_tui live ...`, from `launch.fer_tui_command`) that writes one JSON record per
+frame on stdout. A thread worker reads it, keeps the newest record and posts it about ten times
+a second (`RecordReceived`, which `can_replace` an older one still queued). Where there is no
 display (over SSH), the terminal-only mode asks the child for a small grey preview in each
 record and draws it here with half-blocks. The child is killed when the screen stops it,
 unmounts or the app exits.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -30,6 +29,7 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Stat
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from fer_tui.checkpoints import find_checkpoint
+from fer_tui.launch import fer_tui_command
 from fer_tui.live.display import has_display
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.big_label import BigLabel
@@ -183,17 +183,8 @@ class LiveScreen(Screen[None]):
             return
         source = self.query_one("#live-source", Input).value.strip() or "0"
         checkpoint = self.query_one("#live-checkpoint", Input).value.strip()
-        argv = [
-            sys.executable,
-            "-m",
-            "fer_tui",
-            "live",
-            "--output",
-            "-",
-            "--source",
-            source,
-            "--realtime",
-        ]  # a video file plays at its own speed, like a camera
+        # --realtime: a video file plays at its own speed, like a camera
+        argv = [*fer_tui_command("live"), "--output", "-", "--source", source, "--realtime"]
         if checkpoint:
             argv += ["--checkpoint", checkpoint]
         else:  # let the child look for the newest best.pt where this app looks
