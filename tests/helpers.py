@@ -1,14 +1,64 @@
-"""Synthetic FER-2013 look-alikes for the unit tests (the real data is never needed here)."""
+"""Synthetic FER-2013 look-alikes for the unit tests (the real data is never needed here), and
+the one way tests wait for something to happen."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from fer_tui.data.index import CLASSES
 
 REAL_TARBALL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013.tar.gz"
+
+T = TypeVar("T")
+
+
+# --- waiting ------------------------------------------------------------------------------
+
+
+def _poll(predicate: Callable[[], T], deadline: float, timeout: float, what: str) -> T:
+    value = predicate()
+    if not value and time.monotonic() > deadline:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    return value
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "the condition",
+) -> T:
+    """Call `predicate` every `interval` seconds until it returns something truthy, and return
+    that; an AssertionError naming `what` after `timeout` seconds. A predicate may itself
+    assert (e.g. that the process it waits on is still alive)."""
+    deadline = time.monotonic() + timeout
+    while not (value := _poll(predicate, deadline, timeout, what)):
+        time.sleep(interval)
+    return value
+
+
+async def until(
+    pilot: Any,
+    predicate: Callable[[], T],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "the screen",
+) -> T:
+    """`wait_until` inside a Textual test: the app runs (`pilot.pause`) between the checks."""
+    deadline = time.monotonic() + timeout
+    while not (value := _poll(predicate, deadline, timeout, what)):
+        await pilot.pause(interval)
+    return value
+
+
+# --- data ---------------------------------------------------------------------------------
 
 
 def synthetic_faces(n: int, label: int, seed: int = 0, size: int = 48) -> np.ndarray:

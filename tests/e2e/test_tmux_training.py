@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from fer_tui.runs import list_runs, read_lock, read_run, running_pid
-from tests.helpers import make_folder_dataset
+from tests.helpers import make_folder_dataset, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,14 +80,19 @@ class Tmux:
             time.sleep(pause)
 
     def wait_for(self, predicate, timeout: float, what: str) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.screen()
-            if predicate(text):
-                return text
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; the screen was:\n{text}")
-            time.sleep(0.3)
+        """The screen's text once `predicate(text)` holds; on a timeout, the error shows it."""
+        shown = ""
+
+        def holds() -> bool:
+            nonlocal shown
+            shown = self.screen()
+            return predicate(shown)
+
+        try:
+            wait_until(holds, timeout=timeout, interval=0.3, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the screen was:\n{shown}") from None
+        return shown
 
     def kill(self) -> None:
         self("kill-server")

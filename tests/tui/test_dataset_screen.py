@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from fer_tui.tui.screens.dataset import DatasetScreen
 from fer_tui.tui.widgets.class_bars import ClassBars
 from fer_tui.tui.widgets.faces import FaceGrid
 from fer_tui.tui.widgets.problems import ProblemList
-from tests.helpers import make_folder_dataset
+from tests.helpers import make_folder_dataset, until
 
 SIZE = (120, 40)
 
@@ -25,10 +24,12 @@ async def _settled(pilot, timeout: float = 30.0) -> DatasetScreen:
     """Wait until the screen shows the data or an error (the worker starts after a frame)."""
     screen = pilot.app.screen
     assert isinstance(screen, DatasetScreen)
-    deadline = time.monotonic() + timeout
-    while not (screen.has_class("-ready") or screen.has_class("-failed")):
-        assert time.monotonic() < deadline, "the Dataset screen never finished loading"
-        await pilot.pause(0.05)
+    await until(
+        pilot,
+        lambda: screen.has_class("-ready") or screen.has_class("-failed"),
+        timeout=timeout,
+        what="the Dataset screen to finish loading",
+    )
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
     return screen
@@ -72,10 +73,8 @@ async def test_first_paint_does_not_wait_for_the_data(
     async with make_app(data=tiny_data, runs_dir=tmp_path).run_test(size=SIZE) as pilot:
         screen = pilot.app.screen
         bar = screen.query_one("#dataset-progress", ProgressBar)
-        for _ in range(200):  # the worker starts after the first frame
-            if bar.total:
-                break
-            await pilot.pause(0.05)
+        # the worker starts after the first frame
+        await until(pilot, lambda: bar.total, timeout=10, what="the loader's first progress")
         assert screen.has_class("-loading")
         loading = screen.query_one("#dataset-loading")
         assert loading.display and bar.percentage == pytest.approx(0.25)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from fer_tui.tui.screens.live import LiveScreen
 from fer_tui.tui.widgets.big_label import BigLabel, block_text
 from fer_tui.tui.widgets.frame_preview import FramePreview, render_halfblocks
 from fer_tui.tui.widgets.prob_bars import ProbBars, bar
-from tests.helpers import make_face_video, make_tiny_checkpoint
+from tests.helpers import make_face_video, make_tiny_checkpoint, until, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +38,6 @@ def no_display(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
 
 
-async def _wait(pilot, cond, timeout: float = 90.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting for the Live screen")
-        await pilot.pause(0.2)
-
-
 def _text(widget: Static) -> str:
     return str(widget.render())
 
@@ -65,7 +56,9 @@ async def test_terminal_only_shows_label_bars_and_preview(assets, tmp_path, no_d
         assert screen.query_one("#live-checkpoint", Input).value == str(assets["ckpt"])
         screen.query_one("#live-source", Input).value = str(assets["video"])
         await pilot.click("#live-start")
-        await _wait(pilot, lambda: screen.last_record is not None and not screen.running)
+        await until(
+            pilot, lambda: screen.last_record is not None and not screen.running, timeout=90
+        )
         label = screen.query_one(BigLabel)
         assert label.word in CLASSES
         assert "█" in _text(label)
@@ -88,7 +81,7 @@ async def test_child_error_is_shown_and_screen_stays_usable(assets, tmp_path, no
         screen = app.screen
         screen.query_one("#live-source", Input).value = str(tmp_path / "missing.avi")
         await pilot.click("#live-start")
-        await _wait(pilot, lambda: screen.query_one("#live-error").has_class("-shown"))
+        await until(pilot, lambda: screen.query_one("#live-error").has_class("-shown"), timeout=90)
         assert "missing.avi" in _text(screen.query_one("#live-error", Static))
         assert not screen.running
         assert not screen.query_one("#live-start").disabled
@@ -105,23 +98,27 @@ async def test_stop_and_app_exit_kill_the_child(assets, tmp_path, no_display) ->
         screen = app.screen
         screen.query_one("#live-source", Input).value = str(assets["long"])
         await pilot.click("#live-start")
-        await _wait(pilot, lambda: screen.last_record is not None)
+        await until(pilot, lambda: screen.last_record is not None, timeout=90)
         proc = screen._proc
         assert proc is not None and proc.poll() is None
         screen.set_focus(None)
         await pilot.press("x")
-        await _wait(pilot, lambda: not screen.running, timeout=20)
+        await until(pilot, lambda: not screen.running, timeout=20)
         assert proc.poll() is not None
         assert not screen.query_one("#live-error").has_class("-shown")
 
         screen.last_record = None
         await pilot.press("s")
-        await _wait(pilot, lambda: screen.last_record is not None)
+        await until(pilot, lambda: screen.last_record is not None, timeout=90)
         pid = screen._proc.pid
-    end = time.monotonic() + 10
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-        assert time.monotonic() < end, "the child outlived the app"
-        time.sleep(0.1)
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(gone, timeout=10, interval=0.1, what="the child to die with the app")
 
 
 def test_widgets_render() -> None:

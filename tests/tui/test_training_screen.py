@@ -22,6 +22,7 @@ from fer_tui.tui.screens.start_dialog import StartDialog
 from fer_tui.tui.screens.training import TrainingScreen
 from fer_tui.tui.widgets.run_list import RunList
 from fer_tui.tui.widgets.run_panel import RunPanel
+from tests.helpers import until
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "runs" / "fake_trainer.py"
 SMOKE = 'name = "smoke"\narchs = ["resnet18"]\n[train]\nepochs = 3\ndevice = "cpu"\n'
@@ -110,15 +111,6 @@ def runs(tmp_path: Path) -> Path:
 def app_for(runs: Path, **kwargs):
     kwargs.setdefault("configs_dir", runs.parent / "configs")
     return make_app(runs_dir=runs, poll_interval=0.05, rescan_interval=0.1, **kwargs)
-
-
-async def until(pilot, predicate, timeout: float = 10.0) -> None:
-    """Let the app run until `predicate()` holds (or fail after `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("the screen did not get there in time")
-        await pilot.pause(0.05)
 
 
 def statuses(app) -> dict[str, str]:

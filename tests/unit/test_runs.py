@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from fer_tui import runs
 from fer_tui.errors import RunError
 from fer_tui.files import atomic_write_bytes
 from fer_tui.runs import EventTail, EventWriter, RunLock, RunState, RunWatcher
+from tests.helpers import wait_until
 
 
 def line(**event: object) -> bytes:
@@ -310,10 +310,11 @@ def test_live_lock_refuses_a_second_trainer(tmp_path: Path) -> None:
 def test_zombie_counts_as_dead() -> None:
     """A finished child nobody reaped yet is not a live trainer."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    for _ in range(200):
+
+    def zombie() -> bool:
         with open(f"/proc/{proc.pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                break
-        time.sleep(0.01)
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+    wait_until(zombie, timeout=5, interval=0.01, what="the child to exit")
     assert runs.pid_alive(proc.pid) is False
     proc.wait()

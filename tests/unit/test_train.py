@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from fer_tui.training import group
 from fer_tui.training.arrays import holdout_split, prepare_arrays
 from fer_tui.training.optim import lr_lambda
 from fer_tui.training.trainer import Trainer
+from tests.helpers import wait_until
 
 TINY = """
 name = "tiny"
@@ -130,13 +130,13 @@ def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def wait_event(run_dir: Path, pred, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(pred(e) for e in read_events(run_dir)) if run_dir.exists() else False:
-            return
+    def seen() -> bool:
+        if run_dir.exists() and any(pred(e) for e in read_events(run_dir)):
+            return True
         assert proc.poll() is None, "the trainer exited before the awaited event"
-        time.sleep(0.02)
-    raise AssertionError("event not seen in time")
+        return False
+
+    wait_until(seen, timeout=timeout, what="the trainer's event")
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -199,10 +199,14 @@ def test_sigkill_then_resume_equals_uninterrupted(
     """kill -9 after epoch 1, then --resume: same epochs, no gap, bit-identical weights."""
     runs = tmp_path / "runs"
     proc = spawn(args(tiny_config(tmp_path), tiny_data, runs), tmp_path / "log")
-    deadline = time.monotonic() + 120
-    while not (runs.exists() and any(runs.iterdir())):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.02)
+
+    def run_dir_made() -> bool:
+        if runs.exists() and any(runs.iterdir()):
+            return True
+        assert proc.poll() is None, "the trainer exited before making its run dir"
+        return False
+
+    wait_until(run_dir_made, timeout=120, what="the run dir")
     run_dir = only_run(runs)
     wait_event(run_dir, lambda e: e["type"] == "epoch", proc)
     proc.send_signal(signal.SIGKILL)
@@ -384,10 +388,10 @@ def test_sigterm_to_the_parent_reaches_the_child_and_stops_the_queue(
     runs = tmp_path / "runs"
 
     def stop_when_started() -> None:
-        deadline = time.monotonic() + 60
-        while not list(runs.glob("*/started")) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            wait_until(lambda: list(runs.glob("*/started")), timeout=60, what="the first child")
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=stop_when_started, daemon=True).start()
     cfgs = [cfg.for_arch(a) for a in ("resnet18", "resnet34")]
