@@ -52,7 +52,7 @@ async def test_screen_shows_counts_per_split_and_class(tiny_data: Path, tmp_path
         summary = _text(screen, "#dataset-summary")
         assert "Imbalance (train) 1.0x" in summary and "Pixels mean" in summary
         faces = screen.query_one(FaceGrid)
-        assert [label for label, _ in faces._columns] == list(CLASSES)
+        assert [label for label, _ in faces.columns] == list(CLASSES)
         assert faces.rows == 2 and faces.size.height == 1 + 2 * 8 + 1  # 16 px faces at 120
         assert screen.query_one("#problems-title", Label).render().plain == "Problems (0)"
 
@@ -137,10 +137,10 @@ async def test_reshuffle_and_split_keys_change_the_faces(tiny_data: Path, tmp_pa
     async with make_app(data=tiny_data, runs_dir=tmp_path).run_test(size=SIZE) as pilot:
         screen = await _settled(pilot)
         grid = screen.query_one(FaceGrid)
-        before = [f.tobytes() for _, faces in grid._columns for f in faces]
+        before = [f.tobytes() for _, faces in grid.columns for f in faces]
         await pilot.press("r")
         assert screen.seed == 1
-        assert [f.tobytes() for _, faces in grid._columns for f in faces] != before
+        assert [f.tobytes() for _, faces in grid.columns for f in faces] != before
         await pilot.press("t")
         title = screen.query_one("#faces-title", Label).render().plain
         assert title == "Sample faces (test, seed 1)"

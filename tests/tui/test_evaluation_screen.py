@@ -126,7 +126,7 @@ async def test_ensemble_of_one_pick_is_refused_with_a_hint(
         await pilot.click("#ensemble")
         await pilot.press("e")
         await pilot.pause(0.2)
-        assert any("pick another checkpoint" in n.message for n in app._notifications)
+        assert any("pick another checkpoint" in n.message for n in app.notifications)
         assert screen.reports == [] and screen.query_one("#table1").row_count == 0
 
 

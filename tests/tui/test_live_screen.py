@@ -99,7 +99,7 @@ async def test_stop_and_app_exit_kill_the_child(assets, tmp_path, no_display) ->
         screen.query_one("#live-source", Input).value = str(assets["long"])
         await pilot.click("#live-start")
         await until(pilot, lambda: screen.last_record is not None, timeout=90)
-        proc = screen._proc
+        proc = screen.child
         assert proc is not None and proc.poll() is None
         screen.set_focus(None)
         await pilot.press("x")
@@ -110,7 +110,7 @@ async def test_stop_and_app_exit_kill_the_child(assets, tmp_path, no_display) ->
         screen.last_record = None
         await pilot.press("s")
         await until(pilot, lambda: screen.last_record is not None, timeout=90)
-        pid = screen._proc.pid
+        pid = screen.child.pid
 
     def gone() -> bool:
         try:

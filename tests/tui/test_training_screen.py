@@ -229,7 +229,7 @@ async def test_evaluate_opens_the_best_checkpoint(runs: Path, monkeypatch) -> No
         await pilot.press("down")  # the failed run has no best.pt: says so, stays here
         await pilot.press("e")
         assert isinstance(app.screen, TrainingScreen)
-        assert any("has no best.pt" in n.message for n in app._notifications)
+        assert any("has no best.pt" in n.message for n in app.notifications)
         await pilot.press("up", "e")
         await until(pilot, lambda: isinstance(app.screen, EvaluationScreen))
         assert picked == [best]
@@ -331,7 +331,7 @@ async def test_start_stop_resume_with_the_fake_trainer(tmp_path, configs, fake_t
         await until(pilot, lambda: statuses(app)[run_id] == "running", timeout=15)
         await pilot.press("r")  # a second start of the same run is refused
         await pilot.pause()
-        assert any("already running" in n.message for n in app._notifications)
+        assert any("already running" in n.message for n in app.notifications)
         await pilot.press("x")
         await until(pilot, lambda: statuses(app)[run_id] == "stopped", timeout=15)
 
@@ -348,7 +348,7 @@ async def test_tail_worker_error_is_a_notification(tmp_path: Path, monkeypatch) 
     async with app.run_test(size=(120, 40)) as pilot:
         await app.switch_mode("training")
         await pilot.pause(0.5)  # ~10 failed polls
-        errors = [n for n in app._notifications if n.severity == "error"]
+        errors = [n for n in app.notifications if n.severity == "error"]
         assert len(errors) == 1 and "runs dir unreadable" in errors[0].message
         assert isinstance(app.screen, TrainingScreen)
 
@@ -364,7 +364,7 @@ async def test_trainer_death_is_reported_but_a_stop_is_not(tmp_path: Path) -> No
         app.screen.post_message(TrainerExited(41, 130, log, ""))
         app.screen.post_message(TrainerExited(42, 2, log, "fer-tui: error: no dataset found"))
         await pilot.pause()
-        errors = [n.message for n in app._notifications if n.severity == "error"]
+        errors = [n.message for n in app.notifications if n.severity == "error"]
         assert len(errors) == 1
         assert "pid 42 exited with code 2" in errors[0] and "no dataset found" in errors[0]
 
@@ -500,7 +500,7 @@ async def test_actions_without_runs_warn(tmp_path: Path) -> None:
         for key in "xre":
             await pilot.press(key)
         await pilot.pause()
-        assert [n.message for n in app._notifications].count(
+        assert [n.message for n in app.notifications].count(
             "no run selected: start one with s"
         ) == 3
         assert "No runs in" in str(app.screen.query_one("#runs-hint").render())

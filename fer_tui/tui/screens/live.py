@@ -102,6 +102,11 @@ class LiveScreen(Screen[None]):
         self.last_record: dict[str, Any] | None = None
         self.set_reactive(LiveScreen.terminal_only, not self.display_ok)
 
+    @property
+    def child(self) -> subprocess.Popen[str] | None:
+        """The `fer-tui live` child process while one runs."""
+        return self._proc
+
     def _default_checkpoint(self) -> str:
         found = find_checkpoint(self.settings.checkpoints_dir, self.settings.runs_dir)
         return str(found) if found else ""

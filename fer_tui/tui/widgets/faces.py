@@ -101,6 +101,11 @@ class FaceGrid(Widget):
         self._columns: list[tuple[str, list[np.ndarray]]] = []
         self._lines: dict[int, list[Strip]] = {}
 
+    @property
+    def columns(self) -> tuple[tuple[str, list[np.ndarray]], ...]:
+        """What is shown: (label, faces) per column, left to right."""
+        return tuple(self._columns)
+
     def set_faces(self, columns: list[tuple[str, list[np.ndarray]]]) -> None:
         """Show these faces: one (label, [48x48 uint8 images]) per column."""
         self._columns = columns
