@@ -165,7 +165,7 @@ def _odd_checkpoint(path: Path, seed: int = 2) -> Path:
 
 
 def _mean_probability_accuracy(checkpoints: list[Path], data: Path) -> float:
-    """The ensemble's accuracy worked out here, apart from fer_tui.evaluate: each model on the
+    """The ensemble's accuracy worked out here, apart from fer_tui.evaluation: each model on the
     test faces with its own preprocessing, the probabilities averaged, then the argmax."""
     from fer_tui.data.load import load_dataset
     from fer_tui.models import load_checkpoint, predict_proba
