@@ -60,6 +60,14 @@ def test_the_whole_tui_does_not_import_torch() -> None:
     assert "torch" not in loaded and "cv2" not in loaded
 
 
+def test_cli_does_not_import_textual() -> None:
+    """`fer-tui stats|train|evaluate|live|export` never load Textual: the entry point imports
+    the TUI only when it opens it."""
+    loaded = _modules_after("import fer_tui.cli")
+    assert not any(m == "textual" or m.startswith("textual.") for m in loaded)
+    assert not any(m.startswith("fer_tui.tui") for m in loaded)
+
+
 def test_core_does_not_import_the_ui_or_the_cli() -> None:
     """Every core module, imported for real, loads no Textual, no fer_tui.tui and no
     fer_tui.commands (harlequin's boundary)."""
