@@ -45,8 +45,10 @@ def cpu_timed(fn, repeat: int = 5) -> float:
 
 def fresh_process_load(source: Path) -> float:
     """Wall seconds of a new interpreter that imports fer_tui and loads from the cache."""
-    code = ("from fer_tui.data.load import load_dataset; import sys; "
-            "d = load_dataset(sys.argv[1]); assert d.from_cache")
+    code = (
+        "from fer_tui.data.load import load_dataset; import sys; "
+        "d = load_dataset(sys.argv[1]); assert d.from_cache"
+    )
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", code, str(source)], check=True, env=os.environ)
     return time.perf_counter() - t
@@ -62,8 +64,11 @@ def bench(label: str, source: Path, workers: bool) -> dict[str, float]:
         print(f"{label:7s} decode, 1 thread          {out['decode_1_thread']:7.2f} s", flush=True)
     out["decode"], data = timed(lambda: load_dataset(source))  # writes the cache
     n = sum(len(data.splits[s]) for s in ("train", "test"))
-    print(f"{label:7s} first decode + cache write {out['decode']:7.2f} s  ({n:,} images, "
-          f"{n / out['decode']:,.0f} img/s)", flush=True)
+    print(
+        f"{label:7s} first decode + cache write {out['decode']:7.2f} s  ({n:,} images, "
+        f"{n / out['decode']:,.0f} img/s)",
+        flush=True,
+    )
     out["cached"], data = timed(lambda: load_dataset(source), repeat=5)
     assert data.from_cache
     print(f"{label:7s} cached load (median of 5)  {out['cached']:7.3f} s", flush=True)
@@ -72,25 +77,39 @@ def bench(label: str, source: Path, workers: bool) -> dict[str, float]:
     out["stats"], _ = timed(lambda: dataset_stats(data), repeat=5)
     print(f"{label:7s} dataset_stats (cached)     {out['stats']:7.3f} s", flush=True)
     out["process"] = statistics.median(fresh_process_load(source) for _ in range(3))
-    print(f"{label:7s} new process, cached load   {out['process']:7.3f} s  (interpreter, "
-          f"imports, load)", flush=True)
-    print(f"{label:7s} ratio cached / decode       {out['cached'] / out['decode']:7.3f}  "
-          f"({out['decode'] / out['cached']:.0f}x faster)", flush=True)
+    print(
+        f"{label:7s} new process, cached load   {out['process']:7.3f} s  (interpreter, "
+        f"imports, load)",
+        flush=True,
+    )
+    print(
+        f"{label:7s} ratio cached / decode       {out['cached'] / out['decode']:7.3f}  "
+        f"({out['decode'] / out['cached']:.0f}x faster)",
+        flush=True,
+    )
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tar", type=Path, default=DEFAULT_TAR)
-    parser.add_argument("--folder", type=Path, default=Path("/tmp/fer"),
-                        help="the tar.gz unpacked (skipped when absent)")
-    parser.add_argument("--no-single-thread", action="store_true",
-                        help="skip the 1-thread decode baseline")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=Path("/tmp/fer"),
+        help="the tar.gz unpacked (skipped when absent)",
+    )
+    parser.add_argument(
+        "--no-single-thread", action="store_true", help="skip the 1-thread decode baseline"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fer-bench-cache-") as cache:
         os.environ["FER_TUI_CACHE"] = cache
-        print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
-              f"{os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+            f"{os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
         ran = False
         for label, source in (("tar.gz", args.tar), ("folder", args.folder)):
             if source.exists():

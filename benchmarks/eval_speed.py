@@ -8,7 +8,7 @@ on the whole split with the best batch size. Batch sizes, options and the naive 
 1, fp32 NCHW, autograd on) run on subsets and are scaled up to the whole split, in the same
 process. Faces are the real test split when /tmp/fer or
 ../shared/data/fer2013.tar.gz is there, else 7,178 synthetic ones (same size, same cost).
-Options: --onnx times `fer-tui evaluate --engine onnxruntime` (the ONNX export through the same
+Options: --onnx times `fer-tui evaluate --backend onnxruntime` (the ONNX export through the same
 preprocessing and TTA code), --bf16 CPU autocast (with its agreement with fp32), --compile
 torch.compile (slow to compile on 2 cores).
 """
@@ -63,8 +63,9 @@ def naive_seconds(model, meta, images: np.ndarray, n: int) -> float:
 
     def run() -> None:
         for i in range(n):
-            inp = to_input(x[i : i + 1], image_size=meta["image_size"],
-                           in_channels=meta["in_channels"])
+            inp = to_input(
+                x[i : i + 1], image_size=meta["image_size"], in_channels=meta["in_channels"]
+            )
             model(inp).softmax(1)
 
     run_once = timed(run)
@@ -72,23 +73,23 @@ def naive_seconds(model, meta, images: np.ndarray, n: int) -> float:
 
 
 def onnx_seconds(model, meta, images: np.ndarray, batch: int) -> float | None:
-    """`fer-tui evaluate --engine onnxruntime`: the ONNX export through predict_proba."""
+    """`fer-tui evaluate --backend onnxruntime`: the ONNX export through predict_proba."""
     import tempfile
 
-    from fer_tui import evaluate as ev
+    from fer_tui.backends import check_backend, load_model
     from fer_tui.errors import FerError
     from fer_tui.models import predict_proba, save_checkpoint
 
     try:
-        ev.check_engine("onnxruntime", "cpu")
+        check_backend("onnxruntime", "cpu")
     except FerError as exc:
         print(f"{exc}: skipping --onnx", file=sys.stderr)
         return None
     path = Path(tempfile.mkdtemp()) / "bench.pt"
     save_checkpoint(path, model, meta)
-    ort_model, ort_meta = ev._ort_model(path)
-    predict_proba(ort_model, ort_meta, images[:batch], batch_size=batch)  # warm-up
-    return timed(lambda: predict_proba(ort_model, ort_meta, images, batch_size=batch))
+    ort_model, ort_meta, cpu = load_model(path, backend="onnxruntime", device="cpu")
+    predict_proba(ort_model, ort_meta, images[:batch], batch_size=batch, device=cpu)  # warm-up
+    return timed(lambda: predict_proba(ort_model, ort_meta, images, batch_size=batch, device=cpu))
 
 
 def bench_stem(stem: str, images: np.ndarray, args: argparse.Namespace) -> dict:
@@ -115,8 +116,11 @@ def bench_stem(stem: str, images: np.ndarray, args: argparse.Namespace) -> dict:
         for bs in args.batch_sizes:
             t = timed(lambda bs=bs: predict_proba(model, meta, sub, batch_size=bs)) * scale
             sweep[(threads, bs)] = t
-            print(f"  [{stem}] {threads} thread(s), batch {bs}, {len(sub)} faces scaled to "
-                  f"{n}: {t:.1f} s", flush=True)
+            print(
+                f"  [{stem}] {threads} thread(s), batch {bs}, {len(sub)} faces scaled to "
+                f"{n}: {t:.1f} s",
+                flush=True,
+            )
     best_threads, best_bs = min(sweep, key=sweep.get)
     torch.set_num_threads(best_threads)
     out["subset_seconds_scaled"] = {f"{k[0]}t-b{k[1]}": round(v, 2) for k, v in sweep.items()}
@@ -129,17 +133,22 @@ def bench_stem(stem: str, images: np.ndarray, args: argparse.Namespace) -> dict:
     # CPU time does not grow when other processes share the cores: on idle cores the wall
     # time is about cpu / threads (a lower bound, perfect scaling)
     out["cpu_seconds_for_7178"] = round(cpu * N_TEST / n, 2)
-    print(f"  [{stem}] predict_proba, all {n} faces, {best_threads} thread(s), batch "
-          f"{best_bs}: {seconds:.1f} s ({n / seconds:.0f} img/s; {N_TEST} faces: "
-          f"{seconds * N_TEST / n:.1f} s wall, {cpu * N_TEST / n:.1f} s CPU)", flush=True)
+    print(
+        f"  [{stem}] predict_proba, all {n} faces, {best_threads} thread(s), batch "
+        f"{best_bs}: {seconds:.1f} s ({n / seconds:.0f} img/s; {N_TEST} faces: "
+        f"{seconds * N_TEST / n:.1f} s wall, {cpu * N_TEST / n:.1f} s CPU)",
+        flush=True,
+    )
 
     torch.set_num_threads(args.threads)  # what a user gets without tuning
     per_image = naive_seconds(model, meta, images, args.naive_n)
     out["naive_seconds_scaled"] = round(per_image * n, 1)
     out["speedup_vs_naive"] = round(per_image * n / seconds, 2)
-    print(f"  [{stem}] naive (batch 1, NCHW, autograd) on {args.naive_n} faces, scaled to "
-          f"{n}: {per_image * n:.1f} s -> batched is {out['speedup_vs_naive']:.1f}x faster",
-          flush=True)
+    print(
+        f"  [{stem}] naive (batch 1, NCHW, autograd) on {args.naive_n} faces, scaled to "
+        f"{n}: {per_image * n:.1f} s -> batched is {out['speedup_vs_naive']:.1f}x faster",
+        flush=True,
+    )
     torch.set_num_threads(best_threads)
 
     if args.bf16:
@@ -150,15 +159,18 @@ def bench_stem(stem: str, images: np.ndarray, args: argparse.Namespace) -> dict:
         out["bf16_seconds_scaled"] = round(t, 2)
         out["bf16_argmax_agreement"] = float((ref.argmax(1) == low.argmax(1)).mean())
         out["bf16_max_abs_prob_diff"] = float(np.abs(ref - low).max())
-        print(f"  [{stem}] bf16 autocast, scaled: {t:.1f} s; argmax agreement with fp32 "
-              f"{out['bf16_argmax_agreement']:.3f}, max |dp| {out['bf16_max_abs_prob_diff']:.3g}",
-              flush=True)
+        print(
+            f"  [{stem}] bf16 autocast, scaled: {t:.1f} s; argmax agreement with fp32 "
+            f"{out['bf16_argmax_agreement']:.3f}, max |dp| {out['bf16_max_abs_prob_diff']:.3g}",
+            flush=True,
+        )
     if args.onnx:
         t = onnx_seconds(model, meta, sub, best_bs)
         if t is not None:
             out["onnxruntime_seconds_scaled"] = round(t * scale, 2)
-            print(f"  [{stem}] ONNX Runtime, batch {best_bs}, scaled: {t * scale:.1f} s",
-                  flush=True)
+            print(
+                f"  [{stem}] ONNX Runtime, batch {best_bs}, scaled: {t * scale:.1f} s", flush=True
+            )
     if args.compile:
         compiled = torch.compile(model)
         start = time.perf_counter()
@@ -166,22 +178,31 @@ def bench_stem(stem: str, images: np.ndarray, args: argparse.Namespace) -> dict:
         out["compile_seconds"] = round(time.perf_counter() - start, 1)
         t = timed(lambda: predict_proba(compiled, meta, sub, batch_size=best_bs)) * scale
         out["compiled_seconds_scaled"] = round(t, 2)
-        print(f"  [{stem}] torch.compile, scaled: {t:.1f} s "
-              f"(+{out['compile_seconds']} s to compile)", flush=True)
+        print(
+            f"  [{stem}] torch.compile, scaled: {t:.1f} s (+{out['compile_seconds']} s to compile)",
+            flush=True,
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2,
-                        help="CPU threads (1 is tried too; the faster is used)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="CPU threads (1 is tried too; the faster is used)"
+    )
     parser.add_argument("--stems", default="cifar,imagenet")
-    parser.add_argument("--batch-sizes", default="64,256",
-                        type=lambda s: [int(v) for v in s.split(",")])
-    parser.add_argument("--naive-n", type=int, default=32,
-                        help="faces for the batch-1 baseline (scaled up)")
-    parser.add_argument("--subset", type=int, default=512,
-                        help="faces for the batch-size and option runs (scaled up)")
+    parser.add_argument(
+        "--batch-sizes", default="64,256", type=lambda s: [int(v) for v in s.split(",")]
+    )
+    parser.add_argument(
+        "--naive-n", type=int, default=32, help="faces for the batch-1 baseline (scaled up)"
+    )
+    parser.add_argument(
+        "--subset",
+        type=int,
+        default=512,
+        help="faces for the batch-size and option runs (scaled up)",
+    )
     parser.add_argument("--n", type=int, default=N_TEST, help="images to time (7178)")
     parser.add_argument("--onnx", action="store_true")
     parser.add_argument("--bf16", action="store_true")
@@ -195,19 +216,24 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     images, where = load_faces(args.n, args.synthetic)
-    print(f"{len(images)} faces from {where}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, target < 20 s", flush=True)
-    results = {"threads": args.threads, "faces": where, "torch": str(torch.__version__),
-               "runs": []}
+    print(
+        f"{len(images)} faces from {where}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, target < 20 s",
+        flush=True,
+    )
+    results = {"threads": args.threads, "faces": where, "torch": str(torch.__version__), "runs": []}
     for stem in args.stems.split(","):
         r = bench_stem(stem, images, args)
         results["runs"].append(r)
         full = r["seconds_for_7178"]
         verdict = "meets" if full < 20 else "misses"
         scaled = "" if len(images) == N_TEST else f" (scaled from {len(images)})"
-        print(f"resnet18/{stem}: {full:.1f} s for {N_TEST} faces{scaled}, "
-              f"{r['best_threads']} thread(s), batch {r['best_batch']}: {verdict} the 20 s "
-              f"target; {r['speedup_vs_naive']:.1f}x the naive baseline", flush=True)
+        print(
+            f"resnet18/{stem}: {full:.1f} s for {N_TEST} faces{scaled}, "
+            f"{r['best_threads']} thread(s), batch {r['best_batch']}: {verdict} the 20 s "
+            f"target; {r['speedup_vs_naive']:.1f}x the naive baseline",
+            flush=True,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     return 0

@@ -44,7 +44,10 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fer_tui import live  # noqa: E402
+from fer_tui.backends import load_model, pick_backend  # noqa: E402
+from fer_tui.live.config import LiveConfig  # noqa: E402
+from fer_tui.live.detection import CASCADE  # noqa: E402
+from fer_tui.live.pipeline import face_transform, realtime_prediction  # noqa: E402
 from fer_tui.models import build_model, model_meta, save_checkpoint  # noqa: E402
 from fer_tui.preprocess import to_input  # noqa: E402
 from tests.helpers import make_face_video  # noqa: E402
@@ -58,7 +61,7 @@ def pct(values: list[float], q: float) -> float:
 
 def naive(video: Path, model: torch.nn.Module, frames: int) -> dict:
     """Full-resolution Haar every frame, faces one at a time, fp32 torch, single thread."""
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + live.CASCADE)
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + CASCADE)
     cap = cv2.VideoCapture(str(video))
     stages: dict[str, list[float]] = {"capture": [], "detect": [], "classify": [], "total": []}
     faces_found = n = 0
@@ -83,10 +86,16 @@ def naive(video: Path, model: torch.nn.Module, frames: int) -> dict:
         n += 1
     cap.release()
     total = stages["total"]
-    return {"name": "naive", "frames": n, "with_face": faces_found,
-            "fps": 1000 * len(total) / sum(total),
-            "latency_p50_ms": pct(total, 50), "latency_p95_ms": pct(total, 95),
-            "stages_ms": {k: float(np.mean(v)) for k, v in stages.items()}, "dropped": 0}
+    return {
+        "name": "naive",
+        "frames": n,
+        "with_face": faces_found,
+        "fps": 1000 * len(total) / sum(total),
+        "latency_p50_ms": pct(total, 50),
+        "latency_p95_ms": pct(total, 95),
+        "stages_ms": {k: float(np.mean(v)) for k, v in stages.items()},
+        "dropped": 0,
+    }
 
 
 def int8_onnx(ckpt: Path, out: Path) -> Path:
@@ -100,12 +109,24 @@ def int8_onnx(ckpt: Path, out: Path) -> Path:
     return export_onnx_int8(model, meta, out, rng.integers(0, 256, (64, 48, 48), np.uint8))
 
 
-def ours(name: str, video: Path, ckpt: Path, frames: int, *, cfg: live.LiveConfig,
-         backend: str = "torch", realtime: bool = False, threads: int | None = None) -> dict:
-    model, meta, device = live.load_model(ckpt, backend=backend, device="cpu", threads=threads)
-    transform = live.face_transform(meta, channels_last=backend == "torch")
-    gen = live.realtime_prediction(model, transform, 0.5, device, str(video), config=cfg,
-                                   realtime=realtime, max_frames=frames)
+def ours(
+    name: str,
+    video: Path,
+    ckpt: Path,
+    frames: int,
+    *,
+    cfg: LiveConfig,
+    backend: str = "torch",
+    realtime: bool = False,
+    threads: int | None = None,
+) -> dict:
+    model, meta, device = load_model(
+        ckpt, backend=backend, device="cpu", threads=threads, channels_last=True
+    )
+    transform = face_transform(meta, channels_last=backend == "torch")
+    gen = realtime_prediction(
+        model, transform, 0.5, device, str(video), config=cfg, realtime=realtime, max_frames=frames
+    )
     stages: dict[str, list[float]] = {"capture": [], "detect": [], "classify": [], "total": []}
     latency: list[float] = []
     haar: list[float] = []
@@ -128,13 +149,18 @@ def ours(name: str, video: Path, ckpt: Path, frames: int, *, cfg: live.LiveConfi
         last = time.perf_counter()
     counted = done - WARMUP
     fps = counted / (last - start) if last and start and last > start else float("nan")
-    return {"name": name, "frames": done, "with_face": with_face, "fps": fps,
-            "latency_p50_ms": pct(latency, 50), "latency_p95_ms": pct(latency, 95),
-            "stages_ms": {k: float(np.mean(v)) if v else float("nan")
-                          for k, v in stages.items()},
-            "stages_p95_ms": {k: pct(v, 95) for k, v in stages.items()},
-            "haar_ms": float(np.mean(haar)) if haar else None,
-            "dropped": result.dropped if result else 0}
+    return {
+        "name": name,
+        "frames": done,
+        "with_face": with_face,
+        "fps": fps,
+        "latency_p50_ms": pct(latency, 50),
+        "latency_p95_ms": pct(latency, 95),
+        "stages_ms": {k: float(np.mean(v)) if v else float("nan") for k, v in stages.items()},
+        "stages_p95_ms": {k: pct(v, 95) for k, v in stages.items()},
+        "haar_ms": float(np.mean(haar)) if haar else None,
+        "dropped": result.dropped if result else 0,
+    }
 
 
 def one_face_ms(model: torch.nn.Module, n: int = 30) -> float:
@@ -155,9 +181,14 @@ def main() -> int:
     ap.add_argument("--naive-frames", type=int, default=120)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
-    ap.add_argument("--model", action="append", default=[], type=Path,
-                    help="also time this checkpoint or exported .onnx (e.g. the shipped "
-                    "checkpoints/resnet18-cpu.pt), file and camera, default backend")
+    ap.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        type=Path,
+        help="also time this checkpoint or exported .onnx (e.g. the shipped "
+        "checkpoints/resnet18-cpu.pt), file and camera, default backend",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="fer-live-bench-"))
@@ -166,59 +197,124 @@ def main() -> int:
     model = build_model("resnet18", stem="cifar").eval()
     ckpt = tmp / "resnet18.pt"
     save_checkpoint(ckpt, model, model_meta("resnet18"))
-    print(f"video: {video} ({args.frames} frames 640x480 MJPG), ResNet18 cifar stem, "
-          f"torch {torch.__version__}, {args.threads} threads", file=sys.stderr)
-    print(f"one 48x48 face through ResNet18 (cifar stem): {one_face_ms(model):.1f} ms",
-          file=sys.stderr)
+    print(
+        f"video: {video} ({args.frames} frames 640x480 MJPG), ResNet18 cifar stem, "
+        f"torch {torch.__version__}, {args.threads} threads",
+        file=sys.stderr,
+    )
+    print(
+        f"one 48x48 face through ResNet18 (cifar stem): {one_face_ms(model):.1f} ms",
+        file=sys.stderr,
+    )
 
-    base = live.LiveConfig()
+    base = LiveConfig()
     runs = [naive(video, model, args.naive_frames)]
     runs.append(ours("fer-tui file", video, ckpt, args.frames, cfg=base))
     runs.append(ours("fer-tui camera@30", video, ckpt, args.frames, cfg=base, realtime=True))
     every2 = replace(base, classify_every=2)
     runs.append(ours("fer-tui file, classify/2", video, ckpt, args.frames, cfg=every2))
-    runs.append(ours("fer-tui camera@30, classify/2", video, ckpt, args.frames, cfg=every2,
-                     realtime=True))
-    runs.append(ours("fer-tui file, onnxruntime", video, ckpt, args.frames, cfg=base,
-                     backend="onnxruntime", threads=args.threads))
+    runs.append(
+        ours("fer-tui camera@30, classify/2", video, ckpt, args.frames, cfg=every2, realtime=True)
+    )
+    runs.append(
+        ours(
+            "fer-tui file, onnxruntime",
+            video,
+            ckpt,
+            args.frames,
+            cfg=base,
+            backend="onnxruntime",
+            threads=args.threads,
+        )
+    )
     # what `fer-tui live --source 0` runs on a CPU: backend auto = onnxruntime, fp32, every frame
-    runs.append(ours("fer-tui camera@30, onnxruntime", video, ckpt, args.frames, cfg=base,
-                     backend="onnxruntime", threads=args.threads, realtime=True))
+    runs.append(
+        ours(
+            "fer-tui camera@30, onnxruntime",
+            video,
+            ckpt,
+            args.frames,
+            cfg=base,
+            backend="onnxruntime",
+            threads=args.threads,
+            realtime=True,
+        )
+    )
     q8 = int8_onnx(ckpt, tmp / "resnet18-int8.onnx")
-    runs.append(ours("fer-tui file, onnx-int8", video, q8, args.frames, cfg=base,
-                     backend="onnxruntime", threads=args.threads))
-    runs.append(ours("fer-tui camera@30, onnx-int8", video, q8, args.frames, cfg=base,
-                     backend="onnxruntime", threads=args.threads, realtime=True))
+    runs.append(
+        ours(
+            "fer-tui file, onnx-int8",
+            video,
+            q8,
+            args.frames,
+            cfg=base,
+            backend="onnxruntime",
+            threads=args.threads,
+        )
+    )
+    runs.append(
+        ours(
+            "fer-tui camera@30, onnx-int8",
+            video,
+            q8,
+            args.frames,
+            cfg=base,
+            backend="onnxruntime",
+            threads=args.threads,
+            realtime=True,
+        )
+    )
     # the same ResNet18 with the 'compact' stem (3x3/2 first conv: 24x24 into layer1)
     compact = tmp / "resnet18-compact.pt"
-    save_checkpoint(compact, build_model("resnet18", stem="compact").eval(),
-                    model_meta("resnet18", stem="compact"))
+    save_checkpoint(
+        compact,
+        build_model("resnet18", stem="compact").eval(),
+        model_meta("resnet18", stem="compact"),
+    )
     runs.append(ours("fer-tui file, compact stem", video, compact, args.frames, cfg=base))
-    runs.append(ours("fer-tui camera@30, compact stem", video, compact, args.frames, cfg=base,
-                     realtime=True))
+    runs.append(
+        ours(
+            "fer-tui camera@30, compact stem", video, compact, args.frames, cfg=base, realtime=True
+        )
+    )
     for extra in args.model:
-        backend = live.pick_backend("auto", "cpu", extra)
+        backend = pick_backend("auto", "cpu", extra)
         for realtime in (False, True):
-            runs.append(ours(f"{extra.name[:18]}, {'camera@30' if realtime else 'file'}", video,
-                             extra, args.frames, cfg=base, backend=backend, realtime=realtime,
-                             threads=args.threads))
+            runs.append(
+                ours(
+                    f"{extra.name[:18]}, {'camera@30' if realtime else 'file'}",
+                    video,
+                    extra,
+                    args.frames,
+                    cfg=base,
+                    backend=backend,
+                    realtime=realtime,
+                    threads=args.threads,
+                )
+            )
 
-    head = (f"{'pipeline':32} {'fps':>6} {'p50 ms':>7} {'p95 ms':>7} {'capture':>8} "
-            f"{'detect':>7} {'classify':>8} {'haar':>6} {'faces':>7} {'dropped':>7}")
+    head = (
+        f"{'pipeline':32} {'fps':>6} {'p50 ms':>7} {'p95 ms':>7} {'capture':>8} "
+        f"{'detect':>7} {'classify':>8} {'haar':>6} {'faces':>7} {'dropped':>7}"
+    )
     print(head)
     for r in runs:
         s = r["stages_ms"]
         haar = r.get("haar_ms")
-        print(f"{r['name']:32} {r['fps']:6.1f} {r['latency_p50_ms']:7.1f} "
-              f"{r['latency_p95_ms']:7.1f} {s['capture']:8.1f} {s['detect']:7.1f} "
-              f"{s['classify']:8.1f} {(haar if haar is not None else s['detect']):6.1f} "
-              f"{r['with_face']:>3}/{r['frames']:<3} {r['dropped']:7d}")
+        print(
+            f"{r['name']:32} {r['fps']:6.1f} {r['latency_p50_ms']:7.1f} "
+            f"{r['latency_p95_ms']:7.1f} {s['capture']:8.1f} {s['detect']:7.1f} "
+            f"{s['classify']:8.1f} {(haar if haar is not None else s['detect']):6.1f} "
+            f"{r['with_face']:>3}/{r['frames']:<3} {r['dropped']:7d}"
+        )
     naive_fps = runs[0]["fps"]
     by_name = {r["name"]: r for r in runs}
-    print("speed-up over naive (file mode, every frame classified): "
-          f"{by_name['fer-tui file, onnxruntime']['fps'] / naive_fps:.2f}x with the CLI's "
-          f"default on a CPU (onnxruntime), {runs[1]['fps'] / naive_fps:.2f}x with torch; "
-          f"onnx-int8: {by_name['fer-tui file, onnx-int8']['fps'] / naive_fps:.2f}x")
+    print(
+        "speed-up over naive (file mode, every frame classified): "
+        f"{by_name['fer-tui file, onnxruntime']['fps'] / naive_fps:.2f}x with the CLI's "
+        f"default on a CPU (onnxruntime), {runs[1]['fps'] / naive_fps:.2f}x with torch; "
+        f"onnx-int8: {by_name['fer-tui file, onnx-int8']['fps'] / naive_fps:.2f}x"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=2))
     return 0

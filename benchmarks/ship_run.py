@@ -26,19 +26,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fer_tui.errors import FerError  # noqa: E402
 from fer_tui.models import read_checkpoint, save_checkpoint  # noqa: E402
-from fer_tui.runs import read_events  # noqa: E402
+from fer_tui.runs import RunState, read_config, read_run  # noqa: E402
 
 
-def epochs(events: list[dict]) -> list[dict]:
-    """A run's epoch events, the last one of each epoch number (a resume may repeat none,
-    but a crash before the epoch event would leave a gap, which the plot shows)."""
-    by_epoch = {e["epoch"]: e for e in events if e.get("type") == "epoch"}
-    return [by_epoch[k] for k in sorted(by_epoch)]
-
-
-def start(events: list[dict]) -> dict:
-    return next((e for e in events if e.get("type") == "start"), {})
+def validated_on(run: Path) -> str:
+    """What the run validated on: "test", or "holdout" (a slice of train)."""
+    try:
+        return read_config(run).data.val
+    except FerError:
+        return "test"
 
 
 def ship(run: Path, out: Path) -> dict:
@@ -48,26 +46,33 @@ def ship(run: Path, out: Path) -> dict:
     return meta
 
 
-def plot(runs: dict[Path, list[dict]], png: Path) -> None:
-    """`runs`: each run dir with its events."""
+def plot(runs: dict[Path, RunState], png: Path) -> None:
+    """`runs`: each run dir with its state (the curve: each epoch once, a resume's redone
+    epoch replacing the first try)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
-    for i, (run, events) in enumerate(runs.items()):
-        ev, first = epochs(events), start(events)
+    for i, (run, state) in enumerate(runs.items()):
+        ev = state.history
         if not ev:
             continue
-        val = first.get("config", {}).get("data", {}).get("val", "test")
+        val = validated_on(run)
         x = [e["epoch"] for e in ev]
         colour = f"C{i}"
-        label = f"{first.get('arch', run.name)} {first.get('recipe', '')}".strip()
+        arch = state.arch if state.arch != "?" else run.name
+        label = f"{arch} {state.recipe if state.recipe != '?' else ''}".strip()
         for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):
             ax.plot(x, [e[f"train_{key}"] for e in ev], "-", color=colour, label=f"{label} train")
-            ax.plot(x, [e[f"val_{key}"] for e in ev], "--", color=colour,
-                    label=f"{label} {'test' if val == 'test' else 'held-out'}")
+            ax.plot(
+                x,
+                [e[f"val_{key}"] for e in ev],
+                "--",
+                color=colour,
+                label=f"{label} {'test' if val == 'test' else 'held-out'}",
+            )
     ax_loss.set(xlabel="epoch", ylabel="loss (train loss has label smoothing)", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):
@@ -81,50 +86,59 @@ def plot(runs: dict[Path, list[dict]], png: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
-    ap.add_argument("--name", default=None,
-                    help="ship the runs' last.pt under this name (without .pt)")
+    ap.add_argument(
+        "--name", default=None, help="ship the runs' last.pt under this name (without .pt)"
+    )
     ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
     ap.add_argument("--png", type=Path, default=None, help="curves PNG (default: none)")
-    ap.add_argument("--replace", action="store_true",
-                    help="overwrite a shipped file of the same name (only with a better model)")
-    ap.add_argument("--unfinished", action="store_true",
-                    help="ship a run that stopped before its last epoch")
+    ap.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite a shipped file of the same name (only with a better model)",
+    )
+    ap.add_argument(
+        "--unfinished", action="store_true", help="ship a run that stopped before its last epoch"
+    )
     args = ap.parse_args(argv)
     if args.name is None and args.png is None:
         ap.error("nothing to do: give --name (ship) and/or --png (curves)")
     for run in args.runs:
         if not (run / "events.jsonl").is_file():
-            print(f"ship_run: {run} has no events.jsonl: is it a run directory?",
-                  file=sys.stderr)
+            print(f"ship_run: {run} has no events.jsonl: is it a run directory?", file=sys.stderr)
             return 2
-    runs = {run: read_events(run) for run in args.runs}
+    runs = {run: read_run(run) for run in args.runs}
     if args.name is not None:
-        for run, events in runs.items():
+        for run, state in runs.items():
             if not (run / "last.pt").is_file():
-                print(f"ship_run: {run} has no last.pt: is it a run directory?",
-                      file=sys.stderr)
+                print(f"ship_run: {run} has no last.pt: is it a run directory?", file=sys.stderr)
                 return 2
-            ev = epochs(events)
+            ev = state.history
             if not args.unfinished and (not ev or ev[-1]["epoch"] != ev[-1]["epochs"]):
                 done = f"{ev[-1]['epoch']}/{ev[-1]['epochs']}" if ev else "0"
-                print(f"ship_run: {run} has finished epoch {done} only: let it end (or resume "
-                      f"it: `fer-tui train --resume {run}`), or pass --unfinished",
-                      file=sys.stderr)
+                print(
+                    f"ship_run: {run} has finished epoch {done} only: let it end (or resume "
+                    f"it: `fer-tui train --resume {run}`), or pass --unfinished",
+                    file=sys.stderr,
+                )
                 return 2
         args.checkpoints.mkdir(parents=True, exist_ok=True)
-        for run, events in runs.items():
-            arch = start(events).get("arch", run.name)
+        for run, state in runs.items():
+            arch = state.arch if state.arch != "?" else run.name
             name = args.name if len(runs) == 1 else f"{args.name}-{arch}"
             out = args.checkpoints / f"{name}.pt"
             if out.exists() and not args.replace:
-                print(f"ship_run: {out} exists; pass --replace if this model is better",
-                      file=sys.stderr)
+                print(
+                    f"ship_run: {out} exists; pass --replace if this model is better",
+                    file=sys.stderr,
+                )
                 return 2
             ship(run, out)
-            last = (epochs(events) or [{}])[-1]
-            print(f"{out}: {arch} epoch {last.get('epoch')}/{last.get('epochs')}, "
-                  f"val acc {last.get('val_acc', float('nan')):.4f}, "
-                  f"{out.stat().st_size / 2**20:.1f} MiB")
+            last = (state.history or [{}])[-1]
+            print(
+                f"{out}: {arch} epoch {last.get('epoch')}/{last.get('epochs')}, "
+                f"val acc {last.get('val_acc', float('nan')):.4f}, "
+                f"{out.stat().st_size / 2**20:.1f} MiB"
+            )
     if args.png:
         plot(runs, args.png)
         print(f"curves: {args.png}")

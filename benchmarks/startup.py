@@ -52,8 +52,15 @@ def pty_first_paint(cmd: list[str], env: dict[str, str], timeout: float = 30.0) 
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env,
-                            start_new_session=True, close_fds=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
     os.close(slave)
     seen = b""
     painted = None
@@ -89,8 +96,13 @@ def headless_first_paint(
 ) -> tuple[float, float, float, bool]:
     """Seconds to first paint, to the App imported, CPU seconds by the paint, torch imported."""
     start = time.time()  # wall clock: the child reports its own time.time() at the paint
-    out = subprocess.run([sys.executable, "-c", HEADLESS, data, runs], env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", HEADLESS, data, runs],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("PAINTED")), None)
     if line is None:
         raise RuntimeError(f"headless run failed: {out.stderr[-800:]}")
@@ -105,15 +117,27 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     n = args.runs
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}; median of {n} launches", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}; median of {n} launches",
+        flush=True,
+    )
 
     torch_import = statistics.median(
-        _wall([sys.executable, "-c", "import torch"]) for _ in range(n))
+        _wall([sys.executable, "-c", "import torch"]) for _ in range(n)
+    )
     print(f"baseline: python3 -c 'import torch'             {torch_import:6.3f} s", flush=True)
-    torch_cpu = statistics.median(float(subprocess.run(
-        [sys.executable, "-c", "import time, torch; print(time.process_time())"],
-        check=True, capture_output=True, text=True).stdout) for _ in range(n))
+    torch_cpu = statistics.median(
+        float(
+            subprocess.run(
+                [sys.executable, "-c", "import time, torch; print(time.process_time())"],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
+        for _ in range(n)
+    )
     print(f"          import torch, CPU time                 {torch_cpu:6.3f} s", flush=True)
     bare = statistics.median(_wall([sys.executable, "-c", "pass"]) for _ in range(n))
     print(f"          python3 -c pass (interpreter only)     {bare:6.3f} s", flush=True)
@@ -121,11 +145,20 @@ def main() -> int:
     fer_tui = [sys.executable, "-m", "fer_tui", "--data", args.data]
     with tempfile.TemporaryDirectory(prefix="fer-bench-") as tmp:
         runs_dir = str(Path(tmp) / "runs")
-        warm = dict(os.environ, FER_TUI_CACHE=str(Path(tmp) / "warm"), TERM="xterm-256color",
-                    COLORTERM="truecolor", FER_TUI_RUNS=runs_dir)
+        warm = dict(
+            os.environ,
+            FER_TUI_CACHE=str(Path(tmp) / "warm"),
+            TERM="xterm-256color",
+            COLORTERM="truecolor",
+            FER_TUI_RUNS=runs_dir,
+        )
         # fill the warm cache once (the first decode is data_load.py's business)
-        subprocess.run([sys.executable, "-m", "fer_tui", "stats", "--data", args.data],
-                       env=warm, capture_output=True, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "fer_tui", "stats", "--data", args.data],
+            env=warm,
+            capture_output=True,
+            check=False,
+        )
         results = {}
         for cache in ("warm", "cold"):
             times, headless, imports, cpus, torch_seen = [], [], [], [], False
@@ -137,27 +170,40 @@ def main() -> int:
                 if cache == "cold":
                     env["FER_TUI_CACHE"] = str(Path(tmp) / f"cold-h{i}")
                 seconds, imported, cpu, torch_loaded = headless_first_paint(
-                    args.data, runs_dir, env)
+                    args.data, runs_dir, env
+                )
                 headless.append(seconds)
                 imports.append(imported)
                 cpus.append(cpu)
                 torch_seen |= torch_loaded
             results[cache] = statistics.median(times)
-            print(f"fer-tui first paint, {cache} cache, pty      {results[cache]:6.3f} s   "
-                  f"(min {min(times):.3f}, max {max(times):.3f})", flush=True)
-            print(f"fer-tui first paint, {cache} cache, headless {statistics.median(headless):6.3f}"
-                  f" s   (App imported at {statistics.median(imports):.3f} s; torch imported by "
-                  f"the paint: {torch_seen})", flush=True)
+            print(
+                f"fer-tui first paint, {cache} cache, pty      {results[cache]:6.3f} s   "
+                f"(min {min(times):.3f}, max {max(times):.3f})",
+                flush=True,
+            )
+            print(
+                f"fer-tui first paint, {cache} cache, headless {statistics.median(headless):6.3f}"
+                f" s   (App imported at {statistics.median(imports):.3f} s; torch imported by "
+                f"the paint: {torch_seen})",
+                flush=True,
+            )
             results[f"{cache}_cpu"] = statistics.median(cpus)
-            print(f"fer-tui first paint, {cache} cache, CPU time {results[f'{cache}_cpu']:6.3f} s"
-                  f"   (the process's own CPU seconds: what the wait is on an idle machine)",
-                  flush=True)
+            print(
+                f"fer-tui first paint, {cache} cache, CPU time {results[f'{cache}_cpu']:6.3f} s"
+                f"   (the process's own CPU seconds: what the wait is on an idle machine)",
+                flush=True,
+            )
     print(f"ratio first paint (warm, pty) / import torch   {results['warm'] / torch_import:6.3f}")
-    print(f"ratio first paint CPU / import torch CPU       "
-          f"{results['warm_cpu'] / torch_cpu:6.3f}")
-    print("target < 1 s (wall, pty):", "met" if max(results["warm"], results["cold"]) < 1.0
-          else f"NOT met at load average {os.getloadavg()[0]:.1f}", "; CPU time:",
-          "met" if max(results["warm_cpu"], results["cold_cpu"]) < 1.0 else "NOT met")
+    print(f"ratio first paint CPU / import torch CPU       {results['warm_cpu'] / torch_cpu:6.3f}")
+    print(
+        "target < 1 s (wall, pty):",
+        "met"
+        if max(results["warm"], results["cold"]) < 1.0
+        else f"NOT met at load average {os.getloadavg()[0]:.1f}",
+        "; CPU time:",
+        "met" if max(results["warm_cpu"], results["cold_cpu"]) < 1.0 else "NOT met",
+    )
     return 0
 
 

@@ -3,8 +3,8 @@
     python benchmarks/train_throughput.py        # CPU: ResNet18, each stem x fp32/bf16, minutes
     python benchmarks/train_throughput.py --device cuda --steps 50 --compile
 
-"ours"     fer_tui.train.Trainer.train_one_epoch: uint8 data already on the device, batched
-           augmentation there (fer_tui.augment), channels_last, in the precision asked for
+"ours"     fer_tui.training.trainer.Trainer.train_one_epoch: uint8 data already on the device,
+           batched augmentation there (fer_tui.augment), channels_last, in the precision asked for
            (bf16 autocast, or fp32; `auto` is what train.amp = "auto" picks on this machine).
 "baseline" the textbook pipeline: PIL images through torchvision transforms (crop with
            padding, flip, affine, colour jitter, erasing) in a DataLoader, fp32, NCHW.
@@ -32,7 +32,9 @@ import torch
 from fer_tui.config import load_config
 from fer_tui.models import build_model, resolve_device
 from fer_tui.precision import cpu_has_native_bf16
-from fer_tui.train import Arrays, Trainer, make_optimizer
+from fer_tui.training.arrays import Arrays
+from fer_tui.training.optim import make_optimizer
+from fer_tui.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,27 +65,33 @@ def bench_ours(cfg, device: torch.device, steps: int, warmup: int) -> dict[str, 
     trainer.train_one_epoch(2)
     _sync(device)
     seconds = time.perf_counter() - t0
-    return {"img_per_s": b * steps / seconds, "warmup_seconds": warm_s,
-            "precision": trainer.precision}
+    return {
+        "img_per_s": b * steps / seconds,
+        "warmup_seconds": warm_s,
+        "precision": trainer.precision,
+    }
 
 
-def bench_baseline(cfg, device: torch.device, steps: int, warmup: int, workers: int
-                   ) -> dict[str, float]:
+def bench_baseline(
+    cfg, device: torch.device, steps: int, warmup: int, workers: int
+) -> dict[str, float]:
     """Images/s of the plain PIL + torchvision transforms + DataLoader + fp32 loop."""
     from PIL import Image
     from torch.utils.data import DataLoader, Dataset
     from torchvision import transforms as T
 
     a = cfg.augment
-    tf = T.Compose([
-        T.RandomCrop(48, padding=a.crop_padding, padding_mode="reflect"),
-        T.RandomHorizontalFlip(),
-        T.RandomAffine(a.rotation_deg, scale=(1 - a.scale, 1 + a.scale)),
-        T.ColorJitter(a.brightness, a.contrast),
-        T.ToTensor(),
-        T.Normalize([0.5], [0.25]),
-        T.RandomErasing(a.erasing_p),
-    ])
+    tf = T.Compose(
+        [
+            T.RandomCrop(48, padding=a.crop_padding, padding_mode="reflect"),
+            T.RandomHorizontalFlip(),
+            T.RandomAffine(a.rotation_deg, scale=(1 - a.scale, 1 + a.scale)),
+            T.ColorJitter(a.brightness, a.contrast),
+            T.ToTensor(),
+            T.Normalize([0.5], [0.25]),
+            T.RandomErasing(a.erasing_p),
+        ]
+    )
     b = cfg.train.batch_size
     x, y = faces(b * (steps + warmup), seed=1)
     images = [Image.fromarray(img, mode="L") for img in x]
@@ -95,9 +103,15 @@ def bench_baseline(cfg, device: torch.device, steps: int, warmup: int, workers: 
         def __getitem__(self, i: int):
             return tf(images[i]), int(y[i])
 
-    loader = DataLoader(Faces(), batch_size=b, shuffle=True, drop_last=True,
-                        num_workers=workers, pin_memory=device.type == "cuda",
-                        persistent_workers=False)
+    loader = DataLoader(
+        Faces(),
+        batch_size=b,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
     m = cfg.model
     model = build_model(cfg.archs[0], stem=m.stem, in_channels=1).to(device)
     opt = make_optimizer(model, cfg.train)
@@ -119,26 +133,45 @@ def bench_baseline(cfg, device: torch.device, steps: int, warmup: int, workers: 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default=None,
-                   help="the recipe whose augmentation and optimizer are timed (default: "
-                   "configs/scratch.toml on CUDA, configs/cpu.toml on a CPU)")
-    p.add_argument("--archs", default=None,
-                   help="comma-separated (default: all three on CUDA, resnet18 on a CPU)")
-    p.add_argument("--stems", default=None,
-                   help="comma-separated stems to time: imagenet, compact, cifar (default: the "
-                   "config's on CUDA; all three on a CPU)")
-    p.add_argument("--precisions", default=None,
-                   help="comma-separated: fp32, bf16, auto (what train.amp = \"auto\" picks "
-                   "here). Default: the config's on CUDA; fp32,bf16 on a CPU")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="the recipe whose augmentation and optimizer are timed (default: "
+        "configs/scratch.toml on CUDA, configs/cpu.toml on a CPU)",
+    )
+    p.add_argument(
+        "--archs",
+        default=None,
+        help="comma-separated (default: all three on CUDA, resnet18 on a CPU)",
+    )
+    p.add_argument(
+        "--stems",
+        default=None,
+        help="comma-separated stems to time: imagenet, compact, cifar (default: the "
+        "config's on CUDA; all three on a CPU)",
+    )
+    p.add_argument(
+        "--precisions",
+        default=None,
+        help='comma-separated: fp32, bf16, auto (what train.amp = "auto" picks '
+        "here). Default: the config's on CUDA; fp32,bf16 on a CPU",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch-size", type=int, default=None, help="default: the config's")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 5 CPU, 50 GPU)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 2 / 10)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="baseline DataLoader workers (default: 2 on CPU, 8 on CUDA)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="baseline DataLoader workers (default: 2 on CPU, 8 on CUDA)",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile our model")
-    p.add_argument("--no-baseline", action="store_true",
-                   help="time only ours (e.g. a second, compiled pass: the baseline is the same)")
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="time only ours (e.g. a second, compiled pass: the baseline is the same)",
+    )
     p.add_argument("--json", default=None, metavar="PATH", help="also write results here")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
@@ -151,33 +184,49 @@ def main(argv: list[str] | None = None) -> int:
     stems = (args.stems or (base.model.stem if gpu else "imagenet,compact,cifar")).split(",")
     precisions = (args.precisions or (base.train.amp if gpu else "fp32,bf16")).split(",")
     amp = {"fp32": "off", "bf16": "bf16", "fp16": "fp16", "auto": "auto", "off": "off"}
-    print(f"{cpu_model()}; native bf16: {cpu_has_native_bf16()}; torch threads "
-          f"{torch.get_num_threads()}; load {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"{cpu_model()}; native bf16: {cpu_has_native_bf16()}; torch threads "
+        f"{torch.get_num_threads()}; load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     rows = []
     for arch in archs:
         for stem in stems:
             cfg = base.for_arch(arch)
             batch = args.batch_size or cfg.train.batch_size
-            cfg = cfg.replace(model={"stem": stem}, train={"batch_size": batch,
-                                                            "compile": args.compile,
-                                                            "device": device.type})
+            cfg = cfg.replace(
+                model={"stem": stem},
+                train={"batch_size": batch, "compile": args.compile, "device": device.type},
+            )
             # the baseline (fp32, NCHW, DataLoader) once per model, in the same run as ours
-            plain = None if args.no_baseline else bench_baseline(cfg, device, steps, warmup,
-                                                                  workers)
+            plain = (
+                None if args.no_baseline else bench_baseline(cfg, device, steps, warmup, workers)
+            )
             for precision in precisions:
                 run = cfg.replace(train={"amp": amp[precision]})
                 ours = bench_ours(run, device, steps, warmup)
-                row = {"arch": arch, "stem": stem, "precision": ours["precision"],
-                       "device": str(device), "batch_size": batch, "steps": steps,
-                       "ours_img_per_s": ours["img_per_s"],
-                       "ours_warmup_seconds": ours["warmup_seconds"], "compile": args.compile}
-                line = (f"{arch:9s} {stem:8s} {ours['precision']:5s} {device.type}  batch "
-                        f"{batch:4d}  ours {row['ours_img_per_s']:9.1f} img/s")
+                row = {
+                    "arch": arch,
+                    "stem": stem,
+                    "precision": ours["precision"],
+                    "device": str(device),
+                    "batch_size": batch,
+                    "steps": steps,
+                    "ours_img_per_s": ours["img_per_s"],
+                    "ours_warmup_seconds": ours["warmup_seconds"],
+                    "compile": args.compile,
+                }
+                line = (
+                    f"{arch:9s} {stem:8s} {ours['precision']:5s} {device.type}  batch "
+                    f"{batch:4d}  ours {row['ours_img_per_s']:9.1f} img/s"
+                )
                 if plain is not None:
                     row["baseline_img_per_s"] = plain["img_per_s"]
                     row["ratio"] = ours["img_per_s"] / plain["img_per_s"]
-                    line += (f"  baseline fp32 {row['baseline_img_per_s']:9.1f} img/s"
-                             f"  ratio {row['ratio']:5.2f}x")
+                    line += (
+                        f"  baseline fp32 {row['baseline_img_per_s']:9.1f} img/s"
+                        f"  ratio {row['ratio']:5.2f}x"
+                    )
                 rows.append(row)
                 print(f"{line}  (warm-up {row['ours_warmup_seconds']:.1f}s)", flush=True)
     if args.json:

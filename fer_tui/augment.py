@@ -28,8 +28,9 @@ from fer_tui.config import AugmentConfig
 from fer_tui.preprocess import standardize
 
 
-def _uniform(n: int, low: float, high: float, g: torch.Generator, device: torch.device
-             ) -> torch.Tensor:
+def _uniform(
+    n: int, low: float, high: float, g: torch.Generator, device: torch.device
+) -> torch.Tensor:
     return torch.rand(n, generator=g, device=device) * (high - low) + low
 
 
@@ -49,12 +50,14 @@ class BatchAugment:
         x = standardize(x)
         return self.erase(x, g)
 
-    def _affine(self, n: int, side: int, g: torch.Generator, device: torch.device
-                ) -> torch.Tensor | None:
+    def _affine(
+        self, n: int, side: int, g: torch.Generator, device: torch.device
+    ) -> torch.Tensor | None:
         """(n, 2, 3) matrices mapping output to input coordinates, or None when all off."""
         c = self.cfg
-        if not (c.flip or c.crop_padding or c.rotation_deg or c.scale or c.translate
-                or c.shear_deg):
+        if not (
+            c.flip or c.crop_padding or c.rotation_deg or c.scale or c.translate or c.shear_deg
+        ):
             return None
         ones = torch.ones(n, device=device)
         angle = _uniform(n, -c.rotation_deg, c.rotation_deg, g, device) * (math.pi / 180)
@@ -65,8 +68,9 @@ class BatchAugment:
         if c.flip:
             flip = torch.where(torch.rand(n, generator=g, device=device) < 0.5, -ones, ones)
         # a random crop of a padded image is a shift by a whole number of pixels
-        shift = torch.randint(-c.crop_padding, c.crop_padding + 1, (2, n), generator=g,
-                              device=device).float() * (2.0 / side)
+        shift = torch.randint(
+            -c.crop_padding, c.crop_padding + 1, (2, n), generator=g, device=device
+        ).float() * (2.0 / side)
         shift = shift + _uniform(2 * n, -c.translate, c.translate, g, device).view(2, n) * 2.0
         cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(shear)
         # (rotation @ shear @ diag(flip, 1)) * zoom, then the shift; normalised [-1, 1] coords
@@ -80,13 +84,15 @@ class BatchAugment:
         theta = self._affine(n, w, g, x.device)
         if theta is None:
             if (h, w) != (size, size):
-                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                  align_corners=False)
+                x = F.interpolate(
+                    x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+                )
             return x
         grid = F.affine_grid(theta.to(x.dtype), [n, ch, size, size], align_corners=False)
         # reflection, as the padded crop of the usual CIFAR recipe pads by reflection
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection",
-                             align_corners=False)
+        return F.grid_sample(
+            x, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+        )
 
     def photometry(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         c = self.cfg
@@ -119,7 +125,11 @@ class BatchAugment:
         on = torch.rand(n, generator=g, device=dev) < p
         ys = torch.arange(h, device=dev).view(1, h, 1)
         xs = torch.arange(w, device=dev).view(1, 1, w)
-        box = ((ys >= y0.view(n, 1, 1)) & (ys < (y0 + eh).view(n, 1, 1))
-               & (xs >= x0.view(n, 1, 1)) & (xs < (x0 + ew).view(n, 1, 1)))
+        box = (
+            (ys >= y0.view(n, 1, 1))
+            & (ys < (y0 + eh).view(n, 1, 1))
+            & (xs >= x0.view(n, 1, 1))
+            & (xs < (x0 + ew).view(n, 1, 1))
+        )
         mask = (box & on.view(n, 1, 1)).unsqueeze(1)
         return x.masked_fill(mask, 0.0)

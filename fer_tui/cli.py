@@ -30,11 +30,17 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     # on subcommands the default is SUPPRESS, so `fer-tui --data X stats` and
     # `fer-tui stats --data X` both work and neither overwrites the other with None
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--data", default=default,
-                        help="FER-2013 folder, .zip, .tar.gz or fer2013.csv (default: "
-                        "$FER_TUI_DATA, ./data/fer2013, the user cache dir)")
-    parser.add_argument("--runs-dir", default=default,
-                        help="where training runs live (default: $FER_TUI_RUNS or ./runs)")
+    parser.add_argument(
+        "--data",
+        default=default,
+        help="FER-2013 folder, .zip, .tar.gz or fer2013.csv (default: "
+        "$FER_TUI_DATA, ./data/fer2013, the user cache dir)",
+    )
+    parser.add_argument(
+        "--runs-dir",
+        default=default,
+        help="where training runs live (default: $FER_TUI_RUNS or ./runs)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -74,9 +74,16 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], path: str | os.PathLike[
         # the TorchScript-based exporter is deprecated in favour of one needing onnxscript; it
         # still handles a plain ResNet exactly and needs nothing extra
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (_example(meta),), str(tmp), input_names=["input"],
-                          output_names=["logits"], opset_version=ONNX_OPSET, dynamo=False,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(
+            model.eval(),
+            (_example(meta),),
+            str(tmp),
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
     _attach_meta(tmp, meta)
     os.replace(tmp, path)
     return path
@@ -99,25 +106,36 @@ def onnx_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         import onnx
     except ImportError:
-        raise FerError("reading an .onnx model needs the onnx package: pip install "
-                       "'fer-tui[onnx]'") from None
+        raise FerError(
+            "reading an .onnx model needs the onnx package: pip install 'fer-tui[onnx]'"
+        ) from None
     path = Path(path)
     if not path.is_file():
         raise FerError(f"no model at {path}: check the path")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError and friends for a bad file
-        raise FerError(f"{path} is not an ONNX model ({type(exc).__name__}): re-export it "
-                       f"with `fer-tui export`") from None
+        raise FerError(
+            f"{path} is not an ONNX model ({type(exc).__name__}): re-export it "
+            f"with `fer-tui export`"
+        ) from None
     for entry in proto.metadata_props:
         if entry.key == META_KEY:
             return json.loads(entry.value)
-    raise FerError(f"{path} has no fer-tui metadata (image size, classes, normalisation): "
-                   f"export it with `fer-tui export --format onnx|onnx-int8`")
+    raise FerError(
+        f"{path} has no fer-tui metadata (image size, classes, normalisation): "
+        f"export it with `fer-tui export --format onnx|onnx-int8`"
+    )
 
 
-def export_onnx_int8(model: nn.Module, meta: dict[str, Any], path: str | os.PathLike[str],
-                     calibration: np.ndarray, *, batch: int = 32) -> Path:
+def export_onnx_int8(
+    model: nn.Module,
+    meta: dict[str, Any],
+    path: str | os.PathLike[str],
+    calibration: np.ndarray,
+    *,
+    batch: int = 32,
+) -> Path:
     """Write `model` as a statically quantized int8 ONNX (QDQ), its activation ranges
     calibrated on `calibration`: uint8 (N, S, S) real faces, preprocessed as in training."""
     try:
@@ -135,9 +153,15 @@ def export_onnx_int8(model: nn.Module, meta: dict[str, Any], path: str | os.Path
     class Faces(CalibrationDataReader):
         def __init__(self) -> None:
             self.batches = iter(
-                {"input": to_input(torch.from_numpy(calibration[i : i + batch]), image_size=s,
-                                   in_channels=chans).numpy()}
-                for i in range(0, len(calibration), batch))
+                {
+                    "input": to_input(
+                        torch.from_numpy(calibration[i : i + batch]),
+                        image_size=s,
+                        in_channels=chans,
+                    ).numpy()
+                }
+                for i in range(0, len(calibration), batch)
+            )
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
@@ -150,11 +174,23 @@ def export_onnx_int8(model: nn.Module, meta: dict[str, Any], path: str | os.Path
     try:
         export_onnx(model, meta, fp32)
         quant_pre_process(str(fp32), str(pre))
-        quantize_static(str(pre), str(tmp), Faces(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=True)
-        _attach_meta(tmp, {**meta, "quantized": "int8 static QDQ (onnxruntime)",
-                           "calibration_faces": int(len(calibration))})
+        quantize_static(
+            str(pre),
+            str(tmp),
+            Faces(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
+        _attach_meta(
+            tmp,
+            {
+                **meta,
+                "quantized": "int8 static QDQ (onnxruntime)",
+                "calibration_faces": int(len(calibration)),
+            },
+        )
         os.replace(tmp, path)
     finally:
         for leftover in (fp32, pre, tmp):
@@ -162,8 +198,9 @@ def export_onnx_int8(model: nn.Module, meta: dict[str, Any], path: str | os.Path
     return path
 
 
-def export_torchscript(model: nn.Module, meta: dict[str, Any], path: str | os.PathLike[str]
-                       ) -> Path:
+def export_torchscript(
+    model: nn.Module, meta: dict[str, Any], path: str | os.PathLike[str]
+) -> Path:
     """Write `model` traced to TorchScript with the checkpoint meta as `meta.json`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -173,8 +210,7 @@ def export_torchscript(model: nn.Module, meta: dict[str, Any], path: str | os.Pa
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(model.eval(), _example(meta), check_trace=False)
-        torch.jit.save(traced, str(tmp),
-                       _extra_files={"meta.json": json.dumps(meta, default=str)})
+        torch.jit.save(traced, str(tmp), _extra_files={"meta.json": json.dumps(meta, default=str)})
     os.replace(tmp, path)
     return path
 
@@ -186,8 +222,10 @@ class OrtModel:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise LiveError("--backend onnxruntime needs onnxruntime: pip install "
-                            "'fer-tui[onnx]' (or use --backend torch)") from None
+            raise LiveError(
+                "--backend onnxruntime needs onnxruntime: pip install "
+                "'fer-tui[onnx]' (or use --backend torch)"
+            ) from None
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -196,8 +234,7 @@ class OrtModel:
         # commands/live.py); the live loop calls it once per frame, so the wake-up cost is small
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path), opts,
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise FerError(f"onnxruntime cannot load {path}: {exc}") from None
         self.input = self.session.get_inputs()[0].name
@@ -216,8 +253,9 @@ def load_exported(path: str | os.PathLike[str], fmt: str) -> Any:
         return torch.jit.load(str(path), map_location="cpu").eval()
 
 
-def parity(model: nn.Module, meta: dict[str, Any], exported: Any, *, faces: int = 16,
-           seed: int = 0) -> float:
+def parity(
+    model: nn.Module, meta: dict[str, Any], exported: Any, *, faces: int = 16, seed: int = 0
+) -> float:
     """Max |softmax difference| between `model` and `exported` on random uint8 faces."""
     g = torch.Generator().manual_seed(seed)
     s = int(meta["image_size"])
@@ -229,26 +267,35 @@ def parity(model: nn.Module, meta: dict[str, Any], exported: Any, *, faces: int 
     return float((ref - out).abs().max())
 
 
-def int8_check(model: nn.Module, meta: dict[str, Any], exported: Any, images: np.ndarray,
-               labels: np.ndarray, *, batch: int = 256) -> dict[str, Any]:
+def int8_check(
+    model: nn.Module,
+    meta: dict[str, Any],
+    exported: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch: int = 256,
+) -> dict[str, Any]:
     """Top-1 agreement, max |dp| and both accuracies of PyTorch vs `exported` on real faces."""
     s, chans = int(meta["image_size"]), int(meta["in_channels"])
     ref, out = [], []
     with torch.inference_mode():
         for i in range(0, len(images), batch):
-            x = to_input(torch.from_numpy(images[i : i + batch]), image_size=s,
-                         in_channels=chans)
+            x = to_input(torch.from_numpy(images[i : i + batch]), image_size=s, in_channels=chans)
             ref.append(model(x).float().softmax(1))
             out.append(exported(x).float().softmax(1))
     p_ref, p_out = torch.cat(ref), torch.cat(out)
     y = torch.from_numpy(labels)
     acc_ref = float((p_ref.argmax(1) == y).float().mean())
     acc_out = float((p_out.argmax(1) == y).float().mean())
-    return {"test_faces": int(len(labels)),
-            "agreement": float((p_ref.argmax(1) == p_out.argmax(1)).float().mean()),
-            "max_abs_diff": float((p_ref - p_out).abs().max()),
-            "accuracy_torch": acc_ref, "accuracy_int8": acc_out,
-            "accuracy_drop": acc_ref - acc_out}
+    return {
+        "test_faces": int(len(labels)),
+        "agreement": float((p_ref.argmax(1) == p_out.argmax(1)).float().mean()),
+        "max_abs_diff": float((p_ref - p_out).abs().max()),
+        "accuracy_torch": acc_ref,
+        "accuracy_int8": acc_out,
+        "accuracy_drop": acc_ref - acc_out,
+    }
 
 
 def _sample(split: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -259,10 +306,16 @@ def _sample(split: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return split.images[idx], split.labels[idx]
 
 
-def export_checkpoint(checkpoint: str | os.PathLike[str], fmt: str,
-                      output: str | os.PathLike[str], *, faces: int = 16,
-                      data: str | os.PathLike[str] | None = None, calibration: int = 512,
-                      check: int = 2000) -> ExportReport:
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    fmt: str,
+    output: str | os.PathLike[str],
+    *,
+    faces: int = 16,
+    data: str | os.PathLike[str] | None = None,
+    calibration: int = 512,
+    check: int = 2000,
+) -> ExportReport:
     """Export a checkpoint and check it against PyTorch.
 
     onnx/torchscript: max |dp| on `faces` random faces. onnx-int8: calibrated on `calibration`
@@ -278,8 +331,10 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], fmt: str,
 
         dataset = load_dataset(data)  # before the model: a missing dataset fails fast
         if len(dataset.splits["train"]) == 0 or len(dataset.splits["test"]) == 0:
-            raise FerError(f"int8 export needs train faces (calibration) and test faces (the "
-                           f"check), and {dataset.source} lacks one: point --data at FER-2013")
+            raise FerError(
+                f"int8 export needs train faces (calibration) and test faces (the "
+                f"check), and {dataset.source} lacks one: point --data at FER-2013"
+            )
     model, meta = load_checkpoint(checkpoint, "cpu")
     if fmt == "onnx":
         path = export_onnx(model, meta, output)
@@ -291,8 +346,14 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], fmt: str,
         images, labels = _sample(dataset.splits["test"], check, seed=1)
         report = int8_check(model, meta, load_exported(path, fmt), images, labels)
         report["calibration_faces"] = int(len(calib))
-        return ExportReport(path, fmt, report["max_abs_diff"], report["test_faces"],
-                            time.perf_counter() - start, int8=report)
+        return ExportReport(
+            path,
+            fmt,
+            report["max_abs_diff"],
+            report["test_faces"],
+            time.perf_counter() - start,
+            int8=report,
+        )
     diff = parity(model, meta, load_exported(path, fmt), faces=faces)
     return ExportReport(path, fmt, diff, faces, time.perf_counter() - start)
 
@@ -302,9 +363,9 @@ def cached_onnx(checkpoint: str | os.PathLike[str]) -> Path:
 
     Keyed by the checkpoint's content hash, so a retrained best.pt never reuses a stale export.
     """
+    from fer_tui.files import file_sha256
     from fer_tui.models import load_checkpoint
     from fer_tui.paths import cache_dir
-    from fer_tui.runs import file_sha256
 
     checkpoint = Path(checkpoint)
     path = cache_dir() / "onnx" / f"{checkpoint.stem}-{file_sha256(checkpoint)[:12]}.onnx"

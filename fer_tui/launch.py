@@ -1,8 +1,8 @@
 """Start, stop and resume trainers as detached background processes (no torch, no textual).
 
-The TUI never owns a trainer: it spawns `python -m fer_tui train ...` in its own session
-(so closing the TUI or losing the SSH connection does not stop it), with stdin from /dev/null
-and stdout/stderr to `<runs_dir>/launch-<stamp>.log`, and then only watches the run dirs.
+The TUI never owns a trainer: it spawns `python -m fer_tui train ...` (TRAINER) in its own
+session (so closing the TUI or losing the SSH connection does not stop it), with stdin from
+/dev/null and stdout/stderr to `<runs_dir>/launch-<stamp>.log`, and then only watches the run dirs.
 Each trainer child writes its pid into its run's `run.lock`; stopping a run is SIGTERM to
 that pid. Everything that can be checked before spawning is checked here, so a bad config,
 an unwritable runs dir or `--device cuda` on a machine without a GPU is an error on screen,
@@ -23,10 +23,25 @@ from pathlib import Path
 
 from fer_tui.config import ARCHS, load_config
 from fer_tui.errors import ConfigError, DataError, RunError
-from fer_tui.runs import CONFIG, EVENTS, ensure_runs_dir, pid_alive, read_lock, read_run
+from fer_tui.runs import (
+    CONFIG,
+    EVENTS,
+    ensure_runs_dir,
+    read_config,
+    read_run,
+    running_pid,
+)
 
-#: The trainer command line, before its arguments; tests point it at a fake trainer.
-TRAINER: list[str] = [sys.executable, "-m", "fer_tui", "train"]
+
+def fer_tui_command(subcommand: str) -> list[str]:
+    """`python -m fer_tui <subcommand>` with this interpreter: how fer-tui starts itself in a
+    child process (a trainer, the live pipeline), before the subcommand's arguments."""
+    return [sys.executable, "-m", "fer_tui", subcommand]
+
+
+#: The trainer command line, before its arguments: what the TUI starts, and what `--arch all`
+#: starts once per arch. Tests point it at a fake trainer.
+TRAINER: list[str] = fer_tui_command("train")
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -135,12 +150,6 @@ def start_training(
     return _spawn(argv, _log_path(runs, arch), on_exit)
 
 
-def running_pid(run_dir: str | os.PathLike[str]) -> int | None:
-    """The pid training `run_dir` right now, or None."""
-    pid = read_lock(run_dir)
-    return pid if pid is not None and pid_alive(pid) else None
-
-
 def stop_run(run_dir: str | os.PathLike[str]) -> int:
     """Ask the trainer of `run_dir` to stop (SIGTERM: it saves last.pt and says so); its pid."""
     run_dir = Path(run_dir)
@@ -179,8 +188,10 @@ def resume_run(
     pid = running_pid(run_dir)
     ended = read_run(run_dir).ended
     if pid is not None and ended is not None:
-        raise RunError(f"run {run_dir.name} has {ended} and its trainer (pid {pid}) is still "
-                       f"exiting: try again in a moment")
+        raise RunError(
+            f"run {run_dir.name} has {ended} and its trainer (pid {pid}) is still "
+            f"exiting: try again in a moment"
+        )
     if pid is not None:
         raise RunError(
             f"run {run_dir.name} is already running (pid {pid}): a second trainer on the "
@@ -188,7 +199,7 @@ def resume_run(
         )
     if ended == "finished":
         raise RunError(f"run {run_dir.name} has finished: start a new run instead (s)")
-    cfg = load_config(run_dir / CONFIG)
+    cfg = read_config(run_dir)
     _check_device(device, cfg.train.device)
     if data is not None and not Path(data).exists():
         raise DataError(f"dataset {data} does not exist: pass --data to your FER-2013 copy")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,8 @@ from fer_tui import __version__
 from fer_tui.config import ARCHS
 from fer_tui.data.index import CLASSES
 from fer_tui.errors import CheckpointError, ConfigError, FerError
+from fer_tui.files import atomic_write_bytes
 from fer_tui.preprocess import NORMALIZATION, to_input
-from fer_tui.runs import atomic_write_bytes
 
 FORMAT = "fer-tui-checkpoint"
 FORMAT_VERSION = 1
@@ -300,22 +301,26 @@ def load_checkpoint(
 
 @torch.inference_mode()
 def predict_proba(
-    model: nn.Module,
+    model: Callable[[torch.Tensor], torch.Tensor],
     meta: dict[str, Any],
     images: np.ndarray | torch.Tensor,
     *,
     batch_size: int = 256,
     tta: str = "none",
     progress: Any | None = None,
+    device: torch.device | None = None,
 ) -> np.ndarray:
     """Softmax probabilities (N, 7) for uint8 faces (N, H, W).
 
     tta: "none"; "flip" averages each face and its mirror; "tencrop" averages the four corner
     and the centre crops of the face padded by 4 pixels, and their mirrors.
+    device: where the batches go; by default that of the model's first parameter (give it for a
+    model without parameters, such as an onnxruntime session: `backends.load_model` says it).
     """
     if tta not in ("none", "flip", "tencrop"):
         raise FerError(f"unknown test-time augmentation '{tta}': use none, flip or tencrop")
-    device = next(model.parameters()).device
+    if device is None:
+        device = next(model.parameters()).device  # type: ignore[attr-defined]
     images = torch.as_tensor(images)
     size, chans = meta["image_size"], meta["in_channels"]
     out = []

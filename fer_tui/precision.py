@@ -44,9 +44,10 @@ def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
     return any(f in flags for f in NATIVE_BF16_FLAGS)
 
 
-def resolve_precision(amp: str, device_type: str, *, cuda_bf16: bool = True,
-                      native_cpu_bf16: bool | None = None) -> str:
-    """"bf16", "fp16" or "fp32": what `train.amp` means on a device of `device_type`.
+def resolve_precision(
+    amp: str, device_type: str, *, cuda_bf16: bool = True, native_cpu_bf16: bool | None = None
+) -> str:
+    """ "bf16", "fp16" or "fp32": what `train.amp` means on a device of `device_type`.
 
     Args:
         amp: the config's value (auto, bf16, fp16 or off).

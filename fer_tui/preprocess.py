@@ -34,8 +34,9 @@ def to_input(
         images = images.unsqueeze(1)
     x = images.float().div_(255.0)
     if x.shape[-2:] != (image_size, image_size):
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", antialias=True,
-                          align_corners=False)
+        x = F.interpolate(
+            x, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False
+        )
     x = standardize(x)
     if in_channels == 3:
         x = x.expand(-1, 3, -1, -1)

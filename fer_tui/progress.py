@@ -12,15 +12,24 @@ from typing import TextIO
 class ProgressBar:
     """One line, redrawn at most 10 times a second on a terminal.
 
-    Where the stream is not a terminal (a log file), it writes a plain line every `log_every`
-    seconds, or nothing when `log_every` is None. `total=None` (or 0) means an unknown total:
-    the line shows the count and rate without a bar or ETA. Safe to update from any thread;
-callable as `bar(done, total)`, the shape of the data layer's `progress` callback.
+        Where the stream is not a terminal (a log file), it writes a plain line every `log_every`
+        seconds, or nothing when `log_every` is None. `total=None` (or 0) means an unknown total:
+        the line shows the count and rate without a bar or ETA. Safe to update from any thread;
+    callable as `bar(done, total)`, the shape of the data layer's `progress` callback.
     """
 
-    def __init__(self, label: str, total: int | None = None, *, stream: TextIO | None = None,
-                 unit: str = "", width: int = 30, log_every: float | None = None,
-                 count: bool = True, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        label: str,
+        total: int | None = None,
+        *,
+        stream: TextIO | None = None,
+        unit: str = "",
+        width: int = 30,
+        log_every: float | None = None,
+        count: bool = True,
+        enabled: bool = True,
+    ) -> None:
         self.label, self.total, self.unit, self.width = label, total, unit, width
         self.count = count  # off where done/total are bytes, not things a user counts
         self.stream = stream or sys.stderr

@@ -31,19 +31,18 @@ file, so the curve continues. Nothing here imports torch or textual.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import socket
-import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from fer_tui.config import RunConfig, load_config
 from fer_tui.errors import RunError
 
 EVENTS = "events.jsonl"
@@ -57,42 +56,6 @@ SCHEMA_VERSION = 1
 
 #: Run statuses as the TUI shows them.
 STATUSES = ("running", "finished", "failed", "stopped", "crashed", "pending")
-
-
-# --- atomic files -------------------------------------------------------------------------
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
-    """Call `write(file)` on a temp file, then rename it over `path`: a reader sees the old
-    file or the new one, never half of one."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    atomic_write(path, lambda f: f.write(data))
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # --- run directory ------------------------------------------------------------------------
@@ -135,7 +98,8 @@ def list_runs(runs_dir: str | os.PathLike[str]) -> list[Path]:
     if not runs_dir.is_dir():
         return []
     found = [
-        p for p in runs_dir.iterdir()
+        p
+        for p in runs_dir.iterdir()
         if p.is_dir() and ((p / EVENTS).exists() or (p / CONFIG).exists())
     ]
     return sorted(found, key=lambda p: p.name)
@@ -167,6 +131,13 @@ def read_lock(run_dir: str | os.PathLike[str]) -> int | None:
         return int(Path(run_dir, LOCK).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def running_pid(run_dir: str | os.PathLike[str]) -> int | None:
+    """The pid of the trainer training `run_dir` right now, or None: the one place that says
+    whether a run's trainer is alive (its `run.lock` names a live process)."""
+    pid = read_lock(run_dir)
+    return pid if pid is not None and pid_alive(pid) else None
 
 
 class RunLock:
@@ -338,6 +309,8 @@ class RunState:
     last_t: float | None = None
     ended: str | None = None
     """"finished", "stopped" or "failed" once the trainer said so; None while it may run."""
+    stop_reason: str | None = None
+    """The signal that stopped the run ("SIGTERM", "SIGINT") when `ended` is "stopped"."""
     error: str | None = None
     traceback: str | None = None
     device: str | None = None
@@ -365,6 +338,7 @@ class RunState:
             self.epoch = start_epoch - 1
             self.step_in_epoch = 0
             self.ended, self.error, self.traceback = None, None, None
+            self.stop_reason = None
         elif kind == "step":
             self.step_in_epoch = event.get("step_in_epoch", self.step_in_epoch)
             self.steps_per_epoch = event.get("steps_per_epoch") or self.steps_per_epoch
@@ -388,6 +362,7 @@ class RunState:
             self.eta_seconds = 0.0
         elif kind == "stopped":
             self.ended = "stopped"
+            self.stop_reason = event.get("reason")
             self.eta_seconds = None
         elif kind == "error":
             self.ended = "failed"
@@ -396,17 +371,14 @@ class RunState:
             self.eta_seconds = None
 
     def status(self, pid_is_alive: bool | None = None) -> str:
-        """running | finished | failed | stopped | crashed | pending."""
+        """One of STATUSES: what the trainer said last, else running while its pid lives
+        (`pid_is_alive`, or the lock checked now), else crashed after an event, else pending."""
         if self.ended:
             return self.ended
-        alive = pid_is_alive if pid_is_alive is not None else self.pid_alive()
+        alive = pid_is_alive if pid_is_alive is not None else running_pid(self.run_dir) is not None
         if alive:
             return "running"
         return "crashed" if self.last_t is not None else "pending"
-
-    def pid_alive(self) -> bool:
-        pid = read_lock(self.run_dir)
-        return pid is not None and pid_alive(pid)
 
     @property
     def elapsed_seconds(self) -> float:
@@ -443,3 +415,34 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunState:
 def iter_run_states(runs_dir: str | os.PathLike[str]) -> Iterator[RunState]:
     for run_dir in list_runs(runs_dir):
         yield read_run(run_dir)
+
+
+def read_config(run_dir: str | os.PathLike[str]) -> RunConfig:
+    """The run's resolved config (its config.toml); ConfigError when missing or unreadable."""
+    return load_config(Path(run_dir) / CONFIG)
+
+
+def summarize(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A run in a few numbers, as `fer-tui train --json` prints it: run_dir, arch, status (one
+    of STATUSES), best_metric, best_epoch, epochs (completed), seconds (of those epochs),
+    val_acc (of the last one), and the signal when it was stopped."""
+    run_dir = Path(run_dir)
+    state = read_run(run_dir)
+    last = state.history[-1] if state.history else {}
+    arch: str | None = state.arch if state.arch != "?" else None
+    if arch is None and (run_dir / CONFIG).is_file():  # pending: never started
+        arch = read_config(run_dir).archs[0]
+    status = state.status()
+    out: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "arch": arch,
+        "status": status,
+        "best_metric": last.get("best_metric"),
+        "best_epoch": last.get("best_epoch"),
+        "epochs": last.get("epoch", 0),
+        "seconds": state.elapsed_seconds,
+        "val_acc": last.get("val_acc"),
+    }
+    if status == "stopped" and state.stop_reason is not None:
+        out["signal"] = state.stop_reason
+    return out

@@ -68,7 +68,9 @@ def csv_rows(
 
 
 def write_csv(
-    dest: Path, rows: list[tuple[int, np.ndarray, str]], header: str = "emotion,pixels,Usage",
+    dest: Path,
+    rows: list[tuple[int, np.ndarray, str]],
+    header: str = "emotion,pixels,Usage",
     extra_lines: dict[int, str] | None = None,
 ) -> Path:
     """Write fer2013.csv; `extra_lines` {position: raw line} inserts hand-made (bad) rows."""

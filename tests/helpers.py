@@ -1,14 +1,64 @@
-"""Synthetic FER-2013 look-alikes for the unit tests (the real data is never needed here)."""
+"""Synthetic FER-2013 look-alikes for the unit tests (the real data is never needed here), and
+the one way tests wait for something to happen."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from fer_tui.data.index import CLASSES
 
 REAL_TARBALL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fer2013.tar.gz"
+
+T = TypeVar("T")
+
+
+# --- waiting ------------------------------------------------------------------------------
+
+
+def _poll(predicate: Callable[[], T], deadline: float, timeout: float, what: str) -> T:
+    value = predicate()
+    if not value and time.monotonic() > deadline:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    return value
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "the condition",
+) -> T:
+    """Call `predicate` every `interval` seconds until it returns something truthy, and return
+    that; an AssertionError naming `what` after `timeout` seconds. A predicate may itself
+    assert (e.g. that the process it waits on is still alive)."""
+    deadline = time.monotonic() + timeout
+    while not (value := _poll(predicate, deadline, timeout, what)):
+        time.sleep(interval)
+    return value
+
+
+async def until(
+    pilot: Any,
+    predicate: Callable[[], T],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "the screen",
+) -> T:
+    """`wait_until` inside a Textual test: the app runs (`pilot.pause`) between the checks."""
+    deadline = time.monotonic() + timeout
+    while not (value := _poll(predicate, deadline, timeout, what)):
+        await pilot.pause(interval)
+    return value
+
+
+# --- data ---------------------------------------------------------------------------------
 
 
 def synthetic_faces(n: int, label: int, seed: int = 0, size: int = 48) -> np.ndarray:
@@ -41,8 +91,12 @@ def make_folder_dataset(
 
 
 def make_tiny_checkpoint(
-    path: Path, arch: str = "resnet18", steps: int = 0, data: Path | None = None,
-    classes: tuple[str, ...] | None = None, seed: int = 0,
+    path: Path,
+    arch: str = "resnet18",
+    steps: int = 0,
+    data: Path | None = None,
+    classes: tuple[str, ...] | None = None,
+    seed: int = 0,
 ) -> Path:
     """A real fer-tui checkpoint that is quick to run: `arch` with the ImageNet stem on one
     channel (48x48 -> 12x12 before layer1), random weights, then `steps` SGD steps on the
@@ -77,8 +131,13 @@ def make_tiny_checkpoint(
 
 
 def make_face_video(
-    path: Path, frames: int = 24, size: tuple[int, int] = (640, 480), fps: float = 30.0,
-    face: bool = True, face_side: int = 360, step: int = 4,
+    path: Path,
+    frames: int = 24,
+    size: tuple[int, int] = (640, 480),
+    fps: float = 30.0,
+    face: bool = True,
+    face_side: int = 360,
+    step: int = 4,
 ) -> Path:
     """An MJPG video of `skimage.data.astronaut()` (a real photo with one frontal face),
     `face_side` pixels square, sliding `step` px right per frame over a grey background; with

@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, no install
 
-from fer_tui.runs import file_sha256  # noqa: E402  (no torch: cheap to import)
+from fer_tui.files import file_sha256  # noqa: E402  (no torch: cheap to import)
 
 PART = 15 * 2**20
 SMALL = 2**20
@@ -46,8 +46,13 @@ def _safe(rel: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in rel.replace("/", "__"))
 
 
-def plan(src: Path, part: int = PART, batch_files: int = BATCH_FILES,
-         batch_bytes: int = BATCH_BYTES, small_size: int = SMALL) -> dict[str, Any]:
+def plan(
+    src: Path,
+    part: int = PART,
+    batch_files: int = BATCH_FILES,
+    batch_bytes: int = BATCH_BYTES,
+    small_size: int = SMALL,
+) -> dict[str, Any]:
     """The manifest: which part of which file goes in which batch."""
     files = sorted(p for p in src.rglob("*") if p.is_file())
     small = [p for p in files if p.stat().st_size < small_size]
@@ -61,13 +66,23 @@ def plan(src: Path, part: int = PART, batch_files: int = BATCH_FILES,
             length = min(part, size - start)
             if used_files + 1 > batch_files or used_bytes + length > batch_bytes:
                 batch, used_files, used_bytes = batch + 1, 1, 0  # 1: its small.tar.gz
-            parts.append({"name": f"{_safe(rel)}.part{i:02d}", "offset": start,
-                          "length": length, "batch": batch})
+            parts.append(
+                {
+                    "name": f"{_safe(rel)}.part{i:02d}",
+                    "offset": start,
+                    "length": length,
+                    "batch": batch,
+                }
+            )
             used_files += 1
             used_bytes += length
         entries.append({"path": rel, "size": size, "sha256": file_sha256(p), "parts": parts})
-    return {"version": 1, "batches": batch, "small": [p.relative_to(src).as_posix()
-                                                      for p in small], "files": entries}
+    return {
+        "version": 1,
+        "batches": batch,
+        "small": [p.relative_to(src).as_posix() for p in small],
+        "files": entries,
+    }
 
 
 def pack(src: Path, dest: Path, batch: int, **limits: int) -> dict[str, Any]:
@@ -94,8 +109,11 @@ def join(dirs: list[Path], dest: Path) -> list[str]:
     """Put the files of all batches in `dirs` back together under `dest`; return problems."""
     problems = [f"{d} is not a folder" for d in dirs if not d.is_dir()]
     dirs = [d for d in dirs if d.is_dir()]
-    manifests = [json.loads((d / "manifest.json").read_text()) for d in dirs
-                 if (d / "manifest.json").is_file()]
+    manifests = [
+        json.loads((d / "manifest.json").read_text())
+        for d in dirs
+        if (d / "manifest.json").is_file()
+    ]
     if not manifests:
         return [*problems, f"no manifest.json in {', '.join(map(str, dirs)) or 'any folder'}"]
     manifest = manifests[0]
@@ -149,8 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"device_pack: {exc}", file=sys.stderr)
             return 2
         sizes = sum(f.stat().st_size for f in args.dest.iterdir() if f.is_file())
-        print(f"batch {args.batch} of {manifest['batches']}: "
-              f"{len(list(args.dest.iterdir()))} files, {sizes / 2**20:.1f} MiB in {args.dest}")
+        print(
+            f"batch {args.batch} of {manifest['batches']}: "
+            f"{len(list(args.dest.iterdir()))} files, {sizes / 2**20:.1f} MiB in {args.dest}"
+        )
         return 0
     problems = join(args.dirs, args.dest)
     for line in problems:

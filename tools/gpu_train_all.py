@@ -46,8 +46,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without `pip install -e .`
 
-TARBALLS = [ROOT.parent / "shared" / "data" / "fer2013.tar.gz",
-            ROOT / "shared" / "data" / "fer2013.tar.gz"]
+TARBALLS = [
+    ROOT.parent / "shared" / "data" / "fer2013.tar.gz",
+    ROOT / "shared" / "data" / "fer2013.tar.gz",
+]
 T0 = time.monotonic()
 
 
@@ -84,8 +86,15 @@ def machine() -> dict[str, Any]:
     info: dict[str, Any] = {"python": platform.python_version(), "cpus": os.cpu_count()}
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,compute_mode,driver_version,memory.total",
-             "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+            [
+                "nvidia-smi",
+                "--query-gpu=name,compute_mode,driver_version,memory.total",
+                "--format=csv,noheader",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if out.returncode == 0 and out.stdout.strip():
             name, mode, driver, memory = (f.strip() for f in out.stdout.splitlines()[0].split(","))
             info.update(gpu=name, compute_mode=mode, driver=driver, gpu_memory=memory)
@@ -147,8 +156,7 @@ def probe_main(args: argparse.Namespace) -> int:
     # what the budget needs is written first; the baseline and the sync count are extras
     Path(args.probe_json).write_text(json.dumps(out, indent=2))
     if args.baseline:
-        cfg = load_config(args.config).for_arch("resnet18").replace(
-            train={"device": device.type})
+        cfg = load_config(args.config).for_arch("resnet18").replace(train={"device": device.type})
         steps = max(10, args.probe_steps)
         base = bench_baseline(cfg, device, steps, 3, workers=min(8, os.cpu_count() or 2))
         out["baseline_resnet18"] = base
@@ -162,10 +170,14 @@ def probe_main(args: argparse.Namespace) -> int:
         # shuffle upload and one per logging window (every 5 steps here) are by design
         from train_throughput import faces
 
-        from fer_tui.train import Arrays, Trainer
+        from fer_tui.training.arrays import Arrays
+        from fer_tui.training.trainer import Trainer
 
-        cfg = load_config(args.config).for_arch("resnet18").replace(
-            train={"device": "cuda", "log_every_steps": 5})
+        cfg = (
+            load_config(args.config)
+            .for_arch("resnet18")
+            .replace(train={"device": "cuda", "log_every_steps": 5})
+        )
         x, y = faces(cfg.train.batch_size * 10)
         trainer = Trainer(cfg, None, Arrays(x, y, x[:8], y[:8], "test"), device=device)
         trainer.steps_per_epoch = 2
@@ -179,18 +191,33 @@ def probe_main(args: argparse.Namespace) -> int:
                 trainer.train_one_epoch(2)
             finally:
                 torch.cuda.set_sync_debug_mode("default")
-        syncs = [str(w.message).splitlines()[0] for w in caught
-                 if "synchronizing cuda operation" in str(w.message).lower()]
+        syncs = [
+            str(w.message).splitlines()[0]
+            for w in caught
+            if "synchronizing cuda operation" in str(w.message).lower()
+        ]
         out["host_syncs_in_a_10_step_epoch"] = {"count": len(syncs), "expected_at_most": 3}
     Path(args.probe_json).write_text(json.dumps(out, indent=2))
     return 0
 
 
-def run_probe(args: argparse.Namespace, jobs: list[str], scratch: Path, results: Results,
-              timeout: float) -> dict[str, Any] | None:
+def run_probe(
+    args: argparse.Namespace, jobs: list[str], scratch: Path, results: Results, timeout: float
+) -> dict[str, Any] | None:
     path = scratch / "probe.json"
-    cmd = [sys.executable, __file__, "--probe-json", str(path), "--device", args.device,
-           "--config", args.config, "--probe-steps", str(args.probe_steps), "--baseline"]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--probe-json",
+        str(path),
+        "--device",
+        args.device,
+        "--config",
+        args.config,
+        "--probe-steps",
+        str(args.probe_steps),
+        "--baseline",
+    ]
     for job in jobs:
         cmd += ["--probe", job]
     t0 = time.monotonic()
@@ -215,9 +242,17 @@ FALLBACK_IMG_PER_S = {"resnet18": 10_000, "resnet34": 5_000, "resnet50": 3_500}
 # --- 4: epochs fitted to the time left -------------------------------------------------------
 
 
-def fit_epochs(config: Path, probe: dict[str, Any], jobs: list[str], budget: float,
-               n_train: int, n_val: int, scratch: Path, results: Results,
-               margin: float = 1.15) -> tuple[Path, list[str]]:
+def fit_epochs(
+    config: Path,
+    probe: dict[str, Any],
+    jobs: list[str],
+    budget: float,
+    n_train: int,
+    n_val: int,
+    scratch: Path,
+    results: Results,
+    margin: float = 1.15,
+) -> tuple[Path, list[str]]:
     """The scaled config for the main recipe, and the jobs that still fit.
 
     Each job's epoch costs n_train / img_per_s of training plus about a third of that per
@@ -252,14 +287,21 @@ def fit_epochs(config: Path, probe: dict[str, Any], jobs: list[str], budget: flo
         tables["train"] = {**tables.get("train", {}), "epochs": epochs[arch]}
         overrides = {**overrides, arch: tables}
     fitted = scratch / f"{config.stem}-fitted.toml"
-    fitted.write_text(f"# {config.name} with epochs scaled by {scale:.3f} to fit {left:.0f}s\n"
-                      + to_toml(cfg.replace(overrides=overrides)))
+    fitted.write_text(
+        f"# {config.name} with epochs scaled by {scale:.3f} to fit {left:.0f}s\n"
+        + to_toml(cfg.replace(overrides=overrides))
+    )
     results.data["budget"] = {
-        "seconds": round(budget, 1), "margin": margin, "scale": round(scale, 4),
-        "epochs_planned": planned, "epochs_used": epochs,
+        "seconds": round(budget, 1),
+        "margin": margin,
+        "scale": round(scale, 4),
+        "epochs_planned": planned,
+        "epochs_used": epochs,
         "epoch_seconds_alone": {j: round(epoch_seconds(j), 2) for j in probe["jobs"]},
-        "extra_jobs": kept, "extra_jobs_dropped": [j for j in extra if j not in kept],
-        "fitted_config": fitted.read_text()}
+        "extra_jobs": kept,
+        "extra_jobs_dropped": [j for j in extra if j not in kept],
+        "fitted_config": fitted.read_text(),
+    }
     results.save()
     log(f"budget {budget:.0f}s: scale {scale:.2f} -> {epochs}; extra jobs {kept}")
     return fitted, kept
@@ -268,10 +310,24 @@ def fit_epochs(config: Path, probe: dict[str, Any], jobs: list[str], budget: flo
 # --- 5-6: training with a deadline ------------------------------------------------------------
 
 
-def train_cmd(config: Path, arch: str, data: Path, runs: Path, args: argparse.Namespace
-              ) -> list[str]:
-    cmd = [sys.executable, "-m", "fer_tui", "train", "--config", str(config), "--arch", arch,
-           "--data", str(data), "--runs-dir", str(runs), "--device", args.device]
+def train_cmd(
+    config: Path, arch: str, data: Path, runs: Path, args: argparse.Namespace
+) -> list[str]:
+    from fer_tui.launch import fer_tui_command
+
+    cmd = [
+        *fer_tui_command("train"),
+        "--config",
+        str(config),
+        "--arch",
+        arch,
+        "--data",
+        str(data),
+        "--runs-dir",
+        str(runs),
+        "--device",
+        args.device,
+    ]
     if args.epochs:
         cmd += ["--epochs", str(args.epochs)]
     if args.limit:
@@ -304,26 +360,43 @@ def run_dirs(runs: Path) -> list[Path]:
 
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
-    """What results.json says of one run, from its events (fer_tui.runs.RunState)."""
-    from fer_tui.runs import read_events, read_run
+    """What results.json says of one run: `fer_tui.runs.summarize` (the status and numbers
+    `fer-tui train --json` prints), plus its time split, speed and curve."""
+    from fer_tui.runs import read_events, read_run, summarize
 
     state = read_run(run_dir)
     epochs = [e for e in read_events(run_dir) if e.get("type") == "epoch"]
     ips = sorted(e["img_per_s"] for e in epochs if e.get("img_per_s"))
     return {
-        # a run that never started has no `start` event: its dir is named <stamp>-<arch>
-        "run_dir": run_dir.name, "recipe": state.recipe,
-        "arch": state.arch if state.arch != "?" else run_dir.name.rsplit("-", 1)[-1],
-        "status": state.status(pid_is_alive=False), "precision": state.precision,
-        "epochs_done": state.epoch, "epochs_planned": state.epochs,
+        **summarize(run_dir),
+        "run_dir": run_dir.name,
+        "recipe": state.recipe,
+        "precision": state.precision,
+        "epochs_planned": state.epochs,
         "train_seconds": round(sum(e.get("train_seconds") or 0 for e in epochs), 1),
         "eval_seconds": round(sum(e.get("eval_seconds") or 0 for e in epochs), 1),
-        "wall_seconds": (round(state.last_t - state.started_t, 1)
-                         if state.last_t and state.started_t else None),
+        "wall_seconds": (
+            round(state.last_t - state.started_t, 1) if state.last_t and state.started_t else None
+        ),
         "train_img_per_s_median": ips[len(ips) // 2] if ips else None,
-        "curve": [{k: e.get(k) for k in ("epoch", "train_loss", "train_acc", "val_loss",
-                                          "val_acc", "val_acc_ema", "lr", "train_seconds",
-                                          "eval_seconds", "img_per_s")} for e in epochs],
+        "curve": [
+            {
+                k: e.get(k)
+                for k in (
+                    "epoch",
+                    "train_loss",
+                    "train_acc",
+                    "val_loss",
+                    "val_acc",
+                    "val_acc_ema",
+                    "lr",
+                    "train_seconds",
+                    "eval_seconds",
+                    "img_per_s",
+                )
+            }
+            for e in epochs
+        ],
     }
 
 
@@ -331,7 +404,7 @@ def run_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def metrics(y: Any, probs: Any) -> dict[str, Any]:
-    from fer_tui.evaluate import compute_metrics
+    from fer_tui.evaluation.metrics import compute_metrics
 
     report = compute_metrics(y, probs)
     report.pop("roc", None)  # curves are big; `fer-tui evaluate` recomputes them
@@ -348,8 +421,17 @@ def selection(ckpt: dict[str, Any], stopped_at_deadline: bool) -> str:
     return f"last epoch ({epoch})"
 
 
-def evaluate_runs(dirs: list[Path], test: Any, device: Any, out: Path, scratch: Path,
-                  stopped_at_deadline: bool, results: Results, *, ship: bool) -> list[Any]:
+def evaluate_runs(
+    dirs: list[Path],
+    test: Any,
+    device: Any,
+    out: Path,
+    scratch: Path,
+    stopped_at_deadline: bool,
+    results: Results,
+    *,
+    ship: bool,
+) -> list[Any]:
     import numpy as np
 
     from fer_tui.models import load_checkpoint, predict_proba, read_checkpoint, save_checkpoint
@@ -372,9 +454,13 @@ def evaluate_runs(dirs: list[Path], test: Any, device: Any, out: Path, scratch: 
         eval_s = time.perf_counter() - t0
         flip = predict_proba(model, meta, images, batch_size=1024, tta="flip")
         chosen = selection(ckpt, stopped_at_deadline)
-        row = {**summary, "selection": chosen, "eval_seconds_test": round(eval_s, 2),
-               "test": metrics(labels, probs),
-               "test_flip_tta_accuracy": float((flip.argmax(1) == labels).mean())}
+        row = {
+            **summary,
+            "selection": chosen,
+            "eval_seconds_test": round(eval_s, 2),
+            "test": metrics(labels, probs),
+            "test_flip_tta_accuracy": float((flip.argmax(1) == labels).mean()),
+        }
         if (run_dir / "ema.pt").exists():
             ema_model, ema_meta = load_checkpoint(run_dir / "ema.pt", device=device)
             ema_probs = predict_proba(ema_model, ema_meta, images, batch_size=1024)
@@ -387,8 +473,10 @@ def evaluate_runs(dirs: list[Path], test: Any, device: Any, out: Path, scratch: 
             np.save(scratch / f"probs-{summary['arch']}.npy", probs)
         entry[key] = row
         results.save()
-        log(f"{key}: {chosen}, test acc {row['test']['accuracy']:.4f} (flip TTA "
-            f"{row['test_flip_tta_accuracy']:.4f}), trained {summary['train_seconds']:.0f}s")
+        log(
+            f"{key}: {chosen}, test acc {row['test']['accuracy']:.4f} (flip TTA "
+            f"{row['test_flip_tta_accuracy']:.4f}), trained {summary['train_seconds']:.0f}s"
+        )
     return all_probs
 
 
@@ -411,8 +499,21 @@ def resume_check(data: Path, device: str, scratch: Path, timeout: float) -> dict
 
     runs = scratch / "resume-check"
     cfg = ROOT / "configs" / "smoke.toml"
-    base = [sys.executable, "-m", "fer_tui", "train", "--config", str(cfg), "--data", str(data),
-            "--device", device, "--limit", "4000", "--epochs", "2"]
+    from fer_tui.launch import fer_tui_command
+
+    base = [
+        *fer_tui_command("train"),
+        "--config",
+        str(cfg),
+        "--data",
+        str(data),
+        "--device",
+        device,
+        "--limit",
+        "4000",
+        "--epochs",
+        "2",
+    ]
     run_dir = runs / "run"
     t0 = time.monotonic()
     proc = subprocess.Popen([*base, "--run-dir", str(run_dir)], cwd=ROOT)
@@ -424,21 +525,36 @@ def resume_check(data: Path, device: str, scratch: Path, timeout: float) -> dict
     proc.send_signal(signal.SIGTERM)
     first = proc.wait(timeout=30)
     left = max(5.0, timeout - (time.monotonic() - t0))
-    resumed = subprocess.run([sys.executable, "-m", "fer_tui", "train", "--resume",
-                              str(run_dir)], cwd=ROOT, timeout=left)
+    resumed = subprocess.run(
+        [*fer_tui_command("train"), "--resume", str(run_dir)], cwd=ROOT, timeout=left
+    )
     events = read_events(run_dir)
-    return {"first_exit": first, "resume_exit": resumed.returncode,
-            "status": read_run(run_dir).status(pid_is_alive=False),
-            "epochs": [e["epoch"] for e in events if e.get("type") == "epoch"],
-            "stopped": [e.get("reason") for e in events if e.get("type") == "stopped"],
-            "warnings": [e.get("message") for e in events if e.get("type") == "warning"],
-            "seconds": round(time.monotonic() - t0, 1)}
+    return {
+        "first_exit": first,
+        "resume_exit": resumed.returncode,
+        "status": read_run(run_dir).status(pid_is_alive=False),
+        "epochs": [e["epoch"] for e in events if e.get("type") == "epoch"],
+        "stopped": [e.get("reason") for e in events if e.get("type") == "stopped"],
+        "warnings": [e.get("message") for e in events if e.get("type") == "warning"],
+        "seconds": round(time.monotonic() - t0, 1),
+    }
 
 
 def compile_bench(device: str, out: Path, timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "train_throughput.py"), "--device", device,
-           "--archs", "resnet18", "--compile", "--no-baseline", "--steps", "50",
-           "--json", str(out / "throughput_compile.json")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "train_throughput.py"),
+        "--device",
+        device,
+        "--archs",
+        "resnet18",
+        "--compile",
+        "--no-baseline",
+        "--steps",
+        "50",
+        "--json",
+        str(out / "throughput_compile.json"),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, timeout=timeout)
     return {"exit": proc.returncode}
 
@@ -452,17 +568,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tarball", default=None, help="FER-2013 .tar.gz (default: shared/data)")
     p.add_argument("--data", default=None, help="an unpacked dataset instead of the tarball")
     p.add_argument("--config", default=str(ROOT / "configs" / "scratch.toml"))
-    p.add_argument("--calibrate", default=str(ROOT / "configs" / "cpu.toml"),
-                   help="a second recipe whose ResNet18 trains beside the three when it fits "
-                   "('none': skip)")
+    p.add_argument(
+        "--calibrate",
+        default=str(ROOT / "configs" / "cpu.toml"),
+        help="a second recipe whose ResNet18 trains beside the three when it fits ('none': skip)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="override every config's epochs")
     p.add_argument("--limit", type=int, default=None, help="N images per split (smoke test)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--time-limit", type=float, default=580.0,
-                   help="seconds for the whole command; training stops early enough for the "
-                   "evaluation and the results to fit")
-    p.add_argument("--eval-reserve", type=float, default=45.0,
-                   help="seconds kept after training for evaluation and shipping")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=580.0,
+        help="seconds for the whole command; training stops early enough for the "
+        "evaluation and the results to fit",
+    )
+    p.add_argument(
+        "--eval-reserve",
+        type=float,
+        default=45.0,
+        help="seconds kept after training for evaluation and shipping",
+    )
     p.add_argument("--probe-steps", type=int, default=15, help="timed steps per model")
     p.add_argument("--no-extras", action="store_true", help="skip the optional checks")
     # the probe child's own flags
@@ -478,8 +604,13 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="fer-gpu-"))
     os.environ["PYTHONPATH"] = f"{ROOT}:{os.environ.get('PYTHONPATH', '')}"
     config = Path(args.config)
-    results = Results(out / "results.json", argv=sys.argv, config_file=str(config),
-                      config_text=config.read_text(), time_limit=args.time_limit)
+    results = Results(
+        out / "results.json",
+        argv=sys.argv,
+        config_file=str(config),
+        config_text=config.read_text(),
+        time_limit=args.time_limit,
+    )
     train_deadline = args.time_limit - args.eval_reserve
     status = 1
     try:
@@ -493,8 +624,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.data:
             data = Path(args.data)
         else:
-            tarball = Path(args.tarball) if args.tarball else next(
-                (t for t in TARBALLS if t.exists()), None)
+            tarball = (
+                Path(args.tarball)
+                if args.tarball
+                else next((t for t in TARBALLS if t.exists()), None)
+            )
             if tarball is None:
                 log(f"no tarball (looked at {', '.join(map(str, TARBALLS))}); pass --tarball")
                 return 2
@@ -506,9 +640,9 @@ def main(argv: list[str] | None = None) -> int:
         images, labels = test.images, test.labels
         n_train = len(fer.splits["train"].labels)
         if args.limit:
-            from fer_tui.train import _first_n
+            from fer_tui.training.arrays import first_n
 
-            idx = _first_n(len(labels), args.limit)
+            idx = first_n(len(labels), args.limit)
             images, labels = images[idx], labels[idx]
             n_train = min(n_train, args.limit)
         results.data["test_images"] = int(len(labels))
@@ -525,14 +659,21 @@ def main(argv: list[str] | None = None) -> int:
         probe = run_probe(args, jobs, scratch, results, timeout=120)
         if probe is None and not args.epochs and device_kind(args.device) == "cuda":
             log("the probe failed: epochs fitted to assumed rates")
-            probe = {"jobs": {f"{config}:{a}": {"img_per_s": FALLBACK_IMG_PER_S[a]}
-                              for a in ARCHS}}
+            probe = {"jobs": {f"{config}:{a}": {"img_per_s": FALLBACK_IMG_PER_S[a]} for a in ARCHS}}
             results.data["probe_fallback"] = FALLBACK_IMG_PER_S
         fitted, extra = config, []
         startup = 30.0  # the trainers' imports, data load and first autotuning
         if probe and not args.epochs:
-            fitted, extra = fit_epochs(config, probe, jobs, train_deadline - elapsed() - startup,
-                                       n_train, len(labels), scratch, results)
+            fitted, extra = fit_epochs(
+                config,
+                probe,
+                jobs,
+                train_deadline - elapsed() - startup,
+                n_train,
+                len(labels),
+                scratch,
+                results,
+            )
         elif probe and calibrate is not None:
             extra = [f"{calibrate}:resnet18"]
 
@@ -559,8 +700,15 @@ def main(argv: list[str] | None = None) -> int:
                 cmd = train_cmd(Path(path), arch, data, calib_runs, args)
                 cmds.append(" ".join(cmd))
                 with open(scratch / "calibration.log", "wb") as log_file:
-                    procs.append(subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                                  stdout=log_file, stderr=subprocess.STDOUT))
+                    procs.append(
+                        subprocess.Popen(
+                            cmd,
+                            cwd=ROOT,
+                            stdin=subprocess.DEVNULL,
+                            stdout=log_file,
+                            stderr=subprocess.STDOUT,
+                        )
+                    )
             stopped = run_until(procs, train_deadline)
         results.data["train_commands"] = cmds
         results.data["stopped_at_deadline"] = stopped
@@ -576,21 +724,39 @@ def main(argv: list[str] | None = None) -> int:
         from fer_tui.models import resolve_device
 
         device = resolve_device(args.device)
-        results.data["eval_device"] = (torch.cuda.get_device_name(device)
-                                       if device.type == "cuda" else "cpu")
-        probs = evaluate_runs(run_dirs(runs), (images, labels), device, out, scratch, stopped,
-                              results, ship=True)
+        results.data["eval_device"] = (
+            torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        )
+        probs = evaluate_runs(
+            run_dirs(runs), (images, labels), device, out, scratch, stopped, results, ship=True
+        )
         if len(probs) > 1:
-            results.data["ensemble"] = {"models": len(probs),
-                                        "test": metrics(labels, np.mean(probs, axis=0))}
-            log(f"ensemble of {len(probs)}: test acc "
-                f"{results.data['ensemble']['test']['accuracy']:.4f}")
-        evaluate_runs(run_dirs(calib_runs), (images, labels), device, out, scratch, stopped,
-                      results, ship=False)
+            results.data["ensemble"] = {
+                "models": len(probs),
+                "test": metrics(labels, np.mean(probs, axis=0)),
+            }
+            log(
+                f"ensemble of {len(probs)}: test acc "
+                f"{results.data['ensemble']['test']['accuracy']:.4f}"
+            )
+        evaluate_runs(
+            run_dirs(calib_runs),
+            (images, labels),
+            device,
+            out,
+            scratch,
+            stopped,
+            results,
+            ship=False,
+        )
         results.step("evaluate", time.monotonic() - t0)
         keep_small_files(runs, out / "runs")  # again: the ends of the logs
-        status = 0 if len(probs) == len(ARCHS) and not any(
-            c not in (0, None) for c in results.data["train_exit_codes"]) else 1
+        status = (
+            0
+            if len(probs) == len(ARCHS)
+            and not any(c not in (0, None) for c in results.data["train_exit_codes"])
+            else 1
+        )
 
         if not args.no_extras:
             pack_now(out)  # the main results come back even if an optional check overruns

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import TextIO
 
+from fer_tui.backends import BACKENDS
 from fer_tui.progress import ProgressBar as Bar
 
 JSON_HELP = (
@@ -56,12 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", metavar="OUT.md", help="write both tables as Markdown")
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument(
-        "--engine",
+        "--backend",
         default="torch",
-        choices=("torch", "onnxruntime"),
+        choices=BACKENDS,
         help="torch (default), or onnxruntime: the checkpoint's ONNX export on "
         "the CPU, 2-3x faster there, probabilities within 1e-4",
     )
+    # the flag's older name, still accepted
+    parser.add_argument("--engine", dest="backend", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch (256)")
     parser.add_argument(
         "--no-cache",
@@ -103,8 +106,20 @@ class ProgressBar:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fer_tui import evaluate as ev
+    from fer_tui.backends import check_backend
     from fer_tui.errors import CheckpointError, FerError
+    from fer_tui.evaluation.ensemble import ensemble_evaluation
+    from fer_tui.evaluation.formatting import format_report, to_markdown
+    from fer_tui.evaluation.outputs import (
+        check_output_path,
+        json_payload,
+        predictions_path,
+        write_json,
+        write_predictions,
+    )
+    from fer_tui.evaluation.runner import check_split_name, evaluate_checkpoints
+    from fer_tui.evaluation.tables import model_label
+    from fer_tui.files import atomic_write_text
 
     # every cheap check before the data is decoded and the models run
     if args.ensemble and len(args.checkpoint) < 2:
@@ -118,15 +133,15 @@ def run(args: argparse.Namespace) -> int:
                 f"no checkpoint at {path}: check the path (shipped ones are "
                 f"in checkpoints/, trained ones in runs/<run>/best.pt)"
             )
-    ev.check_split_name(args.split)
-    ev.check_engine(args.engine, args.device)
-    ev.check_output_path(args.json, "--json")
-    ev.check_output_path(args.predictions, "--predictions")
-    ev.check_output_path(args.markdown, "--markdown")
+    check_split_name(args.split)
+    check_backend(args.backend, args.device)
+    check_output_path(args.json, "--json")
+    check_output_path(args.predictions, "--predictions")
+    check_output_path(args.markdown, "--markdown")
 
     bar = ProgressBar()
     try:
-        results = ev.evaluate_checkpoints(
+        results = evaluate_checkpoints(
             args.checkpoint,
             data=getattr(args, "data", None),
             split=args.split,
@@ -135,39 +150,39 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             use_cache=not args.no_cache,
             progress=bar,
-            engine=args.engine,
+            backend=args.backend,
         )
     finally:
         bar.finish()
     reports = [r.report for r in results]
     for result in results:
         if result.cached:
-            print(f"(cached) {ev.model_label(result.report)}", file=sys.stderr)
+            print(f"(cached) {model_label(result.report)}", file=sys.stderr)
     # the members' probabilities (predicted or cached above) are averaged, not predicted again
-    ensemble = ev.ensemble_evaluation(results) if args.ensemble else None
+    ensemble = ensemble_evaluation(results) if args.ensemble else None
     ens_report = ensemble.report if ensemble is not None else None
 
     to_stdout = args.json == "-"
-    text = ev.format_report(reports, ens_report)
+    text = format_report(reports, ens_report)
     (sys.stderr if to_stdout else sys.stdout).write(text)
     if args.json:
-        payload = ev.json_payload(reports, ens_report)
+        payload = json_payload(reports, ens_report)
         if to_stdout:
             import json
 
             print(json.dumps(payload, indent=1, allow_nan=False))
         else:
-            ev.write_json(args.json, payload)
+            write_json(args.json, payload)
             print(f"wrote {args.json}", file=sys.stderr)
     if args.markdown:
-        ev.atomic_write_text(args.markdown, ev.to_markdown(reports, ens_report))
+        atomic_write_text(args.markdown, to_markdown(reports, ens_report))
         print(f"wrote {args.markdown}", file=sys.stderr)
     if args.predictions:
         written = [*results, *([ensemble] if ensemble is not None else [])]
         for i, result in enumerate(written):
-            out = ev.predictions_path(
+            out = predictions_path(
                 args.predictions, i, len(written), result.report["model"].get("arch") or "model"
             )
-            ev.write_predictions(out, result)
+            write_predictions(out, result)
             print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -15,24 +15,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from fer_tui.backends import BACKENDS
 from fer_tui.errors import FerError, LiveError
 from fer_tui.progress import ProgressBar
-
-# the GPU-trained ResNet18 (scratch recipe) when shipped, else the CPU-trained one (cpu recipe)
-DEFAULT_CHECKPOINTS = ("resnet18.pt", "resnet18-cpu.pt")
-
-
-def find_checkpoint(checkpoints_dir: Path, runs_dir: Path | None = None) -> Path | None:
-    """The first shipped checkpoint of DEFAULT_CHECKPOINTS, else the newest runs/*/best.pt,
-    else None."""
-    for name in DEFAULT_CHECKPOINTS:
-        if (checkpoints_dir / name).is_file():
-            return checkpoints_dir / name
-    if runs_dir is not None and runs_dir.is_dir():
-        best = sorted(runs_dir.glob("*/best.pt"), key=lambda p: p.stat().st_mtime)
-        if best:
-            return best[-1]
-    return None
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -53,42 +38,86 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default="0",
-                        help="camera index, video file, folder of images or rtsp/http URL "
-                        "(default: 0, the first webcam)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="model checkpoint, or an .onnx from `fer-tui export` (default: "
-                        "checkpoints/resnet18.pt, else checkpoints/resnet18-cpu.pt, else the "
-                        "newest runs/*/best.pt)")
-    parser.add_argument("--no-window", action="store_true",
-                        help="no OpenCV window (headless: servers, SSH, the Live screen)")
-    parser.add_argument("--output", default=None,
-                        help="write one record per frame: OUT.jsonl, OUT.csv, or - for JSONL "
-                        "on stdout")
-    parser.add_argument("--max-frames", type=_positive, default=None,
-                        help="stop after this many frames")
-    parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
-                        help="inference engine; auto = onnxruntime on the CPU when the [onnx] "
-                        "extra is installed (the model is exported to the cache dir on first "
-                        "use), else torch")
+    parser.add_argument(
+        "--source",
+        default="0",
+        help="camera index, video file, folder of images or rtsp/http URL "
+        "(default: 0, the first webcam)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="model checkpoint, or an .onnx from `fer-tui export` (default: "
+        "checkpoints/resnet18.pt, else checkpoints/resnet18-cpu.pt, else the "
+        "newest runs/*/best.pt)",
+    )
+    parser.add_argument(
+        "--no-window",
+        action="store_true",
+        help="no OpenCV window (headless: servers, SSH, the Live screen)",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="write one record per frame: OUT.jsonl, OUT.csv, or - for JSONL on stdout",
+    )
+    parser.add_argument(
+        "--max-frames", type=_positive, default=None, help="stop after this many frames"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("auto", *BACKENDS),
+        default="auto",
+        help="inference backend; auto = onnxruntime on the CPU when the [onnx] "
+        "extra is installed (the model is exported to the cache dir on first "
+        "use), else torch",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--every", type=_positive, default=None,
-                        help="run face detection every N frames, tracking in between "
-                        "(default: 5)")
-    parser.add_argument("--classify-every", type=_positive, default=None,
-                        help="classify each face every N frames (default: 1)")
-    parser.add_argument("--hold", type=float, default=0.5,
-                        help="seconds a shown label stays before it may change (default: 0.5)")
-    parser.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
-                        help="--realtime plays a file at its frame rate and drops frames like "
-                        "a camera; --no-realtime never drops (default: drop for cameras and "
-                        "URLs only)")
-    parser.add_argument("--preview", type=_size, default=None, metavar="WxH",
-                        help="add a small grey copy of each frame to the records (e.g. 64x36)")
-    parser.add_argument("--live-config", default=None, metavar="TOML",
-                        help="detection/tracking parameters (see fer_tui.live.LiveConfig)")
-    parser.add_argument("--threads", type=_positive, default=None,
-                        help="CPU threads for inference (default: torch's choice)")
+    parser.add_argument(
+        "--every",
+        type=_positive,
+        default=None,
+        help="run face detection every N frames, tracking in between (default: 5)",
+    )
+    parser.add_argument(
+        "--classify-every",
+        type=_positive,
+        default=None,
+        help="classify each face every N frames (default: 1)",
+    )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=0.5,
+        help="seconds a shown label stays before it may change (default: 0.5)",
+    )
+    parser.add_argument(
+        "--realtime",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--realtime plays a file at its frame rate and drops frames like "
+        "a camera; --no-realtime never drops (default: drop for cameras and "
+        "URLs only)",
+    )
+    parser.add_argument(
+        "--preview",
+        type=_size,
+        default=None,
+        metavar="WxH",
+        help="add a small grey copy of each frame to the records (e.g. 64x36)",
+    )
+    parser.add_argument(
+        "--live-config",
+        default=None,
+        metavar="TOML",
+        help="detection/tracking parameters (see fer_tui.live.config.LiveConfig)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        help="CPU threads for inference (default: torch's choice)",
+    )
 
 
 class RecordWriter:
@@ -129,19 +158,45 @@ class RecordWriter:
         if self._csv is None:
             self._csv = csv.writer(self.fh)
             self._csv.writerow(
-                ["frame", "timestamp", "media_s", "faces", "track_id", "x", "y", "w", "h",
-                 "label", "confidence", *[f"p_{c}" for c in CLASSES],
-                 *[f"raw_{c}" for c in CLASSES], "fps", "capture_ms", "detect_ms",
-                 "classify_ms", "total_ms"])
+                [
+                    "frame",
+                    "timestamp",
+                    "media_s",
+                    "faces",
+                    "track_id",
+                    "x",
+                    "y",
+                    "w",
+                    "h",
+                    "label",
+                    "confidence",
+                    *[f"p_{c}" for c in CLASSES],
+                    *[f"raw_{c}" for c in CLASSES],
+                    "fps",
+                    "capture_ms",
+                    "detect_ms",
+                    "classify_ms",
+                    "total_ms",
+                ]
+            )
         t = rec["timings_ms"]
         head = [rec["frame"], rec["timestamp"], rec["media_s"], len(rec["faces"])]
         tail = [rec["fps"], t["capture"], t["detect"], t["classify"], t["total"]]
         if not rec["faces"]:
             self._csv.writerow(head + [""] * (7 + 2 * len(CLASSES)) + tail)
         for f in rec["faces"]:
-            self._csv.writerow(head + [f["track_id"], *f["box"], f["label"], f["confidence"],
-                                       *[f["probs"][c] for c in CLASSES],
-                                       *[f["probs_raw"][c] for c in CLASSES]] + tail)
+            self._csv.writerow(
+                head
+                + [
+                    f["track_id"],
+                    *f["box"],
+                    f["label"],
+                    f["confidence"],
+                    *[f["probs"][c] for c in CLASSES],
+                    *[f["probs_raw"][c] for c in CLASSES],
+                ]
+                + tail
+            )
 
     def close(self) -> None:
         if self.fh is not None and self.fh is not sys.stdout:
@@ -152,13 +207,15 @@ def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
     if arg:
         return Path(arg)
     from fer_tui import paths
+    from fer_tui.checkpoints import find_checkpoint
 
     found = find_checkpoint(paths.checkpoints_dir(), paths.runs_dir(runs_dir))
     if found is None:
         raise FerError(
             "no checkpoint: neither checkpoints/resnet18.pt nor checkpoints/resnet18-cpu.pt is "
             "here and no run has a best.pt. Train one (`fer-tui train --config "
-            "configs/<recipe>.toml`) and pass --checkpoint runs/<run>/best.pt")
+            "configs/<recipe>.toml`) and pass --checkpoint runs/<run>/best.pt"
+        )
     return found
 
 
@@ -168,8 +225,10 @@ def check_source(source: str) -> None:
     if source.isdigit() or "://" in source:
         return
     if not Path(source).expanduser().exists():
-        raise LiveError(f"no such video, folder or camera: {source} (use a camera index like 0, "
-                        f"a video file, a folder of images or an rtsp:// URL)")
+        raise LiveError(
+            f"no such video, folder or camera: {source} (use a camera index like 0, "
+            f"a video file, a folder of images or an rtsp:// URL)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,47 +239,63 @@ def run(args: argparse.Namespace) -> int:
         # OpenMP threads that spin while they wait collapse on a busy CPU: one face through
         # ResNet18 took 370 ms instead of 60 ms on 2 shared cores; passive waiting costs little
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from fer_tui import live
+    from fer_tui.backends import load_model, pick_backend
+    from fer_tui.live.config import load_live_config
+    from fer_tui.live.pipeline import face_transform, realtime_prediction
+    from fer_tui.live.results import to_record
+    from fer_tui.live.window import check_display, close_window, draw_overlay, open_window, show
 
-    cfg = live.load_live_config(args.live_config)
+    cfg = load_live_config(args.live_config)
     if args.every:
         cfg = replace(cfg, detect_every=args.every)
     if args.classify_every:
         cfg = replace(cfg, classify_every=args.classify_every)
     window = not args.no_window
     if window:
-        live.check_display()  # before loading the model: fail in milliseconds, not seconds
+        check_display()  # before loading the model: fail in milliseconds, not seconds
     checkpoint = resolve_checkpoint(args.checkpoint, getattr(args, "runs_dir", None))
-    args.backend = live.pick_backend(args.backend, args.device, checkpoint)
-    model, meta, device = live.load_model(checkpoint, backend=args.backend, device=args.device,
-                                          threads=args.threads)
-    transform = live.face_transform(
-        meta, channels_last=args.backend == "torch" and device.type == "cpu")
+    args.backend = pick_backend(args.backend, args.device, checkpoint)
+    model, meta, device = load_model(
+        checkpoint,
+        backend=args.backend,
+        device=args.device,
+        threads=args.threads,
+        channels_last=True,
+    )
+    transform = face_transform(meta, channels_last=args.backend == "torch" and device.type == "cpu")
     writer = RecordWriter(args.output)
     try:
-        results = live.realtime_prediction(
-            model, transform, args.hold, device, args.source,
-            image_size=int(meta["image_size"]), config=cfg, classes=meta["classes"],
-            realtime=args.realtime, max_frames=args.max_frames, preview=args.preview,
-            keep_frames=window)
+        results = realtime_prediction(
+            model,
+            transform,
+            args.hold,
+            device,
+            args.source,
+            image_size=int(meta["image_size"]),
+            config=cfg,
+            classes=meta["classes"],
+            realtime=args.realtime,
+            max_frames=args.max_frames,
+            preview=args.preview,
+            keep_frames=window,
+        )
     except BaseException:
         writer.close()
         raise
     if window:
-        live.open_window()
+        open_window()
     # not when the records go to stdout: the Live screen reads that stream
-    bar = ProgressBar("frames", args.max_frames, unit="fps",
-                      enabled=args.output != "-")
+    bar = ProgressBar("frames", args.max_frames, unit="fps", enabled=args.output != "-")
     frames = with_faces = faces = 0
     start = time.perf_counter()
     try:
         for result in results:
-            writer.write(live.to_record(result, meta["classes"]))
+            writer.write(to_record(result, meta["classes"]))
             frames += 1
             faces += len(result.faces)
             with_faces += bool(result.faces)
             if window and result.frame is not None:
-                if not live.show(live.draw_overlay(result.frame, result, meta["classes"])):
+                if not show(draw_overlay(result.frame, result, meta["classes"])):
                     break
             bar.update(frames, min(filter(None, (args.max_frames, result.total)), default=None))
     except KeyboardInterrupt:
@@ -233,12 +308,14 @@ def run(args: argparse.Namespace) -> int:
         results.close()
         writer.close()
         if window:
-            live.close_window()
+            close_window()
     seconds = time.perf_counter() - start
     bar.close()
-    print(f"live: {frames} frames, {with_faces} with a face, {faces} faces, "
-          f"{frames / max(seconds, 1e-9):.1f} fps ({args.backend}, {device.type})",
-          file=sys.stderr)
+    print(
+        f"live: {frames} frames, {with_faces} with a face, {faces} faces, "
+        f"{frames / max(seconds, 1e-9):.1f} fps ({args.backend}, {device.type})",
+        file=sys.stderr,
+    )
     if frames == 0:
         raise LiveError(f"{args.source} gave no frames")
     return 0

@@ -10,10 +10,14 @@ from fer_tui.progress import ProgressBar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true",
-                        help="print the statistics as one JSON document")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="decode the source again and do not read or write the cache")
+    parser.add_argument(
+        "--json", action="store_true", help="print the statistics as one JSON document"
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="decode the source again and do not read or write the cache",
+    )
 
 
 class ProgressLine(ProgressBar):
@@ -41,7 +45,8 @@ def format_table(stats: dict) -> str:
         "",
     ]
     header = f"{'class':<10}" + "".join(
-        f"{n:>10} {'share':>6}" if n in ("train", "test") else f"{n:>13}" for n in names)
+        f"{n:>10} {'share':>6}" if n in ("train", "test") else f"{n:>13}" for n in names
+    )
     lines.append(header)
     lines.append("-" * len(header))
     for cls in [*classes, "total"]:
@@ -88,8 +93,11 @@ def run(args: argparse.Namespace) -> int:
     from fer_tui.data.stats import dataset_stats
 
     source = resolve_source(getattr(args, "data", None))
-    bar = ProgressLine(f"decoding {source.name}" if args.no_cache
-                       else f"decoding {source.name} (first time; cached afterwards)")
+    bar = ProgressLine(
+        f"decoding {source.name}"
+        if args.no_cache
+        else f"decoding {source.name} (first time; cached afterwards)"
+    )
     try:
         data = load_dataset(source, cache=not args.no_cache, progress=bar)
     finally:

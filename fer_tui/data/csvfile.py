@@ -73,11 +73,11 @@ def read_csv(path: Path, progress: Callable[[int, int], None] | None = None) -> 
                         progress(consumed[0], size)
                     if not row:
                         continue
-                    _parse_row(row, reader.line_num, path.name, i_emotion, i_pixels, i_usage,
-                               out)
+                    _parse_row(row, reader.line_num, path.name, i_emotion, i_pixels, i_usage, out)
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not a text CSV file ({exc.reason}); is it fer2013.csv?") \
-            from exc
+        raise DataError(
+            f"{path} is not a text CSV file ({exc.reason}); is it fer2013.csv?"
+        ) from exc
     except csv.Error as exc:
         raise DataError(f"{path}: malformed CSV ({exc}); is it fer2013.csv?") from exc
     except OSError as exc:
@@ -88,12 +88,18 @@ def read_csv(path: Path, progress: Callable[[int, int], None] | None = None) -> 
 
 
 def _bad(out: CsvRows, file: str, line: int, why: str) -> None:
-    out.problems.append(Problem("bad_row", f"{file} line {line}: {why}; row skipped",
-                                f"line {line}"))
+    out.problems.append(
+        Problem("bad_row", f"{file} line {line}: {why}; row skipped", f"line {line}")
+    )
 
 
 def _parse_row(
-    row: list[str], line: int, file: str, i_emotion: int, i_pixels: int, i_usage: int | None,
+    row: list[str],
+    line: int,
+    file: str,
+    i_emotion: int,
+    i_pixels: int,
+    i_usage: int | None,
     out: CsvRows,
 ) -> None:
     if len(row) <= max(i_emotion, i_pixels, i_usage or 0):
@@ -123,16 +129,22 @@ def _parse_row(
         _bad(out, file, line, "pixel values outside 0-255")
         return
     name = f"line {line}"
-    side = int(round(pixels.size ** 0.5))
+    side = int(round(pixels.size**0.5))
     if pixels.size == SIDE * SIDE:
         img = pixels.astype(np.uint8).reshape(SIDE, SIDE)
     elif side > 0 and side * side == pixels.size:
         import cv2  # deferred: only non-48x48 rows need it
 
-        img = cv2.resize(pixels.astype(np.uint8).reshape(side, side), (SIDE, SIDE),
-                         interpolation=cv2.INTER_AREA if side > SIDE else cv2.INTER_LINEAR)
-        out.problems.append(Problem(
-            "wrong_size", f"{file} line {line}: {side}x{side} pixels, not 48x48; resized", name))
+        img = cv2.resize(
+            pixels.astype(np.uint8).reshape(side, side),
+            (SIDE, SIDE),
+            interpolation=cv2.INTER_AREA if side > SIDE else cv2.INTER_LINEAR,
+        )
+        out.problems.append(
+            Problem(
+                "wrong_size", f"{file} line {line}: {side}x{side} pixels, not 48x48; resized", name
+            )
+        )
     else:
         _bad(out, file, line, f"{pixels.size} pixel values, expected {SIDE * SIDE} (48x48)")
         return

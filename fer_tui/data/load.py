@@ -46,12 +46,19 @@ from fer_tui.data.sources import (
     file_fingerprint,
 )
 from fer_tui.errors import DataError
+from fer_tui.files import atomic_write
 from fer_tui.paths import DATA_ENV, cache_dir, data_candidates
-from fer_tui.runs import atomic_write
 
 __all__ = [
-    "CLASSES", "FerData", "LoadCancelled", "Problem", "Split", "Progress", "cache_path",
-    "load_dataset", "resolve_source",
+    "CLASSES",
+    "FerData",
+    "LoadCancelled",
+    "Problem",
+    "Split",
+    "Progress",
+    "cache_path",
+    "load_dataset",
+    "resolve_source",
 ]
 
 #: `progress(done, total)`: images for folders and zips, bytes of the file for tar and CSV
@@ -61,6 +68,7 @@ Progress = Callable[[int, int], None]
 
 class LoadCancelled(Exception):
     """`load_dataset(cancelled=...)` returned True: decoding stopped early, nothing cached."""
+
 
 SIDE = 48
 _BATCH = 256
@@ -149,12 +157,14 @@ def load_dataset(
         try:
             _write_cache(target, data, subs)
         except OSError as exc:
-            data.problems.append(Problem(
-                "cache_not_written",
-                f"could not write the decoded cache {target} ({exc.strerror or exc}); the next "
-                f"start decodes again. Set FER_TUI_CACHE to a writable folder",
-                str(target),
-            ))
+            data.problems.append(
+                Problem(
+                    "cache_not_written",
+                    f"could not write the decoded cache {target} ({exc.strerror or exc}); the next "
+                    f"start decodes again. Set FER_TUI_CACHE to a writable folder",
+                    str(target),
+                )
+            )
     return data
 
 
@@ -169,24 +179,42 @@ def _decode_batch(batch: list[Entry]) -> list[tuple[Entry, np.ndarray | None, Pr
         try:
             raw = entry.data if isinstance(entry.data, bytes) else entry.data.read_bytes()
         except OSError as exc:
-            out.append((entry, None, Problem(
-                "unreadable", f"{entry.name}: cannot read it ({exc.strerror}); skipped",
-                entry.name)))
+            out.append(
+                (
+                    entry,
+                    None,
+                    Problem(
+                        "unreadable",
+                        f"{entry.name}: cannot read it ({exc.strerror}); skipped",
+                        entry.name,
+                    ),
+                )
+            )
             continue
         img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_GRAYSCALE) if raw else None
         if img is None:
-            out.append((entry, None, Problem(
-                "unreadable", f"{entry.name}: not a readable image ({len(raw)} bytes); skipped",
-                entry.name)))
+            out.append(
+                (
+                    entry,
+                    None,
+                    Problem(
+                        "unreadable",
+                        f"{entry.name}: not a readable image ({len(raw)} bytes); skipped",
+                        entry.name,
+                    ),
+                )
+            )
             continue
         problem = None
         if img.shape != (SIDE, SIDE):
             h, w = img.shape
             shrink = h > SIDE or w > SIDE
-            img = cv2.resize(img, (SIDE, SIDE),
-                             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-            problem = Problem("wrong_size", f"{entry.name}: {w}x{h}, not 48x48; resized",
-                              entry.name)
+            img = cv2.resize(
+                img, (SIDE, SIDE), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+            )
+            problem = Problem(
+                "wrong_size", f"{entry.name}: {w}x{h}, not 48x48; resized", entry.name
+            )
         # drop the reference to the encoded bytes: the results outlive the reading
         out.append((Entry(entry.split, entry.label, entry.name, b""), img, problem))
     return out
@@ -259,8 +287,9 @@ def _load_images(
     if not any(rows.values()):
         where = getattr(src, "root", None) or getattr(src, "path", "")
         first = f" ({decode_problems[0].message})" if decode_problems else ""
-        raise DataError(f"{where}: none of its {len(results)} image file(s) could be "
-                        f"decoded{first}")
+        raise DataError(
+            f"{where}: none of its {len(results)} image file(s) could be decoded{first}"
+        )
     splits = {}
     for name, items in rows.items():
         items.sort(key=lambda r: (r[0], r[1]))  # class order, then file name: same for every form
@@ -294,8 +323,9 @@ def _load_csv(
     splits = {}
     for name in SPLITS:
         if rows.labels[name]:
-            splits[name] = Split(np.stack(rows.images[name]),
-                                 np.array(rows.labels[name], np.int64), rows.names[name])
+            splits[name] = Split(
+                np.stack(rows.images[name]), np.array(rows.labels[name], np.int64), rows.names[name]
+            )
         else:
             splits[name] = Split.empty()
     return splits, _subsplit_index(rows.subsplits), rows.problems
@@ -327,8 +357,7 @@ def _read_cache(path: Path, fingerprint: str) -> FerData | None:
             if meta.get("fingerprint") != fingerprint or meta.get("version") != LOADER_VERSION:
                 return None
             splits = {
-                name: Split(z[f"{name}_images"], z[f"{name}_labels"],
-                            z[f"{name}_names"].tolist())
+                name: Split(z[f"{name}_images"], z[f"{name}_labels"], z[f"{name}_names"].tolist())
                 for name in SPLITS
             }
             _add_subsplits(splits, {sub: z[f"{sub}_index"] for sub in meta.get("subsplits", [])})
@@ -338,8 +367,12 @@ def _read_cache(path: Path, fingerprint: str) -> FerData | None:
         # truncated, foreign or older-format file: treat as a miss and overwrite it
         return None
     data = FerData(
-        Path(meta["source"]), meta["format"], fingerprint, splits,
-        [Problem(**p) for p in meta.get("problems", [])], from_cache=True,
+        Path(meta["source"]),
+        meta["format"],
+        fingerprint,
+        splits,
+        [Problem(**p) for p in meta.get("problems", [])],
+        from_cache=True,
         summary=meta.get("summary"),
     )
     return data

@@ -26,8 +26,7 @@ class Problem:
     """How many images the problem covers (duplicates and blank images are reported once)."""
 
     def to_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "message": self.message, "path": self.path,
-                "count": self.count}
+        return {"kind": self.kind, "message": self.message, "path": self.path, "count": self.count}
 
 
 @dataclass

@@ -27,8 +27,8 @@ from fer_tui.errors import DataError
 #: Bump when decoding changes, so caches written by an older loader are rebuilt.
 LOADER_VERSION = 1
 
-EXPECTED_LAYOUT = (
-    "train/<class>/*.jpg and test/<class>/*.jpg with <class> one of " + ", ".join(CLASSES)
+EXPECTED_LAYOUT = "train/<class>/*.jpg and test/<class>/*.jpg with <class> one of " + ", ".join(
+    CLASSES
 )
 HOW_TO_GET = (
     "Get FER-2013 from Kaggle (msambare/fer2013: archive.zip, or its unpacked train/ and test/ "
@@ -75,8 +75,13 @@ def detect_format(path: Path) -> tuple[str, Path]:
         raise DataError(f"cannot read {path} ({exc.strerror}); check its permissions") from exc
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         return "zip", path
-    if name.endswith(_TAR_SUFFIXES) or head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" \
-            or head[:6] == b"\xfd7zXZ\x00" or head[257:262] == b"ustar":
+    if (
+        name.endswith(_TAR_SUFFIXES)
+        or head[:2] == b"\x1f\x8b"
+        or head[:3] == b"BZh"
+        or head[:6] == b"\xfd7zXZ\x00"
+        or head[257:262] == b"ustar"
+    ):
         return "tar", path
     if name.endswith(".csv") or head.lstrip(b"\xef\xbb\xbf").lower().startswith(b"emotion"):
         return "csv", path
@@ -107,8 +112,12 @@ def _detect_folder(root: Path) -> tuple[str, Path]:
     if len(dirs) == 1:
         return "folder", dirs[0]
     # a folder (./data/fer2013, say) holding the download itself
-    files = [p for p in children if p.is_file() and (
-        p.suffix.lower() in (".zip", ".csv") or p.name.lower().endswith(_TAR_SUFFIXES))]
+    files = [
+        p
+        for p in children
+        if p.is_file()
+        and (p.suffix.lower() in (".zip", ".csv") or p.name.lower().endswith(_TAR_SUFFIXES))
+    ]
     if len(files) == 1:
         return detect_format(files[0])
     shown = ", ".join(p.name + ("/" if p.is_dir() else "") for p in children[:8]) or "nothing"
@@ -143,8 +152,9 @@ class FolderSource:
         try:
             self._scan(root, lines)
         except OSError as exc:
-            raise DataError(f"cannot list {exc.filename or root} ({exc.strerror}); check its "
-                            f"permissions") from exc
+            raise DataError(
+                f"cannot list {exc.filename or root} ({exc.strerror}); check its permissions"
+            ) from exc
         lines[1:] = sorted(lines[1:])
         self.fingerprint = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
         self.total: int | None = sum(len(files) for *_, files in self._folders)
@@ -252,8 +262,9 @@ class _MemberSorter:
         if not self.prefixes:
             shown = ", ".join(self.tops[:8]) or "nothing"
             csvs = [t for t in self.tops if t.lower().endswith(".csv")]
-            hint = (f". It holds {csvs[0]}: extract it and pass that file with --data"
-                    if csvs else "")
+            hint = (
+                f". It holds {csvs[0]}: extract it and pass that file with --data" if csvs else ""
+            )
             raise DataError(
                 f"{self.archive}: unexpected structure for a FER-2013 {what}: expected "
                 f"{EXPECTED_LAYOUT} inside (possibly under one top folder), found {shown} at "
@@ -274,8 +285,9 @@ class ZipSource:
             with zipfile.ZipFile(path) as zf:
                 infos = [i for i in zf.infolist() if not i.is_dir()]
         except (zipfile.BadZipFile, OSError) as exc:
-            raise DataError(f"{path} is not a readable zip file ({exc}); download it again") \
-                from exc
+            raise DataError(
+                f"{path} is not a readable zip file ({exc}); download it again"
+            ) from exc
         sorter = _MemberSorter(path)
         self._members = [(info, c) for info in infos if (c := sorter.classify(info.filename))]
         self.problems = sorter.finish("zip")
@@ -287,8 +299,9 @@ class ZipSource:
                 for info, (split, label, name) in self._members:
                     yield Entry(split, label, name, zf.read(info))
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise DataError(f"{self.path} is truncated or corrupt ({exc}); download it again") \
-                from exc
+            raise DataError(
+                f"{self.path} is truncated or corrupt ({exc}); download it again"
+            ) from exc
 
     def position(self) -> tuple[int, int] | None:
         return None

@@ -23,7 +23,7 @@ def pixel_histogram(images: np.ndarray) -> np.ndarray:
     hist = np.zeros(256, np.int64)
     # in chunks: bincount casts to int64 first, 8 bytes per pixel (0.5 GB for FER-2013 at once)
     for start in range(0, len(flat), 1 << 18):
-        hist += np.bincount(flat[start:start + (1 << 18)], minlength=256)
+        hist += np.bincount(flat[start : start + (1 << 18)], minlength=256)
     return hist
 
 
@@ -54,8 +54,10 @@ def duplicates(train: Split, test: Split) -> dict[str, object]:
         "across": len(across),
         "label_conflicts": conflicts,
         "example": (test.names[across[0][0]], train.names[across[0][1]]) if across else None,
-        "within": {"train": len(train_d) - len(set(train_d)),
-                   "test": len(test_d) - len(set(test_d))},
+        "within": {
+            "train": len(train_d) - len(set(train_d)),
+            "test": len(test_d) - len(set(test_d)),
+        },
     }
 
 
@@ -71,8 +73,9 @@ def summarise(splits: dict[str, Split]) -> dict[str, Any]:
     """The costly part of the statistics (every pixel is read), as plain JSON-able values."""
     dup = duplicates(splits["train"], splits["test"])
     return {
-        "histograms": {name: pixel_histogram(split.images).tolist()
-                       for name, split in splits.items()},
+        "histograms": {
+            name: pixel_histogram(split.images).tolist() for name, split in splits.items()
+        },
         "duplicates": {**dup, "example": list(dup["example"]) if dup["example"] else None},
     }
 
@@ -85,34 +88,44 @@ def find_problems(
     for name in SPLITS:
         split = splits[name]
         if not len(split):
-            problems.append(Problem(
-                "missing_split",
-                f"{source} has no {name} images (expected a {name}/ folder, or Usage values "
-                f"{'Training' if name == 'train' else 'PublicTest/PrivateTest'} in a CSV)",
-            ))
+            problems.append(
+                Problem(
+                    "missing_split",
+                    f"{source} has no {name} images (expected a {name}/ folder, or Usage values "
+                    f"{'Training' if name == 'train' else 'PublicTest/PrivateTest'} in a CSV)",
+                )
+            )
             continue
         for cls, n in split.counts().items():
             if n == 0:
-                problems.append(Problem(
-                    "empty_class", f"{name}/{cls} has no images", f"{name}/{cls}", count=0))
+                problems.append(
+                    Problem("empty_class", f"{name}/{cls} has no images", f"{name}/{cls}", count=0)
+                )
     dup = (summary or summarise(splits))["duplicates"]
     if dup["across"]:
         ex_test, ex_train = dup["example"]  # type: ignore[misc]
-        problems.append(Problem(
-            "duplicate_across_splits",
-            f"{dup['across']} test image(s) are exact pixel copies of training images "
-            f"({dup['label_conflicts']} with a different label), e.g. {ex_test} = {ex_train}",
-            ex_test, count=int(dup["across"]),  # type: ignore[call-overload]
-        ))
+        problems.append(
+            Problem(
+                "duplicate_across_splits",
+                f"{dup['across']} test image(s) are exact pixel copies of training images "
+                f"({dup['label_conflicts']} with a different label), e.g. {ex_test} = {ex_train}",
+                ex_test,
+                count=int(dup["across"]),  # type: ignore[call-overload]
+            )
+        )
     for name in SPLITS:
         mask = blank_mask(splits[name].images)
         if mask.any():
             first = splits[name].names[int(np.argmax(mask))]
-            problems.append(Problem(
-                "blank_image",
-                f"{int(mask.sum())} {name} image(s) are one flat grey with no face, e.g. {first}",
-                first, count=int(mask.sum()),
-            ))
+            problems.append(
+                Problem(
+                    "blank_image",
+                    f"{int(mask.sum())} {name} image(s) are one flat grey with no face, "
+                    f"e.g. {first}",
+                    first,
+                    count=int(mask.sum()),
+                )
+            )
     return problems
 
 
@@ -175,7 +188,10 @@ def dataset_stats(data: FerData) -> dict[str, object]:
 
 
 def sample_indices(
-    split: Split, per_class: int, seed: int = 0, classes: Iterable[int] | None = None,
+    split: Split,
+    per_class: int,
+    seed: int = 0,
+    classes: Iterable[int] | None = None,
     blank: np.ndarray | None = None,
 ) -> list[list[int]]:
     """Up to `per_class` random indices of each class (blank images left out), per class.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
+from textual.notifications import Notification
 from textual.screen import Screen
 
 from fer_tui.tui.settings import Settings
@@ -54,6 +55,11 @@ class FerApp(App[int]):
 
     def on_mount(self) -> None:
         self.switch_mode("dataset")
+
+    @property
+    def notifications(self) -> tuple[Notification, ...]:
+        """The notifications on screen now, oldest first (what the user can read)."""
+        return tuple(self._notifications)
 
     def action_help(self) -> None:
         from fer_tui.tui.screens.help import HelpScreen  # Markdown costs ~0.1 s at start-up

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from textual.message import Message
 
-from fer_tui.tui.widgets.run_view import RunView
+from fer_tui.run_tracker import RunView
 
 
 class RunStateChanged(Message):

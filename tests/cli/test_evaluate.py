@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_tui.cli import main
+from fer_tui.cli import build_parser, main
 from fer_tui.data.index import CLASSES
 from tests.helpers import make_folder_dataset, make_tiny_checkpoint
 
@@ -98,7 +98,8 @@ def test_second_run_comes_from_the_cache(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The same checkpoint, data, split and TTA are not predicted twice; --no-cache is."""
-    from fer_tui import evaluate as ev
+    from fer_tui.evaluation import runner
+    from fer_tui.evaluation.cache import find_cached_report
 
     args = ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--tta", "flip"]
     assert main([*args, "--json", str(tmp_path / "a.json")]) == 0
@@ -108,14 +109,12 @@ def test_second_run_comes_from_the_cache(
     def no_predict(*a: object, **k: object) -> None:
         raise AssertionError("predicted again despite the cache")
 
-    monkeypatch.setattr(ev, "_predict", no_predict)
+    monkeypatch.setattr(runner, "_predict", no_predict)
     capsys.readouterr()
     assert main([*args, "--json", str(tmp_path / "b.json")]) == 0
     assert "(cached)" in capsys.readouterr().err
     assert json.loads((tmp_path / "b.json").read_text()) == first
-    assert (
-        ev.find_cached_report(ckpt, tta="flip", source=tiny_data)["accuracy"] == first["accuracy"]
-    )
+    assert find_cached_report(ckpt, tta="flip", source=tiny_data)["accuracy"] == first["accuracy"]
     with pytest.raises(AssertionError, match="despite the cache"):
         main([*args, "--no-cache"])
 
@@ -166,7 +165,7 @@ def _odd_checkpoint(path: Path, seed: int = 2) -> Path:
 
 
 def _mean_probability_accuracy(checkpoints: list[Path], data: Path) -> float:
-    """The ensemble's accuracy worked out here, apart from fer_tui.evaluate: each model on the
+    """The ensemble's accuracy worked out here, apart from fer_tui.evaluation: each model on the
     test faces with its own preprocessing, the probabilities averaged, then the argmax."""
     from fer_tui.data.load import load_dataset
     from fer_tui.models import load_checkpoint, predict_proba
@@ -192,7 +191,7 @@ def test_ensemble_row_is_the_mean_probability_argmax(
     row to Table 1, its Table 2, an "ensemble" report in --json and a Markdown section; its
     accuracy is that of the argmax of the mean probabilities, and each model is predicted
     once."""
-    from fer_tui import evaluate as ev
+    from fer_tui.evaluation import runner
 
     checkpoints = [
         ckpt,
@@ -200,13 +199,13 @@ def test_ensemble_row_is_the_mean_probability_argmax(
         _odd_checkpoint(tmp_path / "odd" / "best.pt"),
     ]
     predicted = []
-    real_predict = ev._predict
+    real_predict = runner._predict
 
     def counting_predict(path: Path, *a: object, **k: object) -> object:
         predicted.append(Path(path).parent.name)
         return real_predict(path, *a, **k)
 
-    monkeypatch.setattr(ev, "_predict", counting_predict)
+    monkeypatch.setattr(runner, "_predict", counting_predict)
     out, md, preds = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "p.csv"
     argv = ["evaluate", "--data", str(tiny_data), "--ensemble", "--json", str(out)]
     for path in checkpoints:
@@ -280,7 +279,7 @@ def test_bad_data_split_and_output_paths(
 ) -> None:
     """No test split, an unknown --split, and outputs in missing folders exit 2; the output
     folders are checked before the data is loaded."""
-    from fer_tui import evaluate as ev
+    from fer_tui.evaluation import runner
 
     train_only = make_folder_dataset(tmp_path / "train-only", per_class={"train": 2})
     err = _fails(["evaluate", "--checkpoint", str(ckpt), "--data", str(train_only)], capsys)
@@ -291,7 +290,7 @@ def test_bad_data_split_and_output_paths(
     def no_data(*a: object, **k: object) -> None:
         raise AssertionError("the data was loaded before the output paths were checked")
 
-    monkeypatch.setattr(ev, "load_data", no_data)
+    monkeypatch.setattr(runner, "load_data", no_data)
     missing = tmp_path / "no" / "such" / "dir"
     err = _fails([*args, "--predictions", str(missing / "p.csv")], capsys)
     assert "--predictions" in err and "does not exist" in err
@@ -323,11 +322,11 @@ def test_progress_bar_shows_rate_and_eta_on_a_terminal() -> None:
 
 
 @pytest.mark.slow
-def test_onnxruntime_engine_matches_torch(
+def test_onnxruntime_backend_matches_torch(
     ckpt: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--engine onnxruntime gives torch's predictions (probabilities within 1e-4) and says so;
-    it is refused for a GPU device before anything runs."""
+    """--backend onnxruntime gives torch's predictions (probabilities within 1e-4) and says so;
+    it is refused for a GPU device before anything runs, also under the flag's older name."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     base = ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--tta", "flip"]
@@ -336,7 +335,7 @@ def test_onnxruntime_engine_matches_torch(
         main(
             [
                 *base,
-                "--engine",
+                "--backend",
                 "onnxruntime",
                 "--json",
                 str(tmp_path / "o.json"),
@@ -354,8 +353,23 @@ def test_onnxruntime_engine_matches_torch(
             return np.array([[float(r[f"p_{c}"]) for c in CLASSES] for r in csv.DictReader(f)])
 
     assert np.abs(probs(tmp_path / "t.csv") - probs(tmp_path / "o.csv")).max() < 1e-4
+    err = _fails([*base, "--backend", "onnxruntime", "--device", "cuda"], capsys)
+    assert "runs on the CPU" in err
     err = _fails([*base, "--engine", "onnxruntime", "--device", "cuda"], capsys)
     assert "runs on the CPU" in err
+
+
+def test_engine_is_a_hidden_name_of_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--engine`, the backend flag's older name, still parses into `backend`; --help shows
+    only `--backend`, the name `fer-tui live` uses too."""
+    parser = build_parser()
+    args = parser.parse_args(["evaluate", "--checkpoint", "x.pt", "--engine", "onnxruntime"])
+    assert args.backend == "onnxruntime"
+    assert parser.parse_args(["evaluate", "--checkpoint", "x.pt"]).backend == "torch"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--help"])
+    out = capsys.readouterr().out
+    assert "--backend" in out and "--engine" not in out
 
 
 def test_json_to_stdout_keeps_stdout_parseable(
@@ -375,12 +389,12 @@ def test_ensemble_of_one_checkpoint_is_a_one_line_error(
 ) -> None:
     """--ensemble with a single --checkpoint exits 2 with one line naming the fix, before the
     data is loaded."""
-    from fer_tui import evaluate as ev
+    from fer_tui.evaluation import runner
 
     def no_data(*a: object, **k: object) -> None:
         raise AssertionError("the data was loaded before --ensemble was checked")
 
-    monkeypatch.setattr(ev, "load_data", no_data)
+    monkeypatch.setattr(runner, "load_data", no_data)
     err = _fails(
         ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--ensemble"], capsys
     )

@@ -23,13 +23,24 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("cli-live")
-    return {"video": make_face_video(root / "face.avi", frames=20),
-            "ckpt": make_tiny_checkpoint(root / "tiny.pt")}
+    return {
+        "video": make_face_video(root / "face.avi", frames=20),
+        "ckpt": make_tiny_checkpoint(root / "tiny.pt"),
+    }
 
 
 def _live(assets, *extra: str) -> list[str]:
-    return ["live", "--source", str(assets["video"]), "--checkpoint", str(assets["ckpt"]),
-            "--no-window", "--threads", "1", *extra]
+    return [
+        "live",
+        "--source",
+        str(assets["video"]),
+        "--checkpoint",
+        str(assets["ckpt"]),
+        "--no-window",
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 def test_headless_jsonl(assets, tmp_path: Path, capsys) -> None:
@@ -80,28 +91,11 @@ def test_missing_checkpoint_exits_2(assets, tmp_path: Path, capsys, monkeypatch)
     assert "fer-tui train" in capsys.readouterr().err
 
 
-def test_default_checkpoint_prefers_the_gpu_model(tmp_path: Path) -> None:
-    """Without --checkpoint: checkpoints/resnet18.pt, else resnet18-cpu.pt, else a run's best."""
-    from fer_tui.commands.live import find_checkpoint
-
-    ckpts, runs = tmp_path / "checkpoints", tmp_path / "runs"
-    (runs / "r1").mkdir(parents=True)
-    ckpts.mkdir()
-    assert find_checkpoint(ckpts, runs) is None
-    (runs / "r1" / "best.pt").write_bytes(b"x")
-    assert find_checkpoint(ckpts, runs) == runs / "r1" / "best.pt"
-    (ckpts / "resnet18-cpu.pt").write_bytes(b"x")
-    assert find_checkpoint(ckpts, runs) == ckpts / "resnet18-cpu.pt"
-    (ckpts / "resnet18.pt").write_bytes(b"x")
-    assert find_checkpoint(ckpts, runs) == ckpts / "resnet18.pt"
-
-
 def test_unreadable_video_exits_2(assets, tmp_path: Path, capsys) -> None:
     """A corrupt video file is reported by name, exit code 2."""
     bad = tmp_path / "broken.avi"
     bad.write_bytes(b"RIFF" + b"\x00" * 500)
-    code = main(["live", "--source", str(bad), "--checkpoint", str(assets["ckpt"]),
-                 "--no-window"])
+    code = main(["live", "--source", str(bad), "--checkpoint", str(assets["ckpt"]), "--no-window"])
     assert code == 2
     assert "broken.avi" in capsys.readouterr().err
 
@@ -121,17 +115,38 @@ def test_window_without_display_exits_2(assets, monkeypatch, capsys) -> None:
 def test_window_under_xvfb(assets, tmp_path: Path) -> None:
     """With a (virtual) display the OpenCV window path runs and still writes every record."""
     display = f":{90 + os.getpid() % 100}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "800x600x24"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    xvfb = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "800x600x24"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(1.0)
         out = tmp_path / "w.jsonl"
         env = {**os.environ, "DISPLAY": display}
         env.pop("WAYLAND_DISPLAY", None)
         proc = subprocess.run(
-            [sys.executable, "-m", "fer_tui", "live", "--source", str(assets["video"]),
-             "--checkpoint", str(assets["ckpt"]), "--max-frames", "8", "--threads", "1",
-             "--output", str(out)], env=env, capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "fer_tui",
+                "live",
+                "--source",
+                str(assets["video"]),
+                "--checkpoint",
+                str(assets["ckpt"]),
+                "--max-frames",
+                "8",
+                "--threads",
+                "1",
+                "--output",
+                str(out),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         xvfb.terminate()
         xvfb.wait(timeout=10)
@@ -143,21 +158,50 @@ def test_window_under_xvfb(assets, tmp_path: Path) -> None:
 def test_export_prints_parity(assets, tmp_path: Path, capsys, fmt: str) -> None:
     """`fer-tui export --json` writes the file and reports parity within 1e-4."""
     out = tmp_path / f"m.{fmt}"
-    assert main(["export", "--checkpoint", str(assets["ckpt"]), "--format", fmt,
-                 "--output", str(out), "--json"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(assets["ckpt"]),
+                "--format",
+                fmt,
+                "--output",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert rep["ok"] and rep["max_abs_diff"] <= 1e-4 and out.is_file()
 
 
-def test_int8_export_is_checked_on_real_test_faces_and_runs_live(assets, tmp_path: Path,
-                                                                 capsys) -> None:
+def test_int8_export_is_checked_on_real_test_faces_and_runs_live(
+    assets, tmp_path: Path, capsys
+) -> None:
     """`--format onnx-int8` calibrates on the data's train faces, compares int8 with PyTorch on
     its test faces (accuracy within a point), keeps the metadata, and `live` runs the file."""
     data = make_folder_dataset(tmp_path / "data", {"train": 8, "test": 6})
     ckpt = make_tiny_checkpoint(tmp_path / "trained.pt", steps=25, data=data)
     out = tmp_path / "m-int8.onnx"
-    assert main(["export", "--checkpoint", str(ckpt), "--format", "onnx-int8", "--output",
-                 str(out), "--data", str(data), "--json"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--checkpoint",
+                str(ckpt),
+                "--format",
+                "onnx-int8",
+                "--output",
+                str(out),
+                "--data",
+                str(data),
+                "--json",
+            ]
+        )
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert rep["ok"] and rep["calibration_faces"] == 56 and rep["test_faces"] == 42
     assert rep["accuracy_torch"] > 0.5  # the tiny model learnt the synthetic classes
@@ -168,32 +212,75 @@ def test_int8_export_is_checked_on_real_test_faces_and_runs_live(assets, tmp_pat
     meta = onnx_meta(out)
     assert meta["arch"] == "resnet18" and "int8" in meta["quantized"]
     records = tmp_path / "int8.jsonl"
-    assert main(["live", "--source", str(assets["video"]), "--checkpoint", str(out),
-                 "--no-window", "--threads", "1", "--max-frames", "6", "--output",
-                 str(records)]) == 0
+    assert (
+        main(
+            [
+                "live",
+                "--source",
+                str(assets["video"]),
+                "--checkpoint",
+                str(out),
+                "--no-window",
+                "--threads",
+                "1",
+                "--max-frames",
+                "6",
+                "--output",
+                str(records),
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in records.read_text().splitlines()]
     assert len(rows) == 6 and any(r["faces"] for r in rows)
     for face in (f for r in rows for f in r["faces"]):
         assert sum(face["probs"].values()) == pytest.approx(1.0, abs=1e-3)
     # an ONNX file cannot run under PyTorch: a clear error, not a pickle traceback
-    assert main(["live", "--source", str(assets["video"]), "--checkpoint", str(out),
-                 "--backend", "torch", "--no-window", "--max-frames", "2"]) == 2
+    assert (
+        main(
+            [
+                "live",
+                "--source",
+                str(assets["video"]),
+                "--checkpoint",
+                str(out),
+                "--backend",
+                "torch",
+                "--no-window",
+                "--max-frames",
+                "2",
+            ]
+        )
+        == 2
+    )
     assert "ONNX model" in capsys.readouterr().err
 
 
 def test_int8_export_needs_test_faces(assets, tmp_path: Path, capsys) -> None:
     """Without a test split there is nothing to check int8 on: exit 2, saying so."""
     data = make_folder_dataset(tmp_path / "data", {"train": 4})
-    code = main(["export", "--checkpoint", str(assets["ckpt"]), "--format", "onnx-int8",
-                 "--output", str(tmp_path / "x.onnx"), "--data", str(data)])
+    code = main(
+        [
+            "export",
+            "--checkpoint",
+            str(assets["ckpt"]),
+            "--format",
+            "onnx-int8",
+            "--output",
+            str(tmp_path / "x.onnx"),
+            "--data",
+            str(data),
+        ]
+    )
     assert code == 2 and "test faces" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
 
 
 def test_export_missing_checkpoint(tmp_path: Path, capsys) -> None:
     """Exporting a checkpoint that is not there exits 2 with the path in the message."""
-    code = main(["export", "--checkpoint", str(tmp_path / "nope.pt"), "--output",
-                 str(tmp_path / "x.onnx")])
+    code = main(
+        ["export", "--checkpoint", str(tmp_path / "nope.pt"), "--output", str(tmp_path / "x.onnx")]
+    )
     assert code == 2 and "nope.pt" in capsys.readouterr().err
 
 
@@ -224,10 +311,22 @@ class _UnpluggedCamera:
 def test_camera_unplugged_mid_stream(assets, tmp_path: Path, monkeypatch, capsys) -> None:
     """A camera that stops giving frames ends the run cleanly; the records written stay."""
     camera = _UnpluggedCamera(assets["video"], 6)
-    monkeypatch.setattr("fer_tui.live.open_reader", lambda source: camera)
+    monkeypatch.setattr("fer_tui.live.pipeline.open_reader", lambda source: camera)
     out = tmp_path / "cam.jsonl"
-    code = main(["live", "--source", "0", "--checkpoint", str(assets["ckpt"]), "--no-window",
-                 "--threads", "1", "--output", str(out)])
+    code = main(
+        [
+            "live",
+            "--source",
+            "0",
+            "--checkpoint",
+            str(assets["ckpt"]),
+            "--no-window",
+            "--threads",
+            "1",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert 1 <= len(recs) <= 6 and camera.closed

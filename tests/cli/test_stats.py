@@ -38,9 +38,11 @@ def test_table_shows_counts_totals_and_problems(tiny_data: Path, capsys) -> None
 
 def test_csv_bad_row_is_listed_in_the_table(tmp_path: Path, capsys) -> None:
     """A bad CSV row is reported by line number while the rest is counted."""
-    path = write_csv(tmp_path / "fer2013.csv", csv_rows({"Training": 1, "PublicTest": 1,
-                                                         "PrivateTest": 1}),
-                     extra_lines={2: "3,1 2 3,Training"})
+    path = write_csv(
+        tmp_path / "fer2013.csv",
+        csv_rows({"Training": 1, "PublicTest": 1, "PrivateTest": 1}),
+        extra_lines={2: "3,1 2 3,Training"},
+    )
     assert main(["stats", "--data", str(path)]) == 0
     out = capsys.readouterr().out
     assert "bad_row" in out and "fer2013.csv line 3" in out
@@ -69,14 +71,28 @@ def test_unexpected_zip_structure_from_the_real_command(tmp_path: Path, tiny_dat
     """The installed entry point prints no traceback for a zip of the wrong shape."""
     zpath = tmp_path / "archive.zip"
     add_bytes_to_zip(zpath, "photos/a.jpg", b"x")
-    proc = subprocess.run([sys.executable, "-m", "fer_tui", "stats", "--data", str(zpath)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer_tui", "stats", "--data", str(zpath)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "unexpected structure" in proc.stderr and "Traceback" not in proc.stderr
     ok = subprocess.run(
-        [sys.executable, "-m", "fer_tui", "stats", "--json", "--data",
-         str(make_zip(tiny_data, tmp_path / "good.zip"))],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "fer_tui",
+            "stats",
+            "--json",
+            "--data",
+            str(make_zip(tiny_data, tmp_path / "good.zip")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0 and json.loads(ok.stdout)["format"] == "zip"
     # not a tty: no progress bar escapes mixed into stderr
     assert "\r" not in ok.stderr

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fer_tui import live
 from fer_tui.data.index import CLASSES
+from fer_tui.live.pipeline import face_transform, realtime_prediction
 from fer_tui.models import load_checkpoint
 from fer_tui.paths import project_root
 from tests.helpers import make_face_video
@@ -23,8 +23,11 @@ def test_shipped_checkpoint_reads_a_smile_as_happy(path: Path, tmp_path: Path) -
     assert meta["classes"] == list(CLASSES) and meta["selection"] == "last epoch"
     assert meta["arch"] in path.stem
     video = make_face_video(tmp_path / "astronaut.avi", frames=8)
-    results = list(live.realtime_prediction(model, live.face_transform(meta), 0.0, "cpu",
-                                            str(video), image_size=meta["image_size"]))
+    results = list(
+        realtime_prediction(
+            model, face_transform(meta), 0.0, "cpu", str(video), image_size=meta["image_size"]
+        )
+    )
     faces = [f for r in results for f in r.faces]
     assert len(faces) >= 7
     assert all(f.label == "happy" for f in faces)

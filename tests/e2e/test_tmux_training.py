@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from fer_tui.runs import list_runs, pid_alive, read_lock, read_run
-from tests.helpers import make_folder_dataset
+from fer_tui.runs import list_runs, read_lock, read_run, running_pid
+from tests.helpers import make_folder_dataset, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,8 +35,9 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
     pytest.mark.skipif(_trainer_is_stub(), reason="`fer-tui train` is still a stub"),
-    pytest.mark.skipif(not (ROOT / "configs" / "smoke.toml").is_file(),
-                       reason="configs/smoke.toml is missing"),
+    pytest.mark.skipif(
+        not (ROOT / "configs" / "smoke.toml").is_file(), reason="configs/smoke.toml is missing"
+    ),
 ]
 
 
@@ -49,13 +50,25 @@ class Tmux:
     def __call__(self, *args: str) -> str:
         # COLUMNS/LINES (pytest's, 80x24) would pin the TUI's size inside the pane
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-        out = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True,
-                             timeout=20, env=env)
+        out = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=20, env=env
+        )
         return out.stdout
 
     def launch(self, command: str, cwd: Path) -> None:
-        self("new-session", "-d", "-s", "fer", "-x", "120", "-y", "40", "-c", str(cwd),
-             f"env -u COLUMNS -u LINES {command}")
+        self(
+            "new-session",
+            "-d",
+            "-s",
+            "fer",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "-c",
+            str(cwd),
+            f"env -u COLUMNS -u LINES {command}",
+        )
 
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "fer")
@@ -67,14 +80,19 @@ class Tmux:
             time.sleep(pause)
 
     def wait_for(self, predicate, timeout: float, what: str) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.screen()
-            if predicate(text):
-                return text
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; the screen was:\n{text}")
-            time.sleep(0.3)
+        """The screen's text once `predicate(text)` holds; on a timeout, the error shows it."""
+        shown = ""
+
+        def holds() -> bool:
+            nonlocal shown
+            shown = self.screen()
+            return predicate(shown)
+
+        try:
+            wait_until(holds, timeout=timeout, interval=0.3, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the screen was:\n{shown}") from None
+        return shown
 
     def kill(self) -> None:
         self("kill-server")
@@ -125,8 +143,11 @@ def test_start_detach_and_come_back(tmp_path: Path, tmux: Tmux) -> None:
 
     tmux.wait_for(listed_as_running, 60, "the run to be listed as running")
     (run_dir,) = list_runs(runs)
-    screen = tmux.wait_for(lambda s: "1/2" in run_row(s, run_dir.name)
-                           or "2/2" in run_row(s, run_dir.name), 90, "the epoch counter to advance")
+    screen = tmux.wait_for(
+        lambda s: "1/2" in run_row(s, run_dir.name) or "2/2" in run_row(s, run_dir.name),
+        90,
+        "the epoch counter to advance",
+    )
     pid = read_lock(run_dir)
 
     tmux.kill()  # the TUI dies, as with a dropped SSH connection
@@ -134,19 +155,20 @@ def test_start_detach_and_come_back(tmp_path: Path, tmux: Tmux) -> None:
     status = read_run(run_dir).status()
     assert status in ("running", "finished"), status
     if status == "running":
-        assert pid is not None and pid_alive(pid), "the trainer died with the TUI"
+        assert pid is not None and running_pid(run_dir) == pid, "the trainer died with the TUI"
 
     tmux.launch(command, cwd=ROOT)
     tmux.wait_for(lambda s: "Dataset" in s, 30, "the TUI to start again")
     tmux.keys("2")
     try:
-        screen = tmux.wait_for(lambda s: "finished" in run_row(s, run_dir.name), 90,
-                               "the run to finish")
+        screen = tmux.wait_for(
+            lambda s: "finished" in run_row(s, run_dir.name), 90, "the run to finish"
+        )
         assert "2/2" in run_row(screen, run_dir.name)
         assert "epoch 2/2" in screen  # its panel
     finally:
-        pid = read_lock(run_dir)
-        if pid is not None and pid_alive(pid):
+        pid = running_pid(run_dir)
+        if pid is not None:
             os.kill(pid, signal.SIGTERM)  # only the trainer this test started
     state = read_run(run_dir)
     assert [h["epoch"] for h in state.history] == [1, 2]  # the curve is complete

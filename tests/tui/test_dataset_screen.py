@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from fer_tui.tui.screens.dataset import DatasetScreen
 from fer_tui.tui.widgets.class_bars import ClassBars
 from fer_tui.tui.widgets.faces import FaceGrid
 from fer_tui.tui.widgets.problems import ProblemList
-from tests.helpers import make_folder_dataset
+from tests.helpers import make_folder_dataset, until
 
 SIZE = (120, 40)
 
@@ -25,10 +24,12 @@ async def _settled(pilot, timeout: float = 30.0) -> DatasetScreen:
     """Wait until the screen shows the data or an error (the worker starts after a frame)."""
     screen = pilot.app.screen
     assert isinstance(screen, DatasetScreen)
-    deadline = time.monotonic() + timeout
-    while not (screen.has_class("-ready") or screen.has_class("-failed")):
-        assert time.monotonic() < deadline, "the Dataset screen never finished loading"
-        await pilot.pause(0.05)
+    await until(
+        pilot,
+        lambda: screen.has_class("-ready") or screen.has_class("-failed"),
+        timeout=timeout,
+        what="the Dataset screen to finish loading",
+    )
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
     return screen
@@ -51,13 +52,14 @@ async def test_screen_shows_counts_per_split_and_class(tiny_data: Path, tmp_path
         summary = _text(screen, "#dataset-summary")
         assert "Imbalance (train) 1.0x" in summary and "Pixels mean" in summary
         faces = screen.query_one(FaceGrid)
-        assert [label for label, _ in faces._columns] == list(CLASSES)
+        assert [label for label, _ in faces.columns] == list(CLASSES)
         assert faces.rows == 2 and faces.size.height == 1 + 2 * 8 + 1  # 16 px faces at 120
         assert screen.query_one("#problems-title", Label).render().plain == "Problems (0)"
 
 
-async def test_first_paint_does_not_wait_for_the_data(tiny_data: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_first_paint_does_not_wait_for_the_data(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """While decoding, the screen is up with a progress bar that follows the loader."""
     release = threading.Event()
     real = load.load_dataset
@@ -71,10 +73,8 @@ async def test_first_paint_does_not_wait_for_the_data(tiny_data: Path, tmp_path:
     async with make_app(data=tiny_data, runs_dir=tmp_path).run_test(size=SIZE) as pilot:
         screen = pilot.app.screen
         bar = screen.query_one("#dataset-progress", ProgressBar)
-        for _ in range(200):  # the worker starts after the first frame
-            if bar.total:
-                break
-            await pilot.pause(0.05)
+        # the worker starts after the first frame
+        await until(pilot, lambda: bar.total, timeout=10, what="the loader's first progress")
         assert screen.has_class("-loading")
         loading = screen.query_one("#dataset-loading")
         assert loading.display and bar.percentage == pytest.approx(0.25)
@@ -137,10 +137,10 @@ async def test_reshuffle_and_split_keys_change_the_faces(tiny_data: Path, tmp_pa
     async with make_app(data=tiny_data, runs_dir=tmp_path).run_test(size=SIZE) as pilot:
         screen = await _settled(pilot)
         grid = screen.query_one(FaceGrid)
-        before = [f.tobytes() for _, faces in grid._columns for f in faces]
+        before = [f.tobytes() for _, faces in grid.columns for f in faces]
         await pilot.press("r")
         assert screen.seed == 1
-        assert [f.tobytes() for _, faces in grid._columns for f in faces] != before
+        assert [f.tobytes() for _, faces in grid.columns for f in faces] != before
         await pilot.press("t")
         title = screen.query_one("#faces-title", Label).render().plain
         assert title == "Sample faces (test, seed 1)"
@@ -156,8 +156,9 @@ async def test_small_terminal_shows_one_row_of_faces(tiny_data: Path, tmp_path: 
         assert grid.size.width >= 7 * grid.face_px(grid.size.width) + 6
 
 
-def test_snapshot_of_the_dataset_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        snap_compare) -> None:
+def test_snapshot_of_the_dataset_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snap_compare
+) -> None:
     """The Dataset screen at 120x40 on a fixed synthetic dataset looks as reviewed."""
     # PNG: lossless, so another OpenCV's JPEG codec cannot change a grey level in the faces
     root = make_folder_dataset(tmp_path / "fer", {"train": 6, "test": 2}, seed=3, ext=".png")
@@ -177,5 +178,6 @@ def test_snapshot_of_the_dataset_screen(tmp_path: Path, monkeypatch: pytest.Monk
     async def settle(pilot) -> None:
         await _settled(pilot)
 
-    assert snap_compare(make_app(data="fer", runs_dir=tmp_path), terminal_size=SIZE,
-                        run_before=settle)
+    assert snap_compare(
+        make_app(data="fer", runs_dir=tmp_path), terminal_size=SIZE, run_before=settle
+    )

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from fer_tui.tui.app import make_app
-from tests.helpers import make_tiny_checkpoint
+from tests.helpers import make_tiny_checkpoint, until
 
 pytestmark = pytest.mark.slow
+
+
+#: Seconds an evaluation (torch import, data, prediction) may take on a busy CPU.
+EVALUATED = 60.0
 
 
 @pytest.fixture(scope="module")
@@ -20,15 +23,6 @@ def ckpt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("checkpoints")
     make_tiny_checkpoint(folder / "resnet18.pt")
     return folder
-
-
-async def _until(pilot, condition, timeout: float = 60.0) -> None:
-    """Wait (letting workers run) until `condition()` holds."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        assert loop.time() < end, "timed out waiting for the screen"
-        await pilot.pause(0.05)
 
 
 def _cells(table) -> list[str]:
@@ -49,11 +43,11 @@ async def test_evaluates_and_shows_both_tables_with_the_paper(
         await pilot.press("3")
         screen = app.screen
         picks = screen.query_one("#checkpoints")
-        await _until(pilot, lambda: picks.option_count == 1)
+        await until(pilot, lambda: picks.option_count == 1, timeout=EVALUATED)
         assert picks.selected == [str(ckpt_dir / "resnet18.pt")]
         await pilot.press("e")
         table1 = screen.query_one("#table1")
-        await _until(pilot, lambda: table1.row_count > 0)
+        await until(pilot, lambda: table1.row_count > 0, timeout=EVALUATED)
         cells = _cells(table1)
         assert "resnet18 checkpoints0/resnet18.pt" in cells[0] or cells[0].startswith("resnet18")
         assert any("paper resnet18" in c for c in cells)
@@ -91,12 +85,12 @@ async def test_ensemble_checkbox_adds_the_ensemble_row(tiny_data: Path, tmp_path
         await pilot.press("3")
         screen = app.screen
         picks = screen.query_one("#checkpoints")
-        await _until(pilot, lambda: len(picks.selected) == 2)
+        await until(pilot, lambda: len(picks.selected) == 2, timeout=EVALUATED)
         await pilot.click("#ensemble")
         assert screen.query_one("#ensemble").value is True
         await pilot.press("e")
         table1 = screen.query_one("#table1")
-        await _until(pilot, lambda: table1.row_count > 0)
+        await until(pilot, lambda: table1.row_count > 0, timeout=EVALUATED)
         labels = [str(table1.get_row_at(r)[0]) for r in range(table1.row_count)]
         assert labels[-2:] == ["mean of 2", "ensemble of 2"]
         assert "  paper resnet18" in labels and "  paper resnet34" in labels
@@ -112,7 +106,8 @@ async def test_ensemble_checkbox_adds_the_ensemble_row(tiny_data: Path, tmp_path
         await pilot.press("space")
         assert checkbox.value is False
         await pilot.press("e")
-        await _until(pilot, lambda: table1.row_count == 7)  # 2 x (model, paper, delta) + mean
+        # 2 x (model, paper, delta) + mean
+        await until(pilot, lambda: table1.row_count == 7, timeout=EVALUATED)
         labels = [str(table1.get_row_at(r)[0]) for r in range(table1.row_count)]
         assert not any("ensemble" in label for label in labels)
 
@@ -125,11 +120,13 @@ async def test_ensemble_of_one_pick_is_refused_with_a_hint(
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.press("3")
         screen = app.screen
-        await _until(pilot, lambda: screen.query_one("#checkpoints").option_count == 1)
+        await until(
+            pilot, lambda: screen.query_one("#checkpoints").option_count == 1, timeout=EVALUATED
+        )
         await pilot.click("#ensemble")
         await pilot.press("e")
         await pilot.pause(0.2)
-        assert any("pick another checkpoint" in n.message for n in app._notifications)
+        assert any("pick another checkpoint" in n.message for n in app.notifications)
         assert screen.reports == [] and screen.query_one("#table1").row_count == 0
 
 
@@ -137,19 +134,20 @@ async def test_cached_results_show_when_the_screen_opens(
     ckpt_dir: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After one evaluation, a new session shows Table 1 at once, without predicting."""
-    from fer_tui import evaluate as ev
+    from fer_tui.evaluation import runner
+    from fer_tui.evaluation.runner import evaluate_checkpoints
 
-    ev.evaluate_checkpoints([ckpt_dir / "resnet18.pt"], data=tiny_data)
+    evaluate_checkpoints([ckpt_dir / "resnet18.pt"], data=tiny_data)
 
     def no_predict(*a: object, **k: object) -> None:
         raise AssertionError("predicted although the result is cached")
 
-    monkeypatch.setattr(ev, "_predict", no_predict)
+    monkeypatch.setattr(runner, "_predict", no_predict)
     app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=ckpt_dir)
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.press("3")
         table1 = app.screen.query_one("#table1")
-        await _until(pilot, lambda: table1.row_count == 3)
+        await until(pilot, lambda: table1.row_count == 3, timeout=EVALUATED)
         assert "Cached" in str(app.screen.query_one("#eval-status").render())
 
 
@@ -165,9 +163,11 @@ async def test_export_keys_write_reports(
         await pilot.press("j")  # nothing yet: a warning, no file
         await pilot.pause()
         assert not (tmp_path / "reports").exists()
-        await _until(pilot, lambda: screen.query_one("#checkpoints").option_count == 1)
+        await until(
+            pilot, lambda: screen.query_one("#checkpoints").option_count == 1, timeout=EVALUATED
+        )
         await pilot.press("e")
-        await _until(pilot, lambda: bool(screen.reports))
+        await until(pilot, lambda: bool(screen.reports), timeout=EVALUATED)
         for key in "mcj":
             await pilot.press(key)
             await pilot.pause()
@@ -187,7 +187,7 @@ async def test_no_checkpoints_says_how_to_get_one(tiny_data: Path, tmp_path: Pat
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.press("3")
         hint = app.screen.query_one("#no-checkpoints")
-        await _until(pilot, lambda: not hint.has_class("-hidden"))
+        await until(pilot, lambda: not hint.has_class("-hidden"), timeout=EVALUATED)
         text = str(hint.render())
         assert "fer-tui train" in text and str(empty) in text
         await pilot.press("e")  # nothing picked: a warning, not a crash
@@ -206,10 +206,12 @@ async def test_bad_checkpoint_shows_an_error_and_select_checkpoint_works(
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.press("3")
         screen = app.screen
-        await _until(pilot, lambda: screen.query_one("#checkpoints").option_count == 1)
+        await until(
+            pilot, lambda: screen.query_one("#checkpoints").option_count == 1, timeout=EVALUATED
+        )
         await pilot.press("e")
         status = screen.query_one("#eval-status")
-        await _until(pilot, lambda: status.has_class("-error"))
+        await until(pilot, lambda: status.has_class("-error"), timeout=EVALUATED)
         assert "broken.pt" in str(status.render())
 
         other = make_tiny_checkpoint(tmp_path / "runs-elsewhere" / "run1" / "best.pt")
@@ -217,7 +219,7 @@ async def test_bad_checkpoint_shows_an_error_and_select_checkpoint_works(
         # both are picked now; the broken one fails the whole evaluation, so unpick it
         screen.query_one("#checkpoints").deselect(str(broken / "broken.pt"))
         screen.action_evaluate()
-        await _until(pilot, lambda: bool(screen.reports))
+        await until(pilot, lambda: bool(screen.reports), timeout=EVALUATED)
         assert screen.reports[0]["model"]["checkpoint"] == str(other)
         assert "run1/best.pt" in str(screen.query_one("#table2-title").render())
 
@@ -250,7 +252,7 @@ async def test_finished_runs_are_offered_and_select_checkpoint_before_the_scan(
         await app.switch_mode("evaluation")
         screen = app.screen
         screen.select_checkpoint(older)
-        await _until(pilot, lambda: len(screen.reports) == 2)
+        await until(pilot, lambda: len(screen.reports) == 2, timeout=EVALUATED)
         await pilot.pause(0.2)
         assert [r["model"]["checkpoint"] for r in screen.reports] == [str(older), str(newer)]
         picks = screen.query_one("#checkpoints")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -14,33 +13,29 @@ from fer_tui.tui.screens.live import LiveScreen
 from fer_tui.tui.widgets.big_label import BigLabel, block_text
 from fer_tui.tui.widgets.frame_preview import FramePreview, render_halfblocks
 from fer_tui.tui.widgets.prob_bars import ProbBars, bar
-from tests.helpers import make_face_video, make_tiny_checkpoint
+from tests.helpers import make_face_video, make_tiny_checkpoint, until, wait_until
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("live-screen")
     ckpts = root / "checkpoints"
-    return {"video": make_face_video(root / "face.avi", frames=20),
-            # played at 30 FPS by the screen: 20 s, long enough to stop it mid-way
-            "long": make_face_video(root / "long.avi", frames=600, size=(320, 240),
-                                    face_side=200, step=1),
-            "ckpt": make_tiny_checkpoint(ckpts / "resnet18.pt"), "ckpts": ckpts}
+    return {
+        "video": make_face_video(root / "face.avi", frames=20),
+        # played at 30 FPS by the screen: 20 s, long enough to stop it mid-way
+        "long": make_face_video(
+            root / "long.avi", frames=600, size=(320, 240), face_side=200, step=1
+        ),
+        "ckpt": make_tiny_checkpoint(ckpts / "resnet18.pt"),
+        "ckpts": ckpts,
+    }
 
 
 @pytest.fixture
 def no_display(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("fer_tui.tui.screens.live.sys.platform", "linux")
+    monkeypatch.setattr("fer_tui.live.display.sys.platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-
-
-async def _wait(pilot, cond, timeout: float = 90.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting for the Live screen")
-        await pilot.pause(0.2)
 
 
 def _text(widget: Static) -> str:
@@ -61,7 +56,9 @@ async def test_terminal_only_shows_label_bars_and_preview(assets, tmp_path, no_d
         assert screen.query_one("#live-checkpoint", Input).value == str(assets["ckpt"])
         screen.query_one("#live-source", Input).value = str(assets["video"])
         await pilot.click("#live-start")
-        await _wait(pilot, lambda: screen.last_record is not None and not screen.running)
+        await until(
+            pilot, lambda: screen.last_record is not None and not screen.running, timeout=90
+        )
         label = screen.query_one(BigLabel)
         assert label.word in CLASSES
         assert "█" in _text(label)
@@ -76,8 +73,7 @@ async def test_terminal_only_shows_label_bars_and_preview(assets, tmp_path, no_d
 
 
 @pytest.mark.slow
-async def test_child_error_is_shown_and_screen_stays_usable(assets, tmp_path, no_display
-                                                           ) -> None:
+async def test_child_error_is_shown_and_screen_stays_usable(assets, tmp_path, no_display) -> None:
     """A bad source is reported on screen from the child's stderr; Start works again after."""
     app = make_app(runs_dir=tmp_path, checkpoints_dir=assets["ckpts"])
     async with app.run_test(size=(120, 40)) as pilot:
@@ -85,7 +81,7 @@ async def test_child_error_is_shown_and_screen_stays_usable(assets, tmp_path, no
         screen = app.screen
         screen.query_one("#live-source", Input).value = str(tmp_path / "missing.avi")
         await pilot.click("#live-start")
-        await _wait(pilot, lambda: screen.query_one("#live-error").has_class("-shown"))
+        await until(pilot, lambda: screen.query_one("#live-error").has_class("-shown"), timeout=90)
         assert "missing.avi" in _text(screen.query_one("#live-error", Static))
         assert not screen.running
         assert not screen.query_one("#live-start").disabled
@@ -102,23 +98,27 @@ async def test_stop_and_app_exit_kill_the_child(assets, tmp_path, no_display) ->
         screen = app.screen
         screen.query_one("#live-source", Input).value = str(assets["long"])
         await pilot.click("#live-start")
-        await _wait(pilot, lambda: screen.last_record is not None)
-        proc = screen._proc
+        await until(pilot, lambda: screen.last_record is not None, timeout=90)
+        proc = screen.child
         assert proc is not None and proc.poll() is None
         screen.set_focus(None)
         await pilot.press("x")
-        await _wait(pilot, lambda: not screen.running, timeout=20)
+        await until(pilot, lambda: not screen.running, timeout=20)
         assert proc.poll() is not None
         assert not screen.query_one("#live-error").has_class("-shown")
 
         screen.last_record = None
         await pilot.press("s")
-        await _wait(pilot, lambda: screen.last_record is not None)
-        pid = screen._proc.pid
-    end = time.monotonic() + 10
-    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-        assert time.monotonic() < end, "the child outlived the app"
-        time.sleep(0.1)
+        await until(pilot, lambda: screen.last_record is not None, timeout=90)
+        pid = screen.child.pid
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(gone, timeout=10, interval=0.1, what="the child to die with the app")
 
 
 def test_widgets_render() -> None:
@@ -128,8 +128,9 @@ def test_widgets_render() -> None:
     assert bar(0.5, 10).startswith("█████") and bar(0.0, 4) == "    "
     text = render_halfblocks(4, 4, bytes(16), boxes=[(0, 0, 4, 4)])
     assert text.plain == "▀▀▀▀\n▀▀▀▀"
-    assert any("rgb(40,230,90)" in str(span.style) or "#28e65a" in str(span.style)
-               for span in text.spans)
+    assert any(
+        "rgb(40,230,90)" in str(span.style) or "#28e65a" in str(span.style) for span in text.spans
+    )
 
 
 async def test_app_keys_still_switch_screens_from_live(tmp_path, no_display) -> None:

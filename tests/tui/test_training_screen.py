@@ -15,12 +15,14 @@ import pytest
 from textual.widgets import Button, Input, Select, Static
 
 from fer_tui import launch
+from fer_tui.runs import running_pid
 from fer_tui.tui.app import make_app
+from fer_tui.tui.screens.curves import CurvesScreen
+from fer_tui.tui.screens.start_dialog import StartDialog
 from fer_tui.tui.screens.training import TrainingScreen
-from fer_tui.tui.widgets.curves import CurvesScreen
 from fer_tui.tui.widgets.run_list import RunList
 from fer_tui.tui.widgets.run_panel import RunPanel
-from fer_tui.tui.widgets.start_dialog import StartDialog
+from tests.helpers import until
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "runs" / "fake_trainer.py"
 SMOKE = 'name = "smoke"\narchs = ["resnet18"]\n[train]\nepochs = 3\ndevice = "cpu"\n'
@@ -109,15 +111,6 @@ def runs(tmp_path: Path) -> Path:
 def app_for(runs: Path, **kwargs):
     kwargs.setdefault("configs_dir", runs.parent / "configs")
     return make_app(runs_dir=runs, poll_interval=0.05, rescan_interval=0.1, **kwargs)
-
-
-async def until(pilot, predicate, timeout: float = 10.0) -> None:
-    """Let the app run until `predicate()` holds (or fail after `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("the screen did not get there in time")
-        await pilot.pause(0.05)
 
 
 def statuses(app) -> dict[str, str]:
@@ -236,7 +229,7 @@ async def test_evaluate_opens_the_best_checkpoint(runs: Path, monkeypatch) -> No
         await pilot.press("down")  # the failed run has no best.pt: says so, stays here
         await pilot.press("e")
         assert isinstance(app.screen, TrainingScreen)
-        assert any("has no best.pt" in n.message for n in app._notifications)
+        assert any("has no best.pt" in n.message for n in app.notifications)
         await pilot.press("up", "e")
         await until(pilot, lambda: isinstance(app.screen, EvaluationScreen))
         assert picked == [best]
@@ -333,19 +326,19 @@ async def test_start_stop_resume_with_the_fake_trainer(tmp_path, configs, fake_t
         await pilot.press("x")
         await until(pilot, lambda: statuses(app)[run_id] == "stopped", timeout=15)
         assert "r resumes it" in panel_text(app, "resnet18")
-        await until(pilot, lambda: launch.running_pid(runs / run_id) is None, timeout=15)
+        await until(pilot, lambda: running_pid(runs / run_id) is None, timeout=15)
         await pilot.press("r")
         await until(pilot, lambda: statuses(app)[run_id] == "running", timeout=15)
         await pilot.press("r")  # a second start of the same run is refused
         await pilot.pause()
-        assert any("already running" in n.message for n in app._notifications)
+        assert any("already running" in n.message for n in app.notifications)
         await pilot.press("x")
         await until(pilot, lambda: statuses(app)[run_id] == "stopped", timeout=15)
 
 
 async def test_tail_worker_error_is_a_notification(tmp_path: Path, monkeypatch) -> None:
     """A failing poll (e.g. an unreadable runs dir) is said once, not a traceback or a flood."""
-    from fer_tui.tui.widgets.run_view import RunTracker
+    from fer_tui.run_tracker import RunTracker
 
     def broken(self, now=None):
         raise PermissionError("runs dir unreadable")
@@ -355,7 +348,7 @@ async def test_tail_worker_error_is_a_notification(tmp_path: Path, monkeypatch) 
     async with app.run_test(size=(120, 40)) as pilot:
         await app.switch_mode("training")
         await pilot.pause(0.5)  # ~10 failed polls
-        errors = [n for n in app._notifications if n.severity == "error"]
+        errors = [n for n in app.notifications if n.severity == "error"]
         assert len(errors) == 1 and "runs dir unreadable" in errors[0].message
         assert isinstance(app.screen, TrainingScreen)
 
@@ -371,7 +364,7 @@ async def test_trainer_death_is_reported_but_a_stop_is_not(tmp_path: Path) -> No
         app.screen.post_message(TrainerExited(41, 130, log, ""))
         app.screen.post_message(TrainerExited(42, 2, log, "fer-tui: error: no dataset found"))
         await pilot.pause()
-        errors = [n.message for n in app._notifications if n.severity == "error"]
+        errors = [n.message for n in app.notifications if n.severity == "error"]
         assert len(errors) == 1
         assert "pid 42 exited with code 2" in errors[0] and "no dataset found" in errors[0]
 
@@ -507,7 +500,7 @@ async def test_actions_without_runs_warn(tmp_path: Path) -> None:
         for key in "xre":
             await pilot.press(key)
         await pilot.pause()
-        assert [n.message for n in app._notifications].count(
+        assert [n.message for n in app.notifications].count(
             "no run selected: start one with s"
         ) == 3
         assert "No runs in" in str(app.screen.query_one("#runs-hint").render())

@@ -71,8 +71,9 @@ def test_recipes_say_what_the_issue_asks() -> None:
 
 def test_per_arch_override_applies_to_that_arch_only() -> None:
     """[train.resnet50] changes resnet50's run and leaves the others on the shared value."""
-    cfg = from_dict({"archs": ["resnet18", "resnet50"], "train": {"lr": 0.1, "resnet50":
-                                                                   {"lr": 0.05}}})
+    cfg = from_dict(
+        {"archs": ["resnet18", "resnet50"], "train": {"lr": 0.1, "resnet50": {"lr": 0.05}}}
+    )
     assert cfg.for_arch("resnet50").train.lr == 0.05
     assert cfg.for_arch("resnet18").train.lr == 0.1
     assert cfg.for_arch("resnet50").archs == ["resnet50"]

@@ -77,8 +77,9 @@ def test_corrupt_cache_is_rebuilt(folder: Path) -> None:
     assert load_dataset(folder).from_cache
 
 
-def test_unwritable_cache_is_a_problem_not_an_error(folder: Path, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unwritable_cache_is_a_problem_not_an_error(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """When the cache cannot be written the data still loads, with the reason listed."""
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
@@ -95,8 +96,9 @@ def test_cache_leaves_no_temp_files(folder: Path) -> None:
     assert [p.name for p in cache_path(folder).parent.iterdir()] == [cache_path(folder).name]
 
 
-def test_cancelled_load_stops_and_caches_nothing(folder: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancelled_load_stops_and_caches_nothing(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A cancel (the TUI quitting mid-decode) stops decoding early and writes no cache."""
     monkeypatch.setattr(load, "_BATCH", 4)
     polls: list[int] = []

@@ -54,15 +54,17 @@ def test_folder_layout_loads_counts_and_subsplits(png_folder: Path) -> None:
     assert train.names[0] == "train/angry/Training_000000.png"
     # PublicTest_* and PrivateTest_* names split "test" in two; "test" is their union
     assert len(data.splits["public_test"]) == len(data.splits["private_test"]) == 7
-    assert sorted(data.splits["public_test"].names + data.splits["private_test"].names) == \
-        sorted(test.names)
+    assert sorted(data.splits["public_test"].names + data.splits["private_test"].names) == sorted(
+        test.names
+    )
     # the pixels are the ones written
     assert np.array_equal(train.images[:4], synthetic_faces(4, 0, 0))
 
 
 @pytest.mark.parametrize("prefix", ["", "archive/", "fer2013/archive/"])
-def test_zip_gives_the_same_arrays_as_the_folder(png_folder: Path, tmp_path: Path,
-                                                 prefix: str) -> None:
+def test_zip_gives_the_same_arrays_as_the_folder(
+    png_folder: Path, tmp_path: Path, prefix: str
+) -> None:
     """archive.zip loads without unpacking, with train/ test/ at the top or under folders."""
     zpath = make_zip(png_folder, tmp_path / "archive.zip", prefix)
     add_bytes_to_zip(zpath, "__MACOSX/archive/train/angry/._x.png", b"junk")  # macOS litter
@@ -72,8 +74,9 @@ def test_zip_gives_the_same_arrays_as_the_folder(png_folder: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize("name", ["fer2013.tar.gz", "fer2013.tgz", "fer2013.tar"])
-def test_tar_gives_the_same_arrays_as_the_folder(png_folder: Path, tmp_path: Path,
-                                                 name: str) -> None:
+def test_tar_gives_the_same_arrays_as_the_folder(
+    png_folder: Path, tmp_path: Path, name: str
+) -> None:
     """A tar(.gz) of the folder layout is streamed straight into the same arrays."""
     tpath = make_tar(png_folder, tmp_path / name, prefix="./fer2013/")
     data = load_dataset(tpath)
@@ -113,12 +116,16 @@ def test_csv_bad_rows_are_named_by_line_and_skipped(tmp_path: Path) -> None:
     """Each bad row becomes a problem naming its line; every good row still loads."""
     rows = csv_rows({"Training": 2, "PublicTest": 1, "PrivateTest": 1})
     short = " ".join(["7"] * 2303)
-    path = write_csv(tmp_path / "fer2013.csv", rows, extra_lines={
-        3: f"0,{short},Training",                       # line 4: 2303 pixels
-        5: f"9,{' '.join(['1'] * 2304)},Training",      # line 6: emotion 9
-        7: f"2,{' '.join(['1'] * 2304)},Validation",   # line 8: unknown Usage
-        9: f"2,{' '.join(['x'] * 2304)},Training",     # line 10: not numbers
-    })
+    path = write_csv(
+        tmp_path / "fer2013.csv",
+        rows,
+        extra_lines={
+            3: f"0,{short},Training",  # line 4: 2303 pixels
+            5: f"9,{' '.join(['1'] * 2304)},Training",  # line 6: emotion 9
+            7: f"2,{' '.join(['1'] * 2304)},Validation",  # line 8: unknown Usage
+            9: f"2,{' '.join(['x'] * 2304)},Training",  # line 10: not numbers
+        },
+    )
     data = load_dataset(path)
     bad = [p for p in data.problems if p.kind == "bad_row"]
     assert [p.path for p in bad] == ["line 4", "line 6", "line 8", "line 10"]
@@ -209,8 +216,9 @@ def test_folder_holding_the_download_resolves_to_it(png_folder: Path, tmp_path: 
     assert load_dataset(tmp_path / "data").format == "zip"
 
 
-def test_no_data_found_says_where_it_looked(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_data_found_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With no --data, no env and nothing in the default places, the error lists them."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError) as err:
@@ -276,15 +284,20 @@ def test_tar_with_a_corrupt_member_loads_the_rest(tmp_path: Path) -> None:
     """A non-image member of a tar.gz is listed by name; the good ones load."""
     _, ok = cv2.imencode(".png", synthetic_faces(1, 3)[0])
     path = tmp_path / "fer.tar.gz"
-    path.write_bytes(tar_bytes({
-        "train/happy/Training_1.png": ok.tobytes(),
-        "train/happy/Training_2.jpg": b"not a jpeg",
-        "test/happy/PublicTest_1.png": ok.tobytes(),
-    }))
+    path.write_bytes(
+        tar_bytes(
+            {
+                "train/happy/Training_1.png": ok.tobytes(),
+                "train/happy/Training_2.jpg": b"not a jpeg",
+                "test/happy/PublicTest_1.png": ok.tobytes(),
+            }
+        )
+    )
     data = load_dataset(path)
     assert len(data.splits["train"]) == 1
-    assert [p.path for p in data.problems if p.kind == "unreadable"] == \
-        ["train/happy/Training_2.jpg"]
+    assert [p.path for p in data.problems if p.kind == "unreadable"] == [
+        "train/happy/Training_2.jpg"
+    ]
 
 
 def test_unknown_file_type_is_an_error(tmp_path: Path) -> None:
@@ -315,10 +328,14 @@ def test_zip_holding_a_csv_says_to_extract_it(tmp_path: Path) -> None:
 def test_csv_pixel_out_of_range_is_a_bad_row(tmp_path: Path) -> None:
     """Pixel values above 255 or below 0 are named, not wrapped around."""
     rows = csv_rows({"Training": 1, "PublicTest": 1, "PrivateTest": 1})
-    path = write_csv(tmp_path / "fer2013.csv", rows, extra_lines={
-        1: f"3,{' '.join(['256'] + ['1'] * 2303)},Training",
-        2: f"3,{' '.join(['-1'] + ['1'] * 2303)},Training",
-    })
+    path = write_csv(
+        tmp_path / "fer2013.csv",
+        rows,
+        extra_lines={
+            1: f"3,{' '.join(['256'] + ['1'] * 2303)},Training",
+            2: f"3,{' '.join(['-1'] + ['1'] * 2303)},Training",
+        },
+    )
     data = load_dataset(path)
     bad = [p for p in data.problems if p.kind == "bad_row"]
     assert [p.path for p in bad] == ["line 2", "line 3"]

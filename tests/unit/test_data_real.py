@@ -15,15 +15,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
 # ../shared/data/README.md, "Per-class counts" (the support column of the paper's Table 2)
 TABLE = {
-    "angry": (3995, 958), "disgust": (436, 111), "fear": (4097, 1024), "happy": (7215, 1774),
-    "neutral": (4965, 1233), "sad": (4830, 1247), "surprise": (3171, 831),
+    "angry": (3995, 958),
+    "disgust": (436, 111),
+    "fear": (4097, 1024),
+    "happy": (7215, 1774),
+    "neutral": (4965, 1233),
+    "sad": (4830, 1247),
+    "surprise": (3171, 831),
 }
 
 
 def _readme_table(readme: Path) -> dict[str, tuple[int, int]]:
     rows = re.findall(r"^\| (\w+)\s*\|\s*([\d,]+) \|\s*([\d,]+) \|$", readme.read_text(), re.M)
-    return {c: (int(a.replace(",", "")), int(b.replace(",", ""))) for c, a, b in rows
-            if c in CLASSES}
+    return {
+        c: (int(a.replace(",", "")), int(b.replace(",", ""))) for c, a, b in rows if c in CLASSES
+    }
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +52,10 @@ def test_counts_equal_the_readme_table(real, real_tarball: Path) -> None:
 def test_same_name_in_two_classes_keeps_both(real) -> None:
     """The two training names that occur in two class folders are both kept, as two images."""
     names = set(real.splits["train"].names)
-    for pair in (("neutral", "surprise", "Training_52789098.jpg"),
-                 ("angry", "surprise", "Training_8475486.jpg")):
+    for pair in (
+        ("neutral", "surprise", "Training_52789098.jpg"),
+        ("angry", "surprise", "Training_8475486.jpg"),
+    ):
         assert {f"train/{pair[0]}/{pair[2]}", f"train/{pair[1]}/{pair[2]}"} <= names
 
 

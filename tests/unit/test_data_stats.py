@@ -18,12 +18,15 @@ from tests.helpers import make_folder_dataset
 @pytest.fixture(scope="module")
 def uneven(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PNG dataset with 6 train images per class, 2 test, and one test copy of a train image."""
-    root = make_folder_dataset(tmp_path_factory.mktemp("uneven") / "fer",
-                               {"train": 6, "test": 2}, ext=".png")
+    root = make_folder_dataset(
+        tmp_path_factory.mktemp("uneven") / "fer", {"train": 6, "test": 2}, ext=".png"
+    )
     for f in sorted((root / "train" / "disgust").iterdir())[2:]:
         f.unlink()  # disgust: 2 images, happy: 6 -> ratio 3
-    shutil.copy(root / "train" / "fear" / "Training_200000.png",
-                root / "test" / "fear" / "PublicTest_copy.png")
+    shutil.copy(
+        root / "train" / "fear" / "Training_200000.png",
+        root / "test" / "fear" / "PublicTest_copy.png",
+    )
     return root
 
 
@@ -49,8 +52,9 @@ def test_pixel_mean_std_match_numpy(uneven: Path) -> None:
     """Mean/std come from an exact grey-level histogram: equal to numpy over train+test."""
     data = load_dataset(uneven)
     stats = dataset_stats(data)
-    pixels = np.concatenate([data.splits["train"].images.ravel(),
-                             data.splits["test"].images.ravel()]).astype(np.float64)
+    pixels = np.concatenate(
+        [data.splits["train"].images.ravel(), data.splits["test"].images.ravel()]
+    ).astype(np.float64)
     assert stats["pixel_mean"] == round(pixels.mean(), 2)
     assert stats["pixel_std"] == round(pixels.std(), 2)
 

@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 
 def _arrays():
-    from fer_tui.train import Arrays
+    from fer_tui.training.arrays import Arrays
 
     x = np.concatenate([synthetic_faces(4, c) for c in range(7)])
     y = np.repeat(np.arange(7), 4)
@@ -40,13 +40,15 @@ def _arrays():
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as td
 
-    from fer_tui.train import Dist, Trainer
+    from fer_tui.training.distributed import Dist
+    from fer_tui.training.trainer import Trainer
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     run_dir = Path(out) / "run"
-    trainer = Trainer(from_dict(CONFIG), run_dir if rank == 0 else None, _arrays(),
-                      dist=Dist(rank, world, rank))
+    trainer = Trainer(
+        from_dict(CONFIG), run_dir if rank == 0 else None, _arrays(), dist=Dist(rank, world, rank)
+    )
     try:
         trainer.fit()
     finally:

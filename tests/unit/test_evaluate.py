@@ -7,8 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from fer_tui import evaluate as ev
 from fer_tui.data.index import CLASSES
+from fer_tui.evaluation.ensemble import ENSEMBLE, ensemble_evaluation
+from fer_tui.evaluation.formatting import format_report, metrics_csv, to_markdown
+from fer_tui.evaluation.metrics import AUC_IN_TABLE, compute_metrics, mean_report
+from fer_tui.evaluation.outputs import json_payload
+from fer_tui.evaluation.paper import paper_reference
+from fer_tui.evaluation.runner import Evaluation
+from fer_tui.evaluation.tables import model_label, table1_rows, table2_rows
 
 A, H, S = CLASSES.index("angry"), CLASSES.index("happy"), CLASSES.index("surprise")
 #: 10 faces of three classes (four classes never occur): true labels and predictions
@@ -25,7 +31,7 @@ def _probs(pred: list[int]) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def metrics() -> dict:
-    return ev.compute_metrics(Y_TRUE, _probs(Y_PRED))
+    return compute_metrics(Y_TRUE, _probs(Y_PRED))
 
 
 def test_per_class_metrics_match_hand_computed(metrics: dict) -> None:
@@ -92,7 +98,7 @@ def test_auc_equals_sklearn_ovr_when_all_classes_present() -> None:
     y = np.concatenate([np.arange(7), rng.integers(0, 7, 300)])
     logits = rng.normal(size=(len(y), 7)) + 1.5 * np.eye(7)[y]
     p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    m = ev.compute_metrics(y, p)
+    m = compute_metrics(y, p)
     assert m["auc_macro_ovr"] == pytest.approx(roc_auc_score(y, p, multi_class="ovr"))
     assert m["auc_weighted_ovr"] == pytest.approx(
         roc_auc_score(y, p, multi_class="ovr", average="weighted")
@@ -105,7 +111,7 @@ def test_roc_curves_are_thinned_for_plots() -> None:
     rng = np.random.default_rng(1)
     y = rng.integers(0, 7, 5000)
     p = rng.dirichlet(np.ones(7), size=len(y))
-    roc = ev.compute_metrics(y, p, roc_points=50)["roc"]["happy"]
+    roc = compute_metrics(y, p, roc_points=50)["roc"]["happy"]
     assert len(roc["fpr"]) <= 50
     assert (roc["fpr"][0], roc["tpr"][0]) == (0.0, 0.0)
     assert (roc["fpr"][-1], roc["tpr"][-1]) == (1.0, 1.0)
@@ -116,9 +122,9 @@ def test_bad_shapes_are_clear_errors() -> None:
     from fer_tui.errors import FerError
 
     with pytest.raises(FerError, match="do not fit"):
-        ev.compute_metrics([0, 1], np.zeros((3, 7)))
+        compute_metrics([0, 1], np.zeros((3, 7)))
     with pytest.raises(FerError, match="no images"):
-        ev.compute_metrics([], np.zeros((0, 7)))
+        compute_metrics([], np.zeros((0, 7)))
 
 
 def _report(metrics: dict, arch: str = "resnet18", path: str = "runs/r1/best.pt") -> dict:
@@ -132,8 +138,8 @@ def _report(metrics: dict, arch: str = "resnet18", path: str = "runs/r1/best.pt"
 
 def test_mean_report_averages_per_class_and_skips_null(metrics: dict) -> None:
     """Table 2's mean over models is the per-class mean; undefined AUCs stay null."""
-    other = ev.compute_metrics(Y_TRUE, _probs(Y_TRUE))  # a perfect model
-    mean = ev.mean_report([_report(metrics), _report(other, "resnet34")])
+    other = compute_metrics(Y_TRUE, _probs(Y_TRUE))  # a perfect model
+    mean = mean_report([_report(metrics), _report(other, "resnet34")])
     assert mean["n_models"] == 2
     assert mean["classes"]["happy"]["recall"] == pytest.approx((0.5 + 1.0) / 2)
     assert mean["classes"]["happy"]["support"] == 4
@@ -145,7 +151,7 @@ def test_mean_report_averages_per_class_and_skips_null(metrics: dict) -> None:
 def test_json_payload_shape(metrics: dict) -> None:
     """One model: the report keys plus the paper beside it; several: {"models": [...],
     "mean": {...}}, and "ensemble" only when there is one."""
-    one = ev.json_payload([_report(metrics)])
+    one = json_payload([_report(metrics)])
     for key in (
         "model",
         "accuracy",
@@ -162,12 +168,12 @@ def test_json_payload_shape(metrics: dict) -> None:
     assert set(one["classes"]) == set(CLASSES)
     assert set(one["classes"]["angry"]) == {"precision", "recall", "f1-score", "support", "auc"}
     json.dumps(one, allow_nan=False)  # strict JSON: no NaN anywhere
-    several = ev.json_payload([_report(metrics), _report(metrics, "resnet50")])
+    several = json_payload([_report(metrics), _report(metrics, "resnet50")])
     assert set(several) == {"models", "mean"}
     assert len(several["models"]) == 2 and set(several["mean"]["classes"]) == set(CLASSES)
     ensemble = _report(metrics)
-    ensemble["model"] = {"arch": ev.ENSEMBLE, "checkpoint": None, "members": [{}, {}]}
-    with_ens = ev.json_payload([_report(metrics), _report(metrics, "resnet50")], ensemble)
+    ensemble["model"] = {"arch": ENSEMBLE, "checkpoint": None, "members": [{}, {}]}
+    with_ens = json_payload([_report(metrics), _report(metrics, "resnet50")], ensemble)
     assert set(with_ens) == {"models", "mean", "ensemble"}
     assert with_ens["ensemble"]["model"]["arch"] == "ensemble"
     json.dumps(with_ens, allow_nan=False)
@@ -176,7 +182,7 @@ def test_json_payload_shape(metrics: dict) -> None:
 def test_json_carries_the_papers_figures_and_our_deltas(metrics: dict) -> None:
     """--json puts the paper's Table 1 row for the same arch (AUC against our macro one) and
     its Table 2 beside each report, with ours minus the paper's."""
-    vs = ev.json_payload([_report(metrics)])["vs_paper"]
+    vs = json_payload([_report(metrics)])["vs_paper"]
     t1 = vs["table1"]
     assert t1["arch"] == "resnet18"
     assert t1["paper"]["accuracy"] == 0.650 and t1["paper"]["auc"] == 0.898
@@ -187,7 +193,7 @@ def test_json_carries_the_papers_figures_and_our_deltas(metrics: dict) -> None:
     assert vs["table2"]["delta"]["happy"]["recall"] == pytest.approx(0.5 - 0.857)
     assert vs["table2"]["delta"]["fear"]["auc"] is None  # fear is absent: no AUC of ours
     assert "4.2" in vs["source"]
-    several = ev.json_payload([_report(metrics), _report(metrics, "resnet50")])
+    several = json_payload([_report(metrics), _report(metrics, "resnet50")])
     assert several["models"][1]["vs_paper"]["table1"]["paper"]["precision"] == 0.664
     assert several["mean"]["vs_paper"]["table1"] is None  # the paper has no mean row
     assert several["mean"]["vs_paper"]["table2"]["paper"]["disgust"]["precision"] == 0.727
@@ -196,7 +202,7 @@ def test_json_carries_the_papers_figures_and_our_deltas(metrics: dict) -> None:
 def test_paper_reference_holds_the_printed_tables() -> None:
     """paper.json is verified and holds section 4.2's Table 1 and Table 2 as printed: every
     cell filled, supports are FER-2013's test counts, and no trace of the placeholder."""
-    ref = ev.paper_reference()
+    ref = paper_reference()
     assert ref["verified"] is True
     assert "section 4.2" in ref["source"]
     assert set(ref["table1"]) == {"resnet18", "resnet34", "resnet50"}
@@ -239,8 +245,8 @@ def test_papers_auc_is_the_macro_average() -> None:
     """The paper's Table 1 AUC is the macro one-vs-rest AUC: the mean of Table 2's seven AUCs
     (a mean over the three models) equals the mean of Table 1's three AUCs, and Table 1
     compares it with our macro AUC, not the support-weighted one."""
-    ref = ev.paper_reference()
-    assert ref["auc_average"] == "macro" and ev.AUC_IN_TABLE == "auc_macro_ovr"
+    ref = paper_reference()
+    assert ref["auc_average"] == "macro" and AUC_IN_TABLE == "auc_macro_ovr"
     macro_of_table2 = np.mean([r["auc"] for r in ref["table2"].values()])
     mean_of_table1 = np.mean([r["auc"] for r in ref["table1"].values()])
     assert macro_of_table2 == pytest.approx(mean_of_table1, abs=1e-3)
@@ -254,7 +260,7 @@ def test_papers_auc_is_the_macro_average() -> None:
 def test_table_rows_put_paper_and_delta_beside_ours(metrics: dict) -> None:
     """Table 1 has the paper's row for the same arch and ours minus the paper's, the AUC
     against our macro one; Table 2 has the paper's per-class figures and the deltas."""
-    rows = ev.table1_rows([_report(metrics), _report(metrics, "resnet34")])
+    rows = table1_rows([_report(metrics), _report(metrics, "resnet34")])
     kinds = [r["kind"] for r in rows]
     assert kinds == ["model", "paper", "delta", "model", "paper", "delta", "mean"]
     assert rows[1]["label"].strip() == "paper resnet18"
@@ -263,10 +269,10 @@ def test_table_rows_put_paper_and_delta_beside_ours(metrics: dict) -> None:
     assert rows[2]["auc"] == pytest.approx(metrics["auc_macro_ovr"] - 0.898)
     assert rows[2]["auc_weighted"] is None  # the paper has no weighted AUC
     assert rows[5]["accuracy"] == pytest.approx(0.7 - 0.651)  # resnet34's row
-    happy = next(r for r in ev.table2_rows(_report(metrics)) if r["label"] == "happy")
+    happy = next(r for r in table2_rows(_report(metrics)) if r["label"] == "happy")
     assert happy["paper_recall"] == 0.857
     assert happy["delta_recall"] == pytest.approx(0.5 - 0.857)
-    text = ev.format_report([_report(metrics)])
+    text = format_report([_report(metrics)])
     assert "test-time augmentation: none" in text and "paper resnet18" in text
     assert "-0.357" in text  # happy recall's delta
     assert "+0.050" in text  # accuracy's delta in Table 1
@@ -276,17 +282,17 @@ def test_table_rows_put_paper_and_delta_beside_ours(metrics: dict) -> None:
     assert paper_line.split()[2:] == ["0.648", "0.650", "0.646", "7178", "0.650", "0.898", "—"]
 
 
-def _evaluation(pred_probs: np.ndarray, arch: str) -> ev.Evaluation:
+def _evaluation(pred_probs: np.ndarray, arch: str) -> Evaluation:
     report = {
         "model": {"arch": arch, "checkpoint": f"{arch}.pt"},
         "data": {"split": "test", "source": "/d", "fingerprint": "f", "n": len(Y_TRUE)},
         "tta": "none",
         "engine": "torch",
         "seconds": 1.0,
-        **ev.compute_metrics(Y_TRUE, pred_probs),
+        **compute_metrics(Y_TRUE, pred_probs),
     }
     names = [f"test/{i}.png" for i in range(len(Y_TRUE))]
-    return ev.Evaluation(report, pred_probs.astype(np.float32), np.array(Y_TRUE), names)
+    return Evaluation(report, pred_probs.astype(np.float32), np.array(Y_TRUE), names)
 
 
 def test_ensemble_averages_probabilities_not_votes() -> None:
@@ -300,7 +306,7 @@ def test_ensemble_averages_probabilities_not_votes() -> None:
         m[0][H], m[0][A] = 0.35, 0.30  # unsure and wrong
     archs = ("resnet18", "resnet34", "resnet50")
     results = [_evaluation(p, a) for p, a in zip(members, archs, strict=True)]
-    ens = ev.ensemble_evaluation(results)
+    ens = ensemble_evaluation(results)
     mean = np.mean(members, axis=0)
     assert [p[0].argmax() for p in members] == [A, H, H]
     assert ens.probs.argmax(1)[0] == A
@@ -311,9 +317,9 @@ def test_ensemble_averages_probabilities_not_votes() -> None:
         "resnet34",
         "resnet50",
     ]
-    assert ev.model_label(ens.report) == "ensemble of 3"
-    rows = ev.table1_rows([r.report for r in results], ens.report)
-    assert rows[-1]["kind"] == "ensemble" and rows[-1]["model"] == ev.ENSEMBLE
+    assert model_label(ens.report) == "ensemble of 3"
+    rows = table1_rows([r.report for r in results], ens.report)
+    assert rows[-1]["kind"] == "ensemble" and rows[-1]["model"] == ENSEMBLE
     assert rows[-1]["accuracy"] == ens.report["accuracy"]
     assert [r["kind"] for r in rows].count("paper") == 3  # the paper has no ensemble row
 
@@ -324,24 +330,24 @@ def test_ensemble_needs_two_models_on_the_same_images() -> None:
 
     one = _evaluation(_probs(Y_PRED), "resnet18")
     with pytest.raises(FerError, match="at least two"):
-        ev.ensemble_evaluation([one])
+        ensemble_evaluation([one])
     other = _evaluation(_probs(Y_PRED), "resnet34")
     other.labels = other.labels[::-1].copy()
     with pytest.raises(FerError, match="different images"):
-        ev.ensemble_evaluation([one, other])
+        ensemble_evaluation([one, other])
 
 
 def test_markdown_and_metrics_csv(metrics: dict) -> None:
     """Markdown holds both tables, the paper's figures and the TTA; the CSV has a row per
     class and average."""
-    md = ev.to_markdown([_report(metrics), _report(metrics, "resnet50")])
+    md = to_markdown([_report(metrics), _report(metrics, "resnet50")])
     assert "## Table 1" in md and "## Table 2: mean of 2 models" in md
     assert "test-time augmentation: none" in md and "paper resnet50" in md
     paper50 = next(line for line in md.splitlines() if "paper resnet50" in line)
     assert "| 0.664 | 0.654 | 0.658 | 7178 | 0.654 | 0.885 |" in paper50
     happy = next(line for line in md.splitlines() if line.startswith("| happy |"))
     assert "0.857" in happy and "-0.357" in happy
-    lines = ev.metrics_csv([_report(metrics)]).splitlines()
+    lines = metrics_csv([_report(metrics)]).splitlines()
     assert lines[0].startswith("model,arch,checkpoint,tta,split,row,precision")
     assert len(lines) == 1 + 7 + 2
     assert any(",happy,0.666667,0.500000," in line for line in lines)

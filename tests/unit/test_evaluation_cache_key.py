@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from fer_tui.errors import FerError
-from fer_tui.evaluate import CACHE_VERSION, cache_key
+from fer_tui.evaluation.cache import CACHE_VERSION, cache_key
 from tests.fake_devices import pretend_gpus
 
 ARGS = ("sha", "fingerprint", "test", "none")

@@ -7,8 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fer_tui import export, live
+from fer_tui import export
+from fer_tui.backends import load_model
+from fer_tui.data.index import CLASSES
 from fer_tui.errors import FerError
+from fer_tui.live.config import LiveConfig
+from fer_tui.live.pipeline import face_transform, realtime_prediction
 from fer_tui.models import load_checkpoint
 from tests.helpers import make_face_video, make_tiny_checkpoint
 
@@ -44,7 +48,7 @@ def test_onnx_keeps_the_metadata(ckpt: Path, tmp_path: Path) -> None:
     path = export.export_checkpoint(ckpt, "onnx", tmp_path / "m.onnx").path
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     meta = json.loads(props["fer_tui_meta"])
-    assert meta["classes"] == list(live.CLASSES) and meta["image_size"] == 48
+    assert meta["classes"] == list(CLASSES) and meta["image_size"] == 48
 
 
 def test_unknown_format(ckpt: Path, tmp_path: Path) -> None:
@@ -58,10 +62,9 @@ def test_onnxruntime_backend_in_the_live_loop(ckpt: Path, tmp_path: Path) -> Non
     video = make_face_video(tmp_path / "face.avi", frames=6)
     outs = {}
     for backend in ("torch", "onnxruntime"):
-        net, meta, device = live.load_model(ckpt, backend=backend, device="cpu")
-        cfg = live.LiveConfig(detect_async=False)  # same boxes in both runs
-        gen = live.realtime_prediction(net, live.face_transform(meta), 0.0, device, str(video),
-                                       config=cfg)
+        net, meta, device = load_model(ckpt, backend=backend, device="cpu", channels_last=True)
+        cfg = LiveConfig(detect_async=False)  # same boxes in both runs
+        gen = realtime_prediction(net, face_transform(meta), 0.0, device, str(video), config=cfg)
         outs[backend] = [f.probs_raw for r in gen for f in r.faces]
     assert len(outs["torch"]) == len(outs["onnxruntime"]) >= 5
     for a, b in zip(outs["torch"], outs["onnxruntime"], strict=True):

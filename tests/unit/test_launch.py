@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from fer_tui import launch
 from fer_tui.errors import ConfigError, DataError, RunError
-from fer_tui.runs import list_runs, read_lock, read_run
+from fer_tui.runs import list_runs, read_lock, read_run, running_pid
+from tests.helpers import wait_until
 
 FAKE = Path(__file__).resolve().parents[1] / "data" / "runs" / "fake_trainer.py"
 CONFIG = 'name = "smoke"\narchs = ["resnet18"]\n[train]\nepochs = 3\ndevice = "{device}"\n'
@@ -29,14 +29,6 @@ def write_config(tmp_path: Path, device: str = "cpu", text: str | None = None) -
     path = tmp_path / "smoke.toml"
     path.write_text(text if text is not None else CONFIG.format(device=device))
     return path
-
-
-def wait_for(predicate, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 def test_bad_config_is_refused_before_spawning(tmp_path: Path, fake_trainer: None) -> None:
@@ -110,7 +102,12 @@ def test_start_spawns_a_detached_trainer(tmp_path: Path, fake_trainer: None) -> 
         exited.set()
 
     pid = launch.start_training(
-        write_config(tmp_path), "resnet18", runs_dir=runs, device="cpu", epochs=2, limit=10,
+        write_config(tmp_path),
+        "resnet18",
+        runs_dir=runs,
+        device="cpu",
+        epochs=2,
+        limit=10,
         on_exit=on_exit,
     )
     try:
@@ -149,23 +146,23 @@ def test_stop_then_resume_continues_the_curve(tmp_path: Path, fake_trainer, monk
     monkeypatch.setenv("FAKE_STEP_S", "0.2")  # 0.8 s an epoch: seconds to stop it in, under load
     runs = tmp_path / "runs"
     launch.start_training(write_config(tmp_path), "resnet18", runs_dir=runs, epochs=6)
-    wait_for(lambda: list_runs(runs) and read_run(list_runs(runs)[0]).epoch >= 1)
+    wait_until(lambda: list_runs(runs) and read_run(list_runs(runs)[0]).epoch >= 1, timeout=15)
     (run_dir,) = list_runs(runs)
-    wait_for(lambda: launch.running_pid(run_dir) is not None)
+    wait_until(lambda: running_pid(run_dir) is not None, timeout=15)
 
     with pytest.raises(RunError, match="already running .*second trainer"):
         launch.resume_run(run_dir)
     pid = launch.stop_run(run_dir)
     assert pid > 0
-    wait_for(lambda: read_run(run_dir).status() == "stopped")
+    wait_until(lambda: read_run(run_dir).status() == "stopped", timeout=15)
     with pytest.raises(RunError, match="already stopped|not running"):
         launch.stop_run(run_dir)  # its trainer may still be exiting: stopped all the same
-    wait_for(lambda: launch.running_pid(run_dir) is None)
+    wait_until(lambda: running_pid(run_dir) is None, timeout=15)
     with pytest.raises(RunError, match="not running"):
         launch.stop_run(run_dir)
 
     launch.resume_run(run_dir, device="cpu")
-    wait_for(lambda: read_run(run_dir).status() == "finished", timeout=30)
+    wait_until(lambda: read_run(run_dir).status() == "finished", timeout=30)
     assert [h["epoch"] for h in read_run(run_dir).history] == [1, 2, 3, 4, 5, 6]
     with pytest.raises(RunError, match="has finished"):
         launch.resume_run(run_dir)
@@ -176,8 +173,9 @@ def test_a_stopped_run_still_exiting_is_not_stopped_again(tmp_path: Path) -> Non
     run = tmp_path / "20260101-000000-resnet18"
     run.mkdir()
     (run / "config.toml").write_text(CONFIG.format(device="cpu"))
-    (run / "events.jsonl").write_text('{"v": 1, "t": 1, "type": "start"}\n'
-                                      '{"v": 1, "t": 2, "type": "stopped", "epoch": 0}\n')
+    (run / "events.jsonl").write_text(
+        '{"v": 1, "t": 1, "type": "start"}\n{"v": 1, "t": 2, "type": "stopped", "epoch": 0}\n'
+    )
     (run / "run.lock").write_text(f"{os.getpid()} host\n")  # a live pid: still exiting
     with pytest.raises(RunError, match="has already stopped"):
         launch.stop_run(run)
@@ -217,6 +215,9 @@ def test_launch_imports_neither_torch_nor_textual() -> None:
     import subprocess
 
     code = "import sys, fer_tui.launch; print(' '.join(sys.modules))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                check=True).stdout.split())
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
     assert "torch" not in loaded and "textual" not in loaded

@@ -11,8 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from fer_tui import live
+from fer_tui.backends import load_model, pick_backend
+from fer_tui.data.index import CLASSES
 from fer_tui.errors import ConfigError, LiveError
+from fer_tui.live import capture, display
+from fer_tui.live.boxes import iou
+from fer_tui.live.config import LiveConfig, load_live_config
+from fer_tui.live.detection import Detection, FaceDetector
+from fer_tui.live.pipeline import face_transform, realtime_prediction
+from fer_tui.live.results import FrameResult, to_record
+from fer_tui.live.tracking import FaceTracker, Track
+from fer_tui.live.window import check_display, draw_overlay
 from tests.helpers import make_face_video, make_tiny_checkpoint
 
 
@@ -29,13 +38,14 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def model(clips: dict[str, Path]):
     torch.set_num_threads(1)  # the CPU is shared; one thread keeps a run predictable
-    return live.load_model(clips["ckpt"], device="cpu")
+    return load_model(clips["ckpt"], device="cpu", channels_last=True)
 
 
-def _run(model, source: str, **kw) -> list[live.FrameResult]:
+def _run(model, source: str, **kw) -> list[FrameResult]:
     net, meta, device = model
-    gen = live.realtime_prediction(net, live.face_transform(meta), 0.0, device, source,
-                                   image_size=meta["image_size"], **kw)
+    gen = realtime_prediction(
+        net, face_transform(meta), 0.0, device, source, image_size=meta["image_size"], **kw
+    )
     return list(gen)
 
 
@@ -49,7 +59,7 @@ def test_real_face_is_found_in_most_frames(clips, model) -> None:
         (face,) = r.faces
         assert face.probs.sum() == pytest.approx(1.0, abs=1e-5)
         assert face.probs_raw.sum() == pytest.approx(1.0, abs=1e-5)
-        assert face.label in live.CLASSES
+        assert face.label in CLASSES
         x, y, w, h = face.box
         assert 40 < w < 250 and 0 <= x and x + w <= 640
     assert set(results[5].timings) == {"capture", "detect", "classify", "total"}
@@ -60,14 +70,14 @@ def test_tracker_follows_the_moving_face(clips, model, monkeypatch, slow_detecto
     """The face keeps one track id while it slides right, and its box moves with it, even
     when background detections arrive many frames late."""
     if slow_detector:
-        detect = live.FaceDetector.detect
+        detect = FaceDetector.detect
 
         def slow(self, small, scale, around=None):
             time.sleep(0.2)  # ~10 frames late: the face has moved ~40 px, over half its width
             return detect(self, small, scale, around)
 
-        monkeypatch.setattr(live.FaceDetector, "detect", slow)
-    cfg = live.LiveConfig(detect_every=2 if slow_detector else 8)
+        monkeypatch.setattr(FaceDetector, "detect", slow)
+    cfg = LiveConfig(detect_every=2 if slow_detector else 8)
     results = _run(model, str(clips["face"]), config=cfg)
     tracked = [r.faces[0] for r in results if r.faces]
     assert {f.track_id for f in tracked} == {tracked[0].track_id}
@@ -90,17 +100,16 @@ def _two_faces(second: bool = True) -> np.ndarray:
 def test_detection_near_tracks_finds_the_same_face_only() -> None:
     """Between full scans the cascade looks only around tracked faces: it finds the tracked
     face where the full scan does, and not a face elsewhere."""
-    det = live.FaceDetector(live.LiveConfig())
+    det = FaceDetector(LiveConfig())
     small = cv2.resize(cv2.cvtColor(_two_faces(), cv2.COLOR_BGR2GRAY), (320, 240))
     full = det.detect(small, 0.5)
     assert len(full) == 2
     left = min(full, key=lambda b: b[0])
     near = det.detect(small, 0.5, around=[left + np.float32([3, -2, 0, 0])])
-    assert len(near) == 1 and live.iou(near[0], left) > 0.7
+    assert len(near) == 1 and iou(near[0], left) > 0.7
 
 
-def test_a_face_that_arrives_later_is_found_by_the_next_full_scan(tmp_path: Path,
-                                                                  model) -> None:
+def test_a_face_that_arrives_later_is_found_by_the_next_full_scan(tmp_path: Path, model) -> None:
     """With faces tracked, a new face entering the view is picked up within one full-scan
     period (full_detect_every frames), and the first face keeps its track."""
     path = tmp_path / "arrive.avi"
@@ -108,7 +117,7 @@ def test_a_face_that_arrives_later_is_found_by_the_next_full_scan(tmp_path: Path
     for i in range(30):
         writer.write(_two_faces(second=i >= 8))
     writer.release()
-    cfg = live.LiveConfig(detect_every=2, full_detect_every=10, detect_async=False)
+    cfg = LiveConfig(detect_every=2, full_detect_every=10, detect_async=False)
     counts = [len(r.faces) for r in _run(model, str(path), config=cfg)]
     assert counts[:8] == [1] * 8
     assert 2 in counts[8:21]
@@ -121,14 +130,14 @@ def test_no_thread_outlives_the_loop(clips, model, monkeypatch) -> None:
     can abort it)."""
     import threading
 
-    detect = live.FaceDetector.detect
+    detect = FaceDetector.detect
 
     def slow(self, small, scale, around=None):
         time.sleep(0.3)  # the last frame goes by while this runs
         return detect(self, small, scale, around)
 
-    monkeypatch.setattr(live.FaceDetector, "detect", slow)
-    _run(model, str(clips["face"]), config=live.LiveConfig(detect_every=1), max_frames=12)
+    monkeypatch.setattr(FaceDetector, "detect", slow)
+    _run(model, str(clips["face"]), config=LiveConfig(detect_every=1), max_frames=12)
     alive = {t.name for t in threading.enumerate()}
     assert not alive & {"fer-detect", "fer-capture"}
 
@@ -138,7 +147,7 @@ def test_video_without_faces_gives_empty_records(clips, model) -> None:
     results = _run(model, str(clips["empty"]))
     assert len(results) == 12
     assert all(r.faces == [] for r in results)
-    rec = live.to_record(results[0])
+    rec = to_record(results[0])
     assert rec["faces"] == [] and rec["frame"] == 0
 
 
@@ -160,7 +169,7 @@ def test_max_frames_and_preview(clips, model) -> None:
     """max_frames stops early; preview adds a w*h grey copy that fits the asked size."""
     results = _run(model, str(clips["face"]), max_frames=5, preview=(64, 36))
     assert len(results) == 5
-    p = live.to_record(results[0])["preview"]
+    p = to_record(results[0])["preview"]
     assert (p["w"], p["h"]) == (48, 36)  # 4:3 frame inside 64x36
     assert len(base64.b64decode(p["data"])) == 48 * 36
 
@@ -189,15 +198,15 @@ def test_empty_folder(tmp_path: Path, model) -> None:
 
 def test_tracks_keep_separate_histories() -> None:
     """Two faces keep their own ids and EMAs; a lost face is dropped after max_misses."""
-    cfg = live.LiveConfig(max_misses=1, ema_alpha=0.5)
-    tracker = live.FaceTracker(cfg, label_hold_seconds=0.0)
+    cfg = LiveConfig(max_misses=1, ema_alpha=0.5)
+    tracker = FaceTracker(cfg, label_hold_seconds=0.0)
     small = np.zeros((240, 320), np.uint8)
     a, b = np.array([10, 10, 50, 50], np.float32), np.array([200, 20, 60, 60], np.float32)
-    tracker.update(live.Detection(np.stack([a, b]), 0.0, small), small)
+    tracker.update(Detection(np.stack([a, b]), 0.0, small), small)
     ids = {t.track_id for t in tracker.tracks}
     assert len(ids) == 2
     # moved a little, listed in the other order
-    tracker.update(live.Detection(np.stack([b + 3, a + 2]), 0.0, small), small)
+    tracker.update(Detection(np.stack([b + 3, a + 2]), 0.0, small), small)
     assert {t.track_id for t in tracker.tracks} == ids
     one, two = np.eye(7)[3], np.eye(7)[0]
     ta, tb = sorted(tracker.tracks, key=lambda t: t.box[0])
@@ -206,22 +215,22 @@ def test_tracks_keep_separate_histories() -> None:
     tracker.smooth(ta, two, 0.1)
     assert ta.probs[3] == pytest.approx(0.5) and ta.probs[0] == pytest.approx(0.5)
     assert tb.probs[0] == pytest.approx(1.0)
-    tracker.update(live.Detection(np.stack([b]), 0.0, small), small)
-    tracker.update(live.Detection(np.stack([b]), 0.0, small), small)
+    tracker.update(Detection(np.stack([b]), 0.0, small), small)
+    tracker.update(Detection(np.stack([b]), 0.0, small), small)
     assert [t.track_id for t in tracker.tracks] == [tb.track_id]
 
 
 def test_late_detection_is_matched_where_the_face_was() -> None:
     """A background detection of an older frame continues the track that has moved on since,
     and is shifted by that motion, instead of starting a second face."""
-    tracker = live.FaceTracker(live.LiveConfig(), label_hold_seconds=0.0)
+    tracker = FaceTracker(LiveConfig(), label_hold_seconds=0.0)
     small = np.zeros((240, 320), np.uint8)
     start = np.array([20, 50, 40, 40], np.float32)
-    tracker.update(live.Detection(start[None], 0.0, small), small)
+    tracker.update(Detection(start[None], 0.0, small), small)
     since = tracker.snapshot()
     (track,) = tracker.tracks
     track.box[0] += 60  # the tracker followed the face 60 px right meanwhile
-    tracker.update(live.Detection((start + [2, 0, 4, 4])[None], 0.0, small, since), small)
+    tracker.update(Detection((start + [2, 0, 4, 4])[None], 0.0, small, since), small)
     (after,) = tracker.tracks
     assert after.track_id == track.track_id
     assert after.box.tolist() == [82.0, 50.0, 44.0, 44.0]
@@ -229,8 +238,8 @@ def test_late_detection_is_matched_where_the_face_was() -> None:
 
 def test_label_hold_stops_flicker() -> None:
     """The shown label changes only once it has been shown for label_hold_seconds."""
-    tracker = live.FaceTracker(live.LiveConfig(ema_alpha=1.0), label_hold_seconds=1.0)
-    t = live.Track(1, np.array([0, 0, 10, 10], np.float32))
+    tracker = FaceTracker(LiveConfig(ema_alpha=1.0), label_hold_seconds=1.0)
+    t = Track(1, np.array([0, 0, 10, 10], np.float32))
     tracker.smooth(t, np.eye(7)[2], 0.0)
     tracker.smooth(t, np.eye(7)[5], 0.5)
     assert t.label == 2  # held
@@ -242,35 +251,36 @@ def test_live_config_file(tmp_path: Path) -> None:
     """A TOML file overrides fields; an unknown key names the close match; bad values fail."""
     good = tmp_path / "live.toml"
     good.write_text("detect_every = 3\nscale_factor = 1.2\n")
-    cfg = live.load_live_config(good)
+    cfg = load_live_config(good)
     assert cfg.detect_every == 3 and cfg.scale_factor == 1.2
     bad = tmp_path / "bad.toml"
     bad.write_text("detect_evry = 3\n")
     with pytest.raises(ConfigError, match="detect_every"):
-        live.load_live_config(bad)
+        load_live_config(bad)
     bad.write_text("scale_factor = 1.0\n")
     with pytest.raises(ConfigError, match="scale_factor"):
-        live.load_live_config(bad)
+        load_live_config(bad)
 
 
 def test_window_needs_a_display(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without DISPLAY/WAYLAND_DISPLAY on Linux the window path says to use --no-window."""
-    monkeypatch.setattr(live.sys, "platform", "linux")
+    monkeypatch.setattr(display.sys, "platform", "linux")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(LiveError, match="--no-window"):
-        live.check_display()
+        check_display()
 
 
 def test_overlay_draws_box_and_bars(clips, model) -> None:
     """draw_overlay changes the pixels of the box edge and beside the face."""
     (result,) = _run(model, str(clips["face"]), max_frames=1, keep_frames=True)
     img = result.frame.copy()
-    out = live.draw_overlay(result.frame, result)
+    out = draw_overlay(result.frame, result)
     x, y, w, h = result.faces[0].box
     assert not np.array_equal(out[y, x : x + w], img[y, x : x + w])
-    assert not np.array_equal(out[y : y + 90, x + w + 6 : x + w + 100],
-                              img[y : y + 90, x + w + 6 : x + w + 100])
+    assert not np.array_equal(
+        out[y : y + 90, x + w + 6 : x + w + 100], img[y : y + 90, x + w + 6 : x + w + 100]
+    )
 
 
 def test_ten_faces_in_one_frame(tmp_path: Path, model) -> None:
@@ -283,7 +293,7 @@ def test_ten_faces_in_one_frame(tmp_path: Path, model) -> None:
         r, c = divmod(i, 5)
         img[r * 160 : (r + 1) * 160, c * 160 : (c + 1) * 160] = tile
     cv2.imwrite(str(tmp_path / "crowd.png"), img)
-    (result,) = _run(model, str(tmp_path), config=live.LiveConfig(downscale_width=0))
+    (result,) = _run(model, str(tmp_path), config=LiveConfig(downscale_width=0))
     assert len(result.faces) == 10
     assert len({f.track_id for f in result.faces}) == 10
     assert all(f.probs.sum() == pytest.approx(1.0, abs=1e-5) for f in result.faces)
@@ -305,7 +315,7 @@ def test_camera_that_gives_no_frames(model, monkeypatch: pytest.MonkeyPatch) -> 
         def release(self) -> None:
             pass
 
-    monkeypatch.setattr(live, "_open_capture", lambda target: Silent())
+    monkeypatch.setattr(capture, "_open_capture", lambda target: Silent())
     with pytest.raises(LiveError, match="camera 0 opened but gives no frames"):
         _run(model, "0")
 
@@ -314,10 +324,8 @@ def test_auto_backend_prefers_onnxruntime_on_the_cpu(monkeypatch: pytest.MonkeyP
     """`--backend auto` runs the faster onnxruntime on a CPU when installed, torch otherwise."""
     import importlib.util
 
-    from fer_tui import live
-
-    assert live.pick_backend("auto", "cpu") == "onnxruntime"
-    assert live.pick_backend("torch", "cpu") == "torch"
-    assert live.pick_backend("auto", "cuda") == "torch"
+    assert pick_backend("auto", "cpu") == "onnxruntime"
+    assert pick_backend("torch", "cpu") == "torch"
+    assert pick_backend("auto", "cuda") == "torch"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    assert live.pick_backend("auto", "cpu") == "torch"
+    assert pick_backend("auto", "cpu") == "torch"

@@ -1,4 +1,4 @@
-"""fer_tui.runs: tailing events.jsonl, reducing events to a RunState, the lock, atomic writes."""
+"""fer_tui.runs: tailing events.jsonl, reducing events to a RunState, the lock."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from fer_tui import runs
 from fer_tui.errors import RunError
+from fer_tui.files import atomic_write_bytes
 from fer_tui.runs import EventTail, EventWriter, RunLock, RunState, RunWatcher
+from tests.helpers import wait_until
 
 
 def line(**event: object) -> bytes:
@@ -23,8 +24,17 @@ def line(**event: object) -> bytes:
 
 
 def epoch_event(epoch: int, epochs: int = 5, **extra: object) -> dict:
-    return {"v": 1, "t": 100.0 + epoch, "type": "epoch", "epoch": epoch, "epochs": epochs,
-            "train_loss": 1.0 / epoch, "val_acc": 0.1 * epoch, "seconds": 10.0, **extra}
+    return {
+        "v": 1,
+        "t": 100.0 + epoch,
+        "type": "epoch",
+        "epoch": epoch,
+        "epochs": epochs,
+        "train_loss": 1.0 / epoch,
+        "val_acc": 0.1 * epoch,
+        "seconds": 10.0,
+        **extra,
+    }
 
 
 # --- EventTail ------------------------------------------------------------------------------
@@ -82,7 +92,7 @@ def test_replaced_or_truncated_file_is_read_from_the_start(tmp_path: Path) -> No
     path.write_bytes(line(type="start") + line(type="step", step=1))
     tail = EventTail(path)
     assert len(tail.read_new()) == 2
-    runs.atomic_write_bytes(path, line(type="start", arch="resnet34"))
+    atomic_write_bytes(path, line(type="start", arch="resnet34"))
     assert [e.get("arch") for e in tail.read_new()] == ["resnet34"]
     path.write_bytes(b"")
     path.write_bytes(line(type="end"))  # same inode, shorter than the offset
@@ -112,8 +122,17 @@ def test_writer_writes_non_finite_numbers_as_null(tmp_path: Path) -> None:
 def test_state_reduces_a_finished_run(tmp_path: Path) -> None:
     """start/epoch/end events give a finished run with its history, best metric and ETA 0."""
     s = RunState(tmp_path)
-    s.apply({"type": "start", "t": 50.0, "arch": "resnet18", "recipe": "scratch", "epochs": 2,
-             "steps_per_epoch": 10, "env": {"device": "cpu"}})
+    s.apply(
+        {
+            "type": "start",
+            "t": 50.0,
+            "arch": "resnet18",
+            "recipe": "scratch",
+            "epochs": 2,
+            "steps_per_epoch": 10,
+            "env": {"device": "cpu"},
+        }
+    )
     s.apply(epoch_event(1, epochs=2, best_metric=0.1, best_epoch=1, eta_seconds=10.0))
     s.apply(epoch_event(2, epochs=2, best_metric=0.2, best_epoch=2))
     s.apply({"type": "end", "t": 200.0, "best_metric": 0.2, "best_epoch": 2})
@@ -145,6 +164,65 @@ def test_state_liveness(tmp_path: Path) -> None:
     assert s.status() == "running"
     s.apply({"type": "stopped", "t": 3.0, "epoch": 0})
     assert s.status() == "stopped"
+
+
+def test_running_pid_names_a_live_trainer_only(tmp_path: Path) -> None:
+    """running_pid: the lock's pid while that process lives; None without a lock or once the
+    process is gone."""
+    assert runs.running_pid(tmp_path) is None
+    (tmp_path / runs.LOCK).write_text(f"{os.getpid()} host\n")
+    assert runs.running_pid(tmp_path) == os.getpid()
+    (tmp_path / runs.LOCK).write_text(f"{dead_pid()} host\n")
+    assert runs.running_pid(tmp_path) is None
+
+
+def write_events(run_dir: Path, *events: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / runs.EVENTS).write_bytes(b"".join(line(**e) for e in events))
+
+
+def test_summary_speaks_the_status_vocabulary(tmp_path: Path) -> None:
+    """summarize (what `fer-tui train --json` prints) gives the same statuses as RunState:
+    finished, stopped with its signal, failed, crashed and pending (whose arch comes from the
+    config)."""
+    start = {"type": "start", "arch": "resnet18", "start_epoch": 1}
+    write_events(
+        tmp_path / "a", start, epoch_event(1, best_metric=0.5, best_epoch=1), {"type": "end"}
+    )
+    write_events(tmp_path / "b", start, {"type": "stopped", "epoch": 0, "reason": "SIGTERM"})
+    write_events(tmp_path / "c", start, {"type": "error", "message": "boom"})
+    write_events(tmp_path / "d", start, epoch_event(1))
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / runs.CONFIG).write_text('archs = ["resnet50"]\n')
+    summary = {p.name: runs.summarize(p) for p in sorted(tmp_path.iterdir())}
+    assert {k: v["status"] for k, v in summary.items()} == {
+        "a": "finished",
+        "b": "stopped",
+        "c": "failed",
+        "d": "crashed",
+        "e": "pending",
+    }
+    assert set(summary["a"]) >= {"run_dir", "arch", "best_epoch", "seconds", "val_acc"}
+    assert summary["a"]["best_metric"] == 0.5 and summary["a"]["epochs"] == 1
+    assert summary["b"]["signal"] == "SIGTERM" and "signal" not in summary["a"]
+    assert summary["e"]["arch"] == "resnet50" and summary["e"]["epochs"] == 0
+    assert all(v["status"] in runs.STATUSES for v in summary.values())
+
+
+def test_summary_counts_a_redone_epoch_once(tmp_path: Path) -> None:
+    """After a kill and a resume that redoes epoch 2, the summary's seconds and epochs are those
+    of the curve (each epoch once), as the trainer's own summary counts them."""
+    write_events(
+        tmp_path,
+        {"type": "start", "arch": "resnet18", "start_epoch": 1},
+        epoch_event(1, seconds=10.0),
+        epoch_event(2, seconds=10.0),
+        {"type": "start", "arch": "resnet18", "start_epoch": 2, "resumed": True},
+        epoch_event(2, seconds=12.0, val_acc=0.6),
+        {"type": "end"},
+    )
+    summary = runs.summarize(tmp_path)
+    assert summary["seconds"] == 22.0 and summary["epochs"] == 2 and summary["val_acc"] == 0.6
 
 
 def test_resume_continues_the_curve(tmp_path: Path) -> None:
@@ -193,7 +271,9 @@ def test_list_runs_finds_only_run_dirs(tmp_path: Path) -> None:
     (tmp_path / "20260101-000001-resnet18" / "config.toml").write_text("")
     (tmp_path / "launch-x.log").write_text("")
     assert [p.name for p in runs.list_runs(tmp_path)] == [
-        "20260101-000001-resnet18", "20260101-000002-resnet34"]
+        "20260101-000001-resnet18",
+        "20260101-000002-resnet34",
+    ]
     assert runs.list_runs(tmp_path / "missing") == []
 
 
@@ -230,89 +310,11 @@ def test_live_lock_refuses_a_second_trainer(tmp_path: Path) -> None:
 def test_zombie_counts_as_dead() -> None:
     """A finished child nobody reaped yet is not a live trainer."""
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    for _ in range(200):
+
+    def zombie() -> bool:
         with open(f"/proc/{proc.pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                break
-        time.sleep(0.01)
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+    wait_until(zombie, timeout=5, interval=0.01, what="the child to exit")
     assert runs.pid_alive(proc.pid) is False
     proc.wait()
-
-
-def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path, monkeypatch) -> None:
-    """If the replace fails, the old file is intact and no temp file is left behind."""
-    path = tmp_path / "last.pt"
-    runs.atomic_write_text(path, "old")
-
-    def boom(src: str, dst: str) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(runs.os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
-        runs.atomic_write_bytes(path, b"new")
-    assert path.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
-
-
-# --- RunTracker (the Training screen's tail worker, textual-free) ---------------------------
-
-
-def test_tracker_reports_only_changes_and_stays_bounded(tmp_path: Path) -> None:
-    """Polling thousands of events posts views only when something changed; memory is bounded."""
-    from fer_tui.tui.widgets.run_view import RunTracker
-
-    run = tmp_path / "20260101-000000-resnet18"
-    run.mkdir()
-    (run / runs.CONFIG).write_text("")  # the trainer writes its config before any event
-    tracker = RunTracker(tmp_path, rescan_interval=0.0)
-    changed, removed = tracker.poll()
-    assert changed and changed[0].status == "pending" and changed[0].arch == "resnet18"
-    assert tracker.poll() == ([], [])  # nothing new: nothing to redraw
-    # written in one go (EventWriter would fsync each epoch line: seconds for 3000)
-    lines = [line(type="start", arch="resnet18", recipe="scratch", epochs=3000,
-                  steps_per_epoch=2)]
-    for e in range(1, 3001):
-        lines.append(line(type="step", epoch=e, step_in_epoch=1, steps_per_epoch=2, loss=1.0))
-        lines.append(line(type="epoch", epoch=e, epochs=3000, train_loss=1.0 / e, val_acc=None,
-                          seconds=1.0))
-    lines.append(line(type="end", best_metric=0.7, best_epoch=2999))
-    (run / runs.EVENTS).write_bytes(b"".join(lines))
-    (view,), _ = tracker.poll()
-    assert view.status == "finished" and view.epoch == 3000 and view.best_metric == 0.7
-    assert len(view.train_loss) == 1000  # RunState.max_history
-    assert view.val_acc[-1] is None  # a NaN written as null stays a gap, not a number
-    assert len(tracker.watchers[run.name].state.recent_steps) == 200
-    assert tracker.poll() == ([], [])
-    shutil.rmtree(run)
-    assert tracker.poll() == ([], [run.name])  # a deleted run dir is dropped, no error
-
-
-def test_tracker_marks_a_dead_trainer_crashed(tmp_path: Path) -> None:
-    """A run whose lock pid dies without an end event turns from running to crashed."""
-    from fer_tui.tui.widgets.run_view import RunTracker
-
-    run = tmp_path / "20260101-000000-resnet34"
-    run.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    (run / runs.LOCK).write_text(f"{proc.pid} host\n")
-    with EventWriter(run) as w:
-        w.write("start", arch="resnet34", epochs=5, eta_seconds=100.0)
-    tracker = RunTracker(tmp_path, rescan_interval=0.0)
-    (view,), _ = tracker.poll()
-    assert view.status == "running" and view.pid == proc.pid
-    proc.kill()
-    proc.wait()
-    (view,), _ = tracker.poll()
-    assert view.status == "crashed" and view.resumable and view.pid is None
-
-
-def test_tracker_shows_a_waiting_runs_config(tmp_path: Path) -> None:
-    """A run dir with only its config (waiting its turn in a group) shows recipe and epochs."""
-    from fer_tui.tui.widgets.run_view import RunTracker
-
-    run = tmp_path / "20260101-000000-resnet50"
-    run.mkdir()
-    (run / runs.CONFIG).write_text('name = "scratch"\n[train]\nepochs = 60\n')
-    (view,), _ = RunTracker(tmp_path, rescan_interval=0.0).poll()
-    assert (view.status, view.arch, view.recipe, view.epochs_text) == (
-        "pending", "resnet50", "scratch", "0/60")

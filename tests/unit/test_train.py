@@ -1,4 +1,5 @@
-"""fer_tui.train: run dirs, events, checkpoints, resume after SIGKILL/SIGTERM, the lock, errors.
+"""`fer-tui train` and fer_tui.training: run dirs, events, checkpoints, resume after SIGKILL and
+SIGTERM, the lock, errors.
 
 Runs use a ResNet18 with the ImageNet stem at 16x16 on a few synthetic faces, so a step costs
 milliseconds; the subprocess tests run with one thread so their floats match the in-process run.
@@ -11,15 +12,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from fer_tui import train
+from fer_tui import launch
+from fer_tui.cli import main
 from fer_tui.models import load_checkpoint, read_checkpoint
 from fer_tui.runs import LOCK, read_events, read_run
+from fer_tui.training import group
+from fer_tui.training.arrays import holdout_split, prepare_arrays
+from fer_tui.training.optim import lr_lambda
+from fer_tui.training.trainer import Trainer
+from tests.helpers import wait_until
 
 TINY = """
 name = "tiny"
@@ -39,12 +45,34 @@ log_every_steps = 1
 """
 
 KEYS = {
-    "start": {"arch", "recipe", "epochs", "start_epoch", "steps_per_epoch", "resumed",
-              "precision", "config", "env"},
+    "start": {
+        "arch",
+        "recipe",
+        "epochs",
+        "start_epoch",
+        "steps_per_epoch",
+        "resumed",
+        "precision",
+        "config",
+        "env",
+    },
     "step": {"epoch", "step", "step_in_epoch", "steps_per_epoch", "loss", "lr", "img_per_s"},
-    "epoch": {"epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds",
-              "train_seconds", "eval_seconds", "img_per_s", "eta_seconds", "best_metric",
-              "best_epoch"},
+    "epoch": {
+        "epoch",
+        "epochs",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "lr",
+        "seconds",
+        "train_seconds",
+        "eval_seconds",
+        "img_per_s",
+        "eta_seconds",
+        "best_metric",
+        "best_epoch",
+    },
     "end": {"epoch", "best_metric", "best_epoch", "seconds"},
     "stopped": {"epoch", "reason"},
     "error": {"message", "traceback"},
@@ -67,8 +95,22 @@ def tiny_config(tmp_path: Path, epochs: int = 2) -> Path:
 
 
 def args(cfg: Path, data: Path, runs: Path, *extra: str) -> list[str]:
-    return ["--config", str(cfg), "--data", str(data), "--runs-dir", str(runs), "--limit", "24",
-            *extra]
+    return [
+        "--config",
+        str(cfg),
+        "--data",
+        str(data),
+        "--runs-dir",
+        str(runs),
+        "--limit",
+        "24",
+        *extra,
+    ]
+
+
+def train_cli(argv: list[str]) -> int:
+    """`fer-tui train ARGV` in this process: its exit code."""
+    return main(["train", *argv])
 
 
 def only_run(runs: Path) -> Path:
@@ -79,18 +121,22 @@ def only_run(runs: Path) -> Path:
 def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "fer_tui.train", *argv], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "fer_tui.train", *argv],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_event(run_dir: Path, pred, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(pred(e) for e in read_events(run_dir)) if run_dir.exists() else False:
-            return
+    def seen() -> bool:
+        if run_dir.exists() and any(pred(e) for e in read_events(run_dir)):
+            return True
         assert proc.poll() is None, "the trainer exited before the awaited event"
-        time.sleep(0.02)
-    raise AssertionError("event not seen in time")
+        return False
+
+    wait_until(seen, timeout=timeout, what="the trainer's event")
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -111,7 +157,7 @@ def reference(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert train.main(args(tiny_config(tmp), tiny_data, tmp / "runs")) == 0
+        assert train_cli(args(tiny_config(tmp), tiny_data, tmp / "runs")) == 0
     finally:
         torch.set_num_threads(before)
     return only_run(tmp / "runs")
@@ -119,7 +165,7 @@ def reference(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 def test_run_writes_config_events_and_loadable_checkpoints(reference: Path) -> None:
     """A run leaves the resolved config, schema-exact events, and last/best checkpoints."""
-    assert 'limit = 24' in (reference / "config.toml").read_text()
+    assert "limit = 24" in (reference / "config.toml").read_text()
     events = read_events(reference)
     for e in events:
         assert set(e) - {"v", "t", "type"} == KEYS[e["type"]], e["type"]
@@ -138,8 +184,6 @@ def test_run_writes_config_events_and_loadable_checkpoints(reference: Path) -> N
 
 def test_cli_json_summary(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """`--json` prints run_dir, best metric/epoch, epochs, seconds and the final val_acc."""
-    from fer_tui.cli import main
-
     code = main(["train", *args(tiny_config(tmp_path, 1), tiny_data, tmp_path / "r"), "--json"])
     assert code == 0
     (run,) = json.loads(capsys.readouterr().out)["runs"]
@@ -155,16 +199,20 @@ def test_sigkill_then_resume_equals_uninterrupted(
     """kill -9 after epoch 1, then --resume: same epochs, no gap, bit-identical weights."""
     runs = tmp_path / "runs"
     proc = spawn(args(tiny_config(tmp_path), tiny_data, runs), tmp_path / "log")
-    deadline = time.monotonic() + 120
-    while not (runs.exists() and any(runs.iterdir())):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.02)
+
+    def run_dir_made() -> bool:
+        if runs.exists() and any(runs.iterdir()):
+            return True
+        assert proc.poll() is None, "the trainer exited before making its run dir"
+        return False
+
+    wait_until(run_dir_made, timeout=120, what="the run dir")
     run_dir = only_run(runs)
     wait_event(run_dir, lambda e: e["type"] == "epoch", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert read_run(run_dir).status() == "crashed"
-    assert train.main(["--resume", str(run_dir)]) == 0
+    assert train_cli(["--resume", str(run_dir)]) == 0
     events = read_events(run_dir)
     starts = [e for e in events if e["type"] == "start"]
     assert starts[-1]["resumed"] is True and starts[-1]["start_epoch"] in (1, 2)
@@ -181,8 +229,10 @@ def test_sigterm_mid_epoch_saves_and_resume_is_exact(
 ) -> None:
     """SIGTERM mid-epoch: exit 0, `stopped`, last.pt with the step; resume ends identical."""
     run_dir = tmp_path / "run"
-    proc = spawn([*args(tiny_config(tmp_path), tiny_data, tmp_path), "--run-dir", str(run_dir)],
-                 tmp_path / "log")
+    proc = spawn(
+        [*args(tiny_config(tmp_path), tiny_data, tmp_path), "--run-dir", str(run_dir)],
+        tmp_path / "log",
+    )
     wait_event(run_dir, lambda e: e["type"] == "step" and e["step"] == 1, proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0, (tmp_path / "log").read_text()
@@ -191,7 +241,7 @@ def test_sigterm_mid_epoch_saves_and_resume_is_exact(
     ckpt = read_checkpoint(run_dir / "last.pt")
     assert ckpt["epoch"] == 0 and 1 <= ckpt["step_in_epoch"] < 6
     assert not (run_dir / LOCK).exists()
-    assert train.main(["--resume", str(run_dir)]) == 0
+    assert train_cli(["--resume", str(run_dir)]) == 0
     state = read_run(run_dir)
     assert [h["epoch"] for h in state.history] == [1, 2]
     ref = [e for e in read_events(reference) if e["type"] == "epoch"]
@@ -209,13 +259,13 @@ def test_second_trainer_refused_and_stale_lock_taken_over(
     try:
         (run_dir / LOCK).write_text(f"{sleeper.pid} host\n")
         argv = [*args(tiny_config(tmp_path, 1), tiny_data, tmp_path), "--run-dir", str(run_dir)]
-        assert train.main(argv) == 2
+        assert train_cli(argv) == 2
         assert f"pid {sleeper.pid}" in capsys.readouterr().err
         assert (run_dir / LOCK).read_text().startswith(str(sleeper.pid))
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert train.main(argv) == 0  # the sleeper is dead now: its lock is stale
+    assert train_cli(argv) == 0  # the sleeper is dead now: its lock is stale
     assert read_run(run_dir).status() == "finished"
 
 
@@ -231,9 +281,11 @@ def test_error_event_for_offline_pretrained_weights(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(torchvision.models._api.WeightsEnum, "get_state_dict", offline)
     cfg = tmp_path / "paper.toml"
-    cfg.write_text('name = "p"\narchs = ["resnet18"]\n[model]\nstem = "imagenet"\n'
-                   'in_channels = 3\nweights = "IMAGENET1K_V1"\n[train]\ndevice = "cpu"\n')
-    assert train.main(args(cfg, tiny_data, tmp_path / "runs")) == 2
+    cfg.write_text(
+        'name = "p"\narchs = ["resnet18"]\n[model]\nstem = "imagenet"\n'
+        'in_channels = 3\nweights = "IMAGENET1K_V1"\n[train]\ndevice = "cpu"\n'
+    )
+    assert train_cli(args(cfg, tiny_data, tmp_path / "runs")) == 2
     err = capsys.readouterr().err
     assert "IMAGENET1K_V1" in err and "Traceback" not in err
     run_dir = only_run(tmp_path / "runs")
@@ -250,14 +302,14 @@ def test_cuda_without_gpu_is_a_clear_error_and_creates_nothing(
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     runs = tmp_path / "runs"
-    assert train.main([*args(tiny_config(tmp_path), tiny_data, runs), "--device", "cuda"]) == 2
+    assert train_cli([*args(tiny_config(tmp_path), tiny_data, runs), "--device", "cuda"]) == 2
     assert "--device cpu" in capsys.readouterr().err
     assert not runs.exists() or not any(runs.iterdir())
 
 
 def test_resume_of_a_finished_run_asks_for_more_epochs(reference: Path, capsys) -> None:
     """Resuming a finished run is refused with the fix (--epochs), and the lock is released."""
-    assert train.main(["--resume", str(reference)]) == 2
+    assert train_cli(["--resume", str(reference)]) == 2
     assert "--epochs" in capsys.readouterr().err
     assert not (reference / LOCK).exists()
 
@@ -289,10 +341,10 @@ def test_several_archs_pending_dirs_children_in_turn_and_exit_code(
 
     script = tmp_path / "child.py"
     script.write_text(CHILD)
-    monkeypatch.setattr(train, "CHILD", [sys.executable, str(script)])
+    monkeypatch.setattr(launch, "TRAINER", [sys.executable, str(script)])
     cfg = load_config(tiny_config(tmp_path))
     cfgs = [cfg.for_arch(a) for a in ("resnet18", "resnet34", "resnet50")]
-    assert train.train_many(cfgs, str(tmp_path / "runs"), as_json=True) == 1
+    assert group.train_many(cfgs, str(tmp_path / "runs"), as_json=True) == 1
     out = capsys.readouterr()
     assert "resnet34" in out.err and "failed" in out.err
     log = [json.loads(line) for line in (tmp_path / "runs" / "children.jsonl").open()]
@@ -331,20 +383,20 @@ def test_sigterm_to_the_parent_reaches_the_child_and_stops_the_queue(
 
     script = tmp_path / "sleeper.py"
     script.write_text(SLEEPER)
-    monkeypatch.setattr(train, "CHILD", [sys.executable, str(script)])
+    monkeypatch.setattr(launch, "TRAINER", [sys.executable, str(script)])
     cfg = load_config(tiny_config(tmp_path))
     runs = tmp_path / "runs"
 
     def stop_when_started() -> None:
-        deadline = time.monotonic() + 60
-        while not list(runs.glob("*/started")) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            wait_until(lambda: list(runs.glob("*/started")), timeout=60, what="the first child")
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=stop_when_started, daemon=True).start()
     cfgs = [cfg.for_arch(a) for a in ("resnet18", "resnet34")]
     before = signal.getsignal(signal.SIGTERM)
-    assert train.train_many(cfgs, str(runs)) == 0
+    assert group.train_many(cfgs, str(runs)) == 0
     assert [p.parent.name[16:] for p in runs.glob("*/got-sigterm")] == ["resnet18"]
     assert not list(runs.glob("*resnet34/started"))
     assert signal.getsignal(signal.SIGTERM) is before  # the forwarding handler is gone again
@@ -357,14 +409,18 @@ def test_frozen_layers_stay_put_in_a_paper_style_run(tiny_data: Path, tmp_path: 
     paper = load_config(Path(__file__).resolve().parents[2] / "configs" / "paper.toml")
     cfg = paper.for_arch("resnet18").replace(
         model={"weights": None, "image_size": 32},
-        train={"epochs": 1, "batch_size": 8, "device": "cpu", "lr": 0.01})
-    arrays = train.prepare_arrays(cfg.replace(data={"path": str(tiny_data), "limit": 16}))
-    trainer = train.Trainer(cfg, None, arrays)
+        train={"epochs": 1, "batch_size": 8, "device": "cpu", "lr": 0.01},
+    )
+    arrays = prepare_arrays(cfg.replace(data={"path": str(tiny_data), "limit": 16}))
+    trainer = Trainer(cfg, None, arrays)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
     after = trainer.model.state_dict()
-    moved = {k.split(".")[0] for k in before
-             if k.endswith("weight") and not torch.equal(before[k], after[k])}
+    moved = {
+        k.split(".")[0]
+        for k in before
+        if k.endswith("weight") and not torch.equal(before[k], after[k])
+    }
     assert moved == {"layer4", "fc"}
     assert trainer.model.conv1.in_channels == 3
 
@@ -383,7 +439,7 @@ def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
     """Warmup rises linearly to the peak lr; cosine ends at zero on the last step."""
     from fer_tui.config import TrainConfig
 
-    f = train.lr_lambda(TrainConfig(epochs=10, warmup_epochs=1, schedule="cosine"), 10)
+    f = lr_lambda(TrainConfig(epochs=10, warmup_epochs=1, schedule="cosine"), 10)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(10) == pytest.approx(1.0) and f(99) < 0.001
     assert all(f(i) >= f(i + 1) for i in range(10, 99))
@@ -394,7 +450,7 @@ def test_holdout_is_stratified_and_disjoint() -> None:
     import numpy as np
 
     labels = np.repeat(np.arange(7), [100, 10, 50, 200, 80, 60, 40])
-    keep, held = train.holdout_split(labels, 0.1, seed=0)
+    keep, held = holdout_split(labels, 0.1, seed=0)
     assert not set(keep) & set(held) and len(keep) + len(held) == len(labels)
     assert np.bincount(labels[held]).tolist() == [10, 1, 5, 20, 8, 6, 4]
 
@@ -418,8 +474,8 @@ def test_a_child_stopped_by_the_user_is_not_a_failure(
 
     script = tmp_path / "stopped.py"
     script.write_text(STOPPED_CHILD)
-    monkeypatch.setattr(train, "CHILD", [sys.executable, str(script)])
+    monkeypatch.setattr(launch, "TRAINER", [sys.executable, str(script)])
     cfg = load_config(tiny_config(tmp_path))
     cfgs = [cfg.for_arch(a) for a in ("resnet18", "resnet34")]
-    assert train.train_many(cfgs, str(tmp_path / "runs")) == 0
+    assert group.train_many(cfgs, str(tmp_path / "runs")) == 0
     assert "failed" not in capsys.readouterr().err

@@ -11,8 +11,17 @@ from fer_tui.augment import BatchAugment
 from fer_tui.config import AugmentConfig
 from fer_tui.preprocess import to_input
 
-OFF = AugmentConfig(flip=False, crop_padding=0, rotation_deg=0, scale=0, translate=0,
-                    shear_deg=0, brightness=0, contrast=0, erasing_p=0)
+OFF = AugmentConfig(
+    flip=False,
+    crop_padding=0,
+    rotation_deg=0,
+    scale=0,
+    translate=0,
+    shear_deg=0,
+    brightness=0,
+    contrast=0,
+    erasing_p=0,
+)
 
 
 def faces(n: int = 16, side: int = 48) -> torch.Tensor:
@@ -57,7 +66,8 @@ def test_crop_alone_is_a_whole_pixel_shift() -> None:
         inner = out[i, 0, 4:-4, 4:-4]
         assert any(
             torch.allclose(inner, ref[i, 0, 4 + dy : 44 + dy, 4 + dx : 44 + dx], atol=1e-5)
-            for dy in range(-3, 4) for dx in range(-3, 4)
+            for dy in range(-3, 4)
+            for dx in range(-3, 4)
         )
     assert not torch.allclose(out, x)  # and it did shift something
 

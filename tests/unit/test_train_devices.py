@@ -16,11 +16,16 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from fer_tui import precision, train
+from fer_tui import precision
 from fer_tui.config import from_dict
 from fer_tui.errors import FerError
 from fer_tui.models import load_checkpoint, read_checkpoint
 from fer_tui.runs import read_events
+from fer_tui.training import checkpoints
+from fer_tui.training.arrays import Arrays
+from fer_tui.training.distributed import Dist, close_distributed, init_distributed
+from fer_tui.training.optim import WeightEMA
+from fer_tui.training.trainer import Trainer
 from tests.helpers import synthetic_faces
 
 BASE = {
@@ -28,8 +33,15 @@ BASE = {
     "archs": ["resnet18"],
     "model": {"stem": "imagenet", "image_size": 16},
     "augment": {"erasing_p": 0.5},
-    "train": {"epochs": 2, "batch_size": 4, "lr": 0.05, "warmup_epochs": 0.5, "device": "cpu",
-              "log_every_steps": 1, "amp": "off"},
+    "train": {
+        "epochs": 2,
+        "batch_size": 4,
+        "lr": 0.05,
+        "warmup_epochs": 0.5,
+        "device": "cpu",
+        "log_every_steps": 1,
+        "amp": "off",
+    },
 }
 
 
@@ -46,26 +58,26 @@ def config(**train_fields):
     return from_dict(raw)
 
 
-def arrays() -> train.Arrays:
+def arrays() -> Arrays:
     x = np.concatenate([synthetic_faces(4, c) for c in range(7)])
     y = np.repeat(np.arange(7), 4)
-    return train.Arrays(x, y, x[::2], y[::2], "test", "synthetic")
+    return Arrays(x, y, x[::2], y[::2], "test", "synthetic")
 
 
-def trainer(run_dir: Path | None, **train_fields) -> train.Trainer:
+def trainer(run_dir: Path | None, **train_fields) -> Trainer:
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-    return train.Trainer(config(**train_fields), run_dir, arrays())
+    return Trainer(config(**train_fields), run_dir, arrays())
 
 
-def fit(t: train.Trainer, **kwargs) -> dict:
+def fit(t: Trainer, **kwargs) -> dict:
     try:
         return t.fit(**kwargs)
     finally:
         t.close()
 
 
-def stop_after_step(t: train.Trainer, step: int) -> None:
+def stop_after_step(t: Trainer, step: int) -> None:
     """Make `t` behave as if SIGTERM arrived during step `step` of its first epoch."""
     real = t._should_stop
 
@@ -136,8 +148,7 @@ def test_a_bf16_loss_curve_follows_the_fp32_one(tmp_path: Path) -> None:
     for amp in ("off", "bf16"):
         t = trainer(tmp_path / amp, amp=amp, epochs=4, lr=0.01, log_every_steps=7)
         fit(t)
-        curves[amp] = [e["train_loss"] for e in read_events(tmp_path / amp)
-                       if e["type"] == "epoch"]
+        curves[amp] = [e["train_loss"] for e in read_events(tmp_path / amp) if e["type"] == "epoch"]
     assert len(curves["off"]) == len(curves["bf16"]) == 4
     for a, b in zip(curves["off"], curves["bf16"], strict=True):
         assert abs(a - b) < 0.1 * a, curves
@@ -150,13 +161,13 @@ def test_epoch_images_per_second_leave_evaluation_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A slow evaluation shows in eval_seconds and seconds, not in the training img/s."""
-    real = train.Trainer.evaluate_epoch
+    real = Trainer.evaluate_epoch
 
     def slow_eval(self, *a, **k):
         time.sleep(0.5)
         return real(self, *a, **k)
 
-    monkeypatch.setattr(train.Trainer, "evaluate_epoch", slow_eval)
+    monkeypatch.setattr(Trainer, "evaluate_epoch", slow_eval)
     fit(trainer(tmp_path / "run", epochs=1))
     (epoch,) = [e for e in read_events(tmp_path / "run") if e["type"] == "epoch"]
     assert epoch["eval_seconds"] >= 0.5
@@ -169,13 +180,13 @@ def test_epoch_end_checkpoints_do_not_block_training(
 ) -> None:
     """last.pt and best.pt of an improving epoch are written while training goes on: the
     epoch-end call returns at once even when each file takes 0.3 s to write."""
-    real_save = train.save_checkpoint
+    real_save = checkpoints.save_checkpoint
 
     def slow_save(*a, **k):
         time.sleep(0.3)
         return real_save(*a, **k)
 
-    monkeypatch.setattr(train, "save_checkpoint", slow_save)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", slow_save)
     t = trainer(tmp_path / "run", epochs=1)
     real_end = t.save_epoch_end
     spent = []
@@ -256,7 +267,7 @@ def test_ema_is_written_evaluated_and_survives_a_resume(tmp_path: Path) -> None:
 def test_ema_update_is_the_moving_average() -> None:
     """After a step the average moves (1 - decay) of the way to the new weights."""
     model = torch.nn.Linear(2, 1)
-    ema = train.WeightEMA(model, decay=0.5)
+    ema = WeightEMA(model, decay=0.5)
     ema.updates = 100  # past the warm-up ramp: the decay is 0.5
     before = model.weight.detach().clone()
     with torch.no_grad():
@@ -298,8 +309,17 @@ def test_the_step_loop_syncs_with_the_host_once_per_logging_window() -> None:
 class CheckGenerators(TorchFunctionMode):
     """Fails on a random op whose generator lives on another device than its output."""
 
-    RANDOM = {"rand", "randn", "randint", "randperm", "bernoulli", "normal", "uniform_",
-              "random_", "exponential_"}
+    RANDOM = {
+        "rand",
+        "randn",
+        "randint",
+        "randperm",
+        "bernoulli",
+        "normal",
+        "uniform_",
+        "random_",
+        "exponential_",
+    }
 
     def __init__(self) -> None:
         super().__init__()
@@ -338,8 +358,17 @@ def test_augmentation_and_forward_keep_every_tensor_on_the_gpu() -> None:
     from fer_tui.models import build_model
     from fer_tui.preprocess import to_input
 
-    every = AugmentConfig(flip=True, crop_padding=4, rotation_deg=10, scale=0.1, translate=0.1,
-                          shear_deg=5, brightness=0.2, contrast=0.2, erasing_p=1.0)
+    every = AugmentConfig(
+        flip=True,
+        crop_padding=4,
+        rotation_deg=10,
+        scale=0.1,
+        translate=0.1,
+        shear_deg=5,
+        brightness=0.2,
+        contrast=0.2,
+        erasing_p=1.0,
+    )
     model = build_model("resnet18", stem="cifar", in_channels=1)
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
         images = torch.empty(8, 48, 48, dtype=torch.uint8, device="cuda")
@@ -362,17 +391,17 @@ def test_more_ranks_than_gpus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
     """torchrun --nproc_per_node 2 on a one-GPU machine names the fix instead of a CUDA error."""
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(FerError, match="--nproc_per_node 1"):
-        train._init_distributed(train.Dist(1, 2, 1), torch.device("cuda"))
+        init_distributed(Dist(1, 2, 1), torch.device("cuda"))
 
 
 def test_the_process_group_is_torn_down_when_training_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """fit_cli leaves no process group behind (recent torch warns at exit otherwise)."""
+    """fit_run leaves no process group behind (recent torch warns at exit otherwise)."""
     import torch.distributed as td
 
     store = td.FileStore(str(tmp_path / "store"), 1)
     td.init_process_group("gloo", store=store, rank=0, world_size=1)
     assert td.is_initialized()
-    train._close_distributed(train.Dist(0, 2, 0))
+    close_distributed(Dist(0, 2, 0))
     assert not td.is_initialized()

@@ -86,8 +86,9 @@ class DatasetScreen(Screen[None]):
     class DataLoaded(Message):
         """The data and its statistics are ready."""
 
-        def __init__(self, data: FerData, stats: dict[str, Any],
-                     blank: dict[str, np.ndarray]) -> None:
+        def __init__(
+            self, data: FerData, stats: dict[str, Any], blank: dict[str, np.ndarray]
+        ) -> None:
             super().__init__()
             self.data = data
             self.stats = stats
@@ -136,8 +137,13 @@ class DatasetScreen(Screen[None]):
 
     # --- loading ---------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="dataset", exit_on_error=False,
-          description="load FER-2013")
+    @work(
+        thread=True,
+        exclusive=True,
+        group="dataset",
+        exit_on_error=False,
+        description="load FER-2013",
+    )
     def load_data(self) -> None:
         """Find, decode (or read from cache) and summarise the data, off the UI thread."""
         worker = get_current_worker()
@@ -150,8 +156,7 @@ class DatasetScreen(Screen[None]):
             self.post_message(self.LoadStarted(str(source)))
             data = load_dataset(
                 source,
-                progress=lambda done, total: self.post_message(
-                    self.LoadProgressed(done, total)),
+                progress=lambda done, total: self.post_message(self.LoadProgressed(done, total)),
                 cancelled=lambda: worker.is_cancelled,
             )
             stats = dataset_stats(data)
@@ -165,21 +170,27 @@ class DatasetScreen(Screen[None]):
 
     @on(LoadStarted)
     def _started(self, message: LoadStarted) -> None:
-        self.query_one("#dataset-loading-label", Label).update(Text(
-            f"Loading {message.source} (the first time decodes every image, then it is "
-            f"cached)..."))
+        self.query_one("#dataset-loading-label", Label).update(
+            Text(
+                f"Loading {message.source} (the first time decodes every image, then it is "
+                f"cached)..."
+            )
+        )
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "dataset" and event.state == WorkerState.ERROR:
             error = event.worker.error
-            self._show_error(f"Unexpected error while loading the data: {error!r}. "
-                             f"Please report it with the output of `fer-tui stats`.")
+            self._show_error(
+                f"Unexpected error while loading the data: {error!r}. "
+                f"Please report it with the output of `fer-tui stats`."
+            )
 
     @on(LoadProgressed)
     def _progressed(self, message: LoadProgressed) -> None:
         self.query_one("#dataset-progress", ProgressBar).update(
-            total=message.total, progress=message.done)
+            total=message.total, progress=message.done
+        )
 
     @on(LoadFailed)
     def _failed(self, message: LoadFailed) -> None:
@@ -189,8 +200,9 @@ class DatasetScreen(Screen[None]):
         panel = Text()
         panel.append("Cannot load the dataset\n\n", style="bold")
         panel.append(text)
-        panel.append("\n\nFix the data (or pass --data PATH) and press l to load again.",
-                     style="italic")
+        panel.append(
+            "\n\nFix the data (or pass --data PATH) and press l to load again.", style="italic"
+        )
         self.query_one("#dataset-error", Static).update(panel)
         self.remove_class("-loading", "-ready")
         self.add_class("-failed")
@@ -201,11 +213,15 @@ class DatasetScreen(Screen[None]):
         data, stats = message.data, message.stats
         total = sum(len(data.splits[s]) for s in ("train", "test"))
         how = "from cache" if data.from_cache else "decoded, cached"
-        self.query_one("#dataset-source", Static).update(Text(
-            f"{data.source} · {data.format} · {total:,} images · {how} · "
-            f"fingerprint {data.fingerprint}"))
+        self.query_one("#dataset-source", Static).update(
+            Text(
+                f"{data.source} · {data.format} · {total:,} images · {how} · "
+                f"fingerprint {data.fingerprint}"
+            )
+        )
         self.query_one(ClassBars).counts = {
-            name: split["classes"] for name, split in stats["splits"].items()}
+            name: split["classes"] for name, split in stats["splits"].items()
+        }
         self.query_one("#dataset-summary", Static).update(self._summary(stats))
         n_problems = len(stats["problems"])
         self.query_one("#problems-title", Label).update(f"Problems ({n_problems})")
@@ -224,19 +240,25 @@ class DatasetScreen(Screen[None]):
             text.append(f"undefined: {imb['smallest']} has no images", style="bold red")
         else:
             text.append(f"{imb['ratio']:.1f}x", style="bold")
-            text.append(f" largest/smallest = {imb['largest']} "
-                        f"{100 * imb['share'][imb['largest']]:.1f}% / {imb['smallest']} "
-                        f"{100 * imb['share'][imb['smallest']]:.1f}%")
+            text.append(
+                f" largest/smallest = {imb['largest']} "
+                f"{100 * imb['share'][imb['largest']]:.1f}% / {imb['smallest']} "
+                f"{100 * imb['share'][imb['smallest']]:.1f}%"
+            )
         text.append("\nPixels ", style="bold")
         if stats["pixel_mean"] is not None:
-            text.append(f"mean {stats['pixel_mean']:.1f}, std {stats['pixel_std']:.1f} "
-                        f"on 0-255 ({stats['pixel_mean'] / 255:.3f} / "
-                        f"{stats['pixel_std'] / 255:.3f} on 0-1), train+test")
+            text.append(
+                f"mean {stats['pixel_mean']:.1f}, std {stats['pixel_std']:.1f} "
+                f"on 0-255 ({stats['pixel_mean'] / 255:.3f} / "
+                f"{stats['pixel_std'] / 255:.3f} on 0-1), train+test"
+            )
         dup = stats["duplicates_across_splits"]
         text.append("\nDuplicates ", style="bold")
         within = stats["duplicates_within_splits"]
-        text.append(f"{dup:,} test images copy a train image exactly · repeats: "
-                    f"{within['train']:,} in train, {within['test']:,} in test")
+        text.append(
+            f"{dup:,} test images copy a train image exactly · repeats: "
+            f"{within['train']:,} in train, {within['test']:,} in test"
+        )
         return text
 
     # --- sample faces ----------------------------------------------------------------------
@@ -247,12 +269,15 @@ class DatasetScreen(Screen[None]):
         from fer_tui.data.stats import sample_indices
 
         split = self.data.splits[self.sample_split]
-        picks = sample_indices(split, SAMPLES_PER_CLASS, seed=self.seed,
-                               blank=self._blank.get(self.sample_split))
+        picks = sample_indices(
+            split, SAMPLES_PER_CLASS, seed=self.seed, blank=self._blank.get(self.sample_split)
+        )
         self.query_one(FaceGrid).set_faces(
-            [(cls, [split.images[i] for i in picks[c]]) for c, cls in enumerate(CLASSES)])
+            [(cls, [split.images[i] for i in picks[c]]) for c, cls in enumerate(CLASSES)]
+        )
         self.query_one("#faces-title", Label).update(
-            f"Sample faces ({self.sample_split}, seed {self.seed})")
+            f"Sample faces ({self.sample_split}, seed {self.seed})"
+        )
         self._fit_face_rows()
 
     def _fit_face_rows(self) -> None:

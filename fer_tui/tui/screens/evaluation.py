@@ -2,7 +2,7 @@
 
 Checkpoints on offer: the shipped ones (`settings.checkpoints_dir/*.pt`) and `best.pt` of every
 finished run under `settings.runs_dir`. `e` evaluates the picked ones on the test split in a
-thread worker (fer_tui.evaluate, the same code as `fer-tui evaluate`); results are cached per
+thread worker (fer_tui.evaluation, the same code as `fer-tui evaluate`); results are cached per
 (checkpoint, data, split, TTA), and cached ones are shown as soon as the screen opens. With
 "Ensemble" ticked and two or more picks, the mean of their probabilities is one more row of
 Table 1 (`fer-tui evaluate --ensemble`), and its Table 2, confusion matrix and ROC are a row
@@ -40,8 +40,23 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from fer_tui import evaluate as ev
+from fer_tui.backends import BACKENDS, check_backend
+from fer_tui.checkpoints import finished_run_checkpoints, shipped_checkpoints
 from fer_tui.errors import FerError
+from fer_tui.evaluation.cache import find_cached_report
+from fer_tui.evaluation.ensemble import ENSEMBLE, ensemble_evaluation
+from fer_tui.evaluation.formatting import metrics_csv, to_markdown
+from fer_tui.evaluation.metrics import mean_report
+from fer_tui.evaluation.outputs import json_payload
+from fer_tui.evaluation.paper import paper_note
+from fer_tui.evaluation.runner import (
+    TTAS,
+    Cancelled,
+    evaluate_checkpoints,
+    load_data,
+)
+from fer_tui.evaluation.tables import model_label
+from fer_tui.files import atomic_write_text
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.confusion import ConfusionTable
 from fer_tui.tui.widgets.metric_table import ClassTableView, Table1View
@@ -84,18 +99,6 @@ class EvaluationFinished(Message):
         self.ensemble = ensemble
 
 
-def finished_run_checkpoints(runs_dir: Path) -> list[Path]:
-    """best.pt of every run whose trainer said `end`, oldest first."""
-    from fer_tui.runs import BEST, iter_run_states
-
-    out = []
-    for state in iter_run_states(runs_dir):
-        best = state.run_dir / BEST
-        if state.ended == "finished" and best.is_file():
-            out.append(best)
-    return out
-
-
 class EvaluationScreen(Screen[None]):
     """Pick checkpoints, evaluate, and compare with the paper's tables."""
 
@@ -112,9 +115,9 @@ class EvaluationScreen(Screen[None]):
     EvaluationScreen #checkpoints { height: 1fr; min-height: 5; }
     EvaluationScreen #no-checkpoints { color: $text-muted; height: auto; padding: 0 1; }
     EvaluationScreen #no-checkpoints.-hidden { display: none; }
-    EvaluationScreen #tta-row, EvaluationScreen #engine-row { height: auto; }
-    EvaluationScreen #tta-row Label, EvaluationScreen #engine-row Label { padding: 1 1 0 0; }
-    EvaluationScreen #tta, EvaluationScreen #engine { width: 1fr; }
+    EvaluationScreen #tta-row, EvaluationScreen #backend-row { height: auto; }
+    EvaluationScreen #tta-row Label, EvaluationScreen #backend-row Label { padding: 1 1 0 0; }
+    EvaluationScreen #tta, EvaluationScreen #backend { width: 1fr; }
     EvaluationScreen #ensemble { width: 1fr; }
     EvaluationScreen #eval-progress { height: 1; margin: 1 0 0 0; }
     EvaluationScreen #eval-status { height: auto; min-height: 2; color: $text-muted; }
@@ -135,7 +138,7 @@ class EvaluationScreen(Screen[None]):
         self.ensemble: dict[str, Any] | None = None
         """The ensemble's report, when the last evaluation asked for one."""
         self.selected: int | str | None = None
-        """Table 2's model: an index into `reports`, None for the mean, ev.ENSEMBLE."""
+        """Table 2's model: an index into `reports`, None for the mean, ENSEMBLE."""
         self._scanned = False
         self._wanted: list[Path] = []
         """Checkpoints asked for by select_checkpoint before the scan finished."""
@@ -152,13 +155,11 @@ class EvaluationScreen(Screen[None]):
                 yield Static(self._hint(), id="no-checkpoints", classes="-hidden")
                 with Horizontal(id="tta-row"):
                     yield Label("TTA")
-                    yield Select(
-                        [(t, t) for t in ev.TTAS], value="none", allow_blank=False, id="tta"
-                    )
-                with Horizontal(id="engine-row"):
+                    yield Select([(t, t) for t in TTAS], value="none", allow_blank=False, id="tta")
+                with Horizontal(id="backend-row"):
                     yield Label("Run")
                     yield Select(
-                        [(e, e) for e in ev.ENGINES], value="torch", allow_blank=False, id="engine"
+                        [(b, b) for b in BACKENDS], value="torch", allow_blank=False, id="backend"
                     )
                 ensemble = Checkbox("Ensemble of the picks", id="ensemble")
                 ensemble.tooltip = (
@@ -172,7 +173,7 @@ class EvaluationScreen(Screen[None]):
                     with VerticalScroll():
                         yield Static("", id="table1-title", classes="table-note")
                         yield Table1View(id="table1")
-                        yield Static(ev.paper_note(), id="paper-note", classes="table-note")
+                        yield Static(paper_note(), id="paper-note", classes="table-note")
                 with TabPane("Table 2", id="tab-table2"):
                     with VerticalScroll():
                         yield Static("", id="table2-title", classes="table-note")
@@ -205,21 +206,21 @@ class EvaluationScreen(Screen[None]):
         return value if isinstance(value, str) else "none"
 
     @property
-    def engine(self) -> str:
-        value = self.query_one("#engine", Select).value
+    def backend(self) -> str:
+        value = self.query_one("#backend", Select).value
         return value if isinstance(value, str) else "torch"
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def scan_checkpoints(self) -> None:
         """List checkpoints and look up cached reports for the default picks (no torch)."""
-        shipped = sorted(Path(self.settings.checkpoints_dir).glob("*.pt"))
-        runs = finished_run_checkpoints(Path(self.settings.runs_dir))
+        shipped = shipped_checkpoints(self.settings.checkpoints_dir)
+        runs = finished_run_checkpoints(self.settings.runs_dir)
         found = [(p.name, p) for p in shipped] + [(f"{p.parent.name}/{p.name}", p) for p in runs]
         # shipped ones side by side like the paper; else the newest finished run
         picked = shipped or runs[-1:]
         cached = []
         for path in picked:
-            report = ev.find_cached_report(path, tta="none", source=self._source())
+            report = find_cached_report(path, tta="none", source=self._source())
             if report is not None:
                 cached.append(report)
         if len(cached) != len(picked):
@@ -312,7 +313,7 @@ class EvaluationScreen(Screen[None]):
         bar.update(total=None, progress=0)
         also = " and their ensemble" if ensemble else ""
         self._status(f"Evaluating {len(chosen)} checkpoint(s){also}, TTA {self.tta}...")
-        self.run_evaluation(chosen, self.tta, self.engine, ensemble)
+        self.run_evaluation(chosen, self.tta, self.backend, ensemble)
 
     @work(
         thread=True,
@@ -322,28 +323,28 @@ class EvaluationScreen(Screen[None]):
         description="evaluate checkpoints",
     )
     def run_evaluation(
-        self, checkpoints: list[Path], tta: str, engine: str = "torch", ensemble: bool = False
+        self, checkpoints: list[Path], tta: str, backend: str = "torch", ensemble: bool = False
     ) -> None:
         worker = get_current_worker()
-        ev.check_engine(engine)
+        check_backend(backend)
 
         def progress(stage: str, done: int, total: int) -> None:
             self.post_message(EvaluationProgressed(stage, done, total))
 
         if self._data is None:
-            self._data = ev.load_data(
+            self._data = load_data(
                 self.settings.data, progress, cancelled=lambda: worker.is_cancelled
             )
-        results = ev.evaluate_checkpoints(
+        results = evaluate_checkpoints(
             checkpoints,
             data=self._data,
             tta=tta,
             progress=progress,
             cancelled=lambda: worker.is_cancelled,
-            engine=engine,
+            backend=backend,
         )
         # the ensemble averages the probabilities just predicted (or cached): no second pass
-        combined = ev.ensemble_evaluation(results).report if ensemble else None
+        combined = ensemble_evaluation(results).report if ensemble else None
         if not worker.is_cancelled:
             cached = sum(r.cached for r in results)
             self.post_message(EvaluationFinished([r.report for r in results], cached, combined))
@@ -379,7 +380,7 @@ class EvaluationScreen(Screen[None]):
         if event.state != WorkerState.ERROR:
             return
         error = event.worker.error
-        if isinstance(error, ev.Cancelled):
+        if isinstance(error, Cancelled):
             return
         text = str(error) if isinstance(error, FerError) else (f"{type(error).__name__}: {error}")
         self.query_one("#eval-progress", ProgressBar).display = False
@@ -408,7 +409,7 @@ class EvaluationScreen(Screen[None]):
         if focus is not None:
             self.selected = focus
         elif ensemble is not None:  # asked for: its Table 2 first
-            self.selected = ev.ENSEMBLE
+            self.selected = ENSEMBLE
         else:
             self.selected = 0 if len(reports) == 1 else None
         split = reports[0]["data"]["split"]
@@ -418,7 +419,7 @@ class EvaluationScreen(Screen[None]):
             f"(compared with the paper) and support-weighted. Green/red: better/worse than the "
             f"paper. Highlight a row to see its Table 2."
             + (
-                f" {ev.model_label(ensemble)}: the mean of the models' probabilities."
+                f" {model_label(ensemble)}: the mean of the models' probabilities."
                 if ensemble is not None
                 else ""
             )
@@ -440,20 +441,20 @@ class EvaluationScreen(Screen[None]):
     def _show_selected(self) -> None:
         if not self.reports:
             return
-        if self.selected == ev.ENSEMBLE and self.ensemble is not None:
+        if self.selected == ENSEMBLE and self.ensemble is not None:
             one = report = self.ensemble
             title = (
-                f"Table 2: per class, {ev.model_label(one)} (the mean of their probabilities), "
+                f"Table 2: per class, {model_label(one)} (the mean of their probabilities), "
                 f"TTA {one['tta']}"
             )
         elif self.selected is None and len(self.reports) > 1:
-            report = ev.mean_report(self.reports)
+            report = mean_report(self.reports)
             title = f"Table 2: per class, mean of {len(self.reports)} models"
             one = None
         else:
             one = self.reports[self.selected if isinstance(self.selected, int) else 0]
             report = one
-            title = f"Table 2: per class, {ev.model_label(one)}, TTA {one['tta']}"
+            title = f"Table 2: per class, {model_label(one)}, TTA {one['tta']}"
         self.query_one("#table2-title", Static).update(title + " (paper: mean of its three models)")
         self.query_one("#table2", ClassTableView).show(report)
         confusion_title = self.query_one("#confusion-title", Static)
@@ -463,11 +464,11 @@ class EvaluationScreen(Screen[None]):
             self.query_one("#roc", RocPlot).show(None)
             return
         confusion_title.update(
-            f"Confusion matrix, {ev.model_label(one)} (rows: true class, "
+            f"Confusion matrix, {model_label(one)} (rows: true class, "
             f"columns: predicted; shade: share of the row)"
         )
         self.query_one("#confusion", ConfusionTable).show(one)
-        self.query_one("#roc", RocPlot).show(one, f"ROC (one-vs-rest), {ev.model_label(one)}")
+        self.query_one("#roc", RocPlot).show(one, f"ROC (one-vs-rest), {model_label(one)}")
 
     @on(DataTable.RowHighlighted, "#table1")
     def _table1_row(self, event: DataTable.RowHighlighted) -> None:
@@ -484,17 +485,17 @@ class EvaluationScreen(Screen[None]):
             self.notify("Nothing to export yet: press e to evaluate first.", severity="warning")
             return
         text = {
-            "md": lambda: ev.to_markdown(self.reports, self.ensemble),
-            "csv": lambda: ev.metrics_csv(self.reports, self.ensemble),
+            "md": lambda: to_markdown(self.reports, self.ensemble),
+            "csv": lambda: metrics_csv(self.reports, self.ensemble),
             "json": lambda: (
-                json.dumps(ev.json_payload(self.reports, self.ensemble), indent=1, allow_nan=False)
+                json.dumps(json_payload(self.reports, self.ensemble), indent=1, allow_nan=False)
                 + "\n"
             ),
         }[kind]()
         path = self.reports_dir / f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
         try:
             self.reports_dir.mkdir(parents=True, exist_ok=True)
-            ev.atomic_write_text(path, text)
+            atomic_write_text(path, text)
         except OSError as exc:
             self.notify(f"Cannot write {path}: {exc.strerror}", severity="error")
             return

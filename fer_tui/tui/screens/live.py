@@ -1,9 +1,9 @@
 """The Live screen: runs `fer-tui live --output -` in a child process and shows its stream.
 
 OpenCV's window wants the main thread of its process, so the pipeline runs in a child
-(`python -m fer_tui live ...`) that writes one JSON record per frame on stdout. A thread
-worker reads it, keeps the newest record and posts it about ten times a second
-(`RecordReceived`, which `can_replace` an older one still queued). Where there is no
+(`python -m fer_tui live ...`, from `launch.fer_tui_command`) that writes one JSON record per
+frame on stdout. A thread worker reads it, keeps the newest record and posts it about ten times
+a second (`RecordReceived`, which `can_replace` an older one still queued). Where there is no
 display (over SSH), the terminal-only mode asks the child for a small grey preview in each
 record and draws it here with half-blocks. The child is killed when the screen stops it,
 unmounts or the app exits.
@@ -12,13 +12,10 @@ unmounts or the app exits.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from textual import on, work
@@ -31,17 +28,13 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from fer_tui.checkpoints import find_checkpoint
+from fer_tui.launch import fer_tui_command
+from fer_tui.live.display import has_display
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.big_label import BigLabel
 from fer_tui.tui.widgets.frame_preview import FramePreview
 from fer_tui.tui.widgets.prob_bars import ProbBars
-
-
-def has_display() -> bool:
-    """Whether an OpenCV window can open here (Linux needs X11 or Wayland)."""
-    if not sys.platform.startswith("linux"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 class RecordReceived(Message):
@@ -93,8 +86,13 @@ class LiveScreen(Screen[None]):
     terminal_only: reactive[bool] = reactive(False)
     running: reactive[bool] = reactive(False)
 
-    def __init__(self, settings: Settings, *, preview_size: tuple[int, int] = (64, 48),
-                 update_hz: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        preview_size: tuple[int, int] = (64, 48),
+        update_hz: float = 10.0,
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.preview_size = preview_size
@@ -104,21 +102,28 @@ class LiveScreen(Screen[None]):
         self.last_record: dict[str, Any] | None = None
         self.set_reactive(LiveScreen.terminal_only, not self.display_ok)
 
-    def _default_checkpoint(self) -> str:
-        from fer_tui.commands.live import find_checkpoint
+    @property
+    def child(self) -> subprocess.Popen[str] | None:
+        """The `fer-tui live` child process while one runs."""
+        return self._proc
 
-        found = find_checkpoint(Path(self.settings.checkpoints_dir), Path(self.settings.runs_dir))
+    def _default_checkpoint(self) -> str:
+        found = find_checkpoint(self.settings.checkpoints_dir, self.settings.runs_dir)
         return str(found) if found else ""
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="live-form"):
             yield Label("source")
-            yield Input("0", id="live-source",
-                        placeholder="camera index, video file, image folder or URL")
+            yield Input(
+                "0", id="live-source", placeholder="camera index, video file, image folder or URL"
+            )
             yield Label("checkpoint")
-            yield Input(self._default_checkpoint(), id="live-checkpoint",
-                        placeholder="checkpoints/*.pt, runs/<run>/best.pt or a .onnx")
+            yield Input(
+                self._default_checkpoint(),
+                id="live-checkpoint",
+                placeholder="checkpoints/*.pt, runs/<run>/best.pt or a .onnx",
+            )
             yield Checkbox("terminal only", not self.display_ok, id="live-terminal")
             yield Button("Start", id="live-start", variant="success")
             yield Button("Stop", id="live-stop", variant="error", disabled=True)
@@ -143,15 +148,19 @@ class LiveScreen(Screen[None]):
             box.value = value
         self.query_one(FramePreview).display = value
         if not self.display_ok:
-            text = ("No display here (DISPLAY and WAYLAND_DISPLAY are unset, e.g. over SSH): "
-                    "terminal-only mode draws a low-resolution preview of the frame below.")
+            text = (
+                "No display here (DISPLAY and WAYLAND_DISPLAY are unset, e.g. over SSH): "
+                "terminal-only mode draws a low-resolution preview of the frame below."
+            )
             if not value:
                 text += " [b]Without it the OpenCV window cannot open: press t.[/b]"
         elif value:
             text = "Terminal-only mode: the frame is previewed here, no OpenCV window."
         else:
-            text = ("The OpenCV window opens on the display (q or Esc in it closes it); "
-                    "t switches to terminal-only mode.")
+            text = (
+                "The OpenCV window opens on the display (q or Esc in it closes it); "
+                "t switches to terminal-only mode."
+            )
         self.query_one("#live-display", Static).update(text)
 
     def watch_running(self, value: bool) -> None:
@@ -179,8 +188,8 @@ class LiveScreen(Screen[None]):
             return
         source = self.query_one("#live-source", Input).value.strip() or "0"
         checkpoint = self.query_one("#live-checkpoint", Input).value.strip()
-        argv = [sys.executable, "-m", "fer_tui", "live", "--output", "-", "--source", source,
-                "--realtime"]  # a video file plays at its own speed, like a camera
+        # --realtime: a video file plays at its own speed, like a camera
+        argv = [*fer_tui_command("live"), "--output", "-", "--source", source, "--realtime"]
         if checkpoint:
             argv += ["--checkpoint", checkpoint]
         else:  # let the child look for the newest best.pt where this app looks
@@ -210,9 +219,15 @@ class LiveScreen(Screen[None]):
     def run_pipeline(self, argv: list[str]) -> None:
         """Start `fer-tui live`, forward its newest record ~10 times a second, report its end."""
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, bufsize=1,
-                                    errors="replace")
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+                errors="replace",
+            )
         except OSError as exc:
             self.post_message(ChildEnded(-1, [f"cannot start fer-tui live: {exc}"]))
             return
@@ -270,7 +285,8 @@ class LiveScreen(Screen[None]):
             f"faces [b]{len(faces)}[/b]   [b]{rec.get('fps', 0):.1f}[/b] FPS   "
             f"frame {rec.get('frame')}   dropped {rec.get('dropped', 0)}\n"
             f"capture {t.get('capture', 0):.1f} ms   detect {t.get('detect', 0):.1f} ms   "
-            f"classify {t.get('classify', 0):.1f} ms   total {t.get('total', 0):.1f} ms")
+            f"classify {t.get('classify', 0):.1f} ms   total {t.get('total', 0):.1f} ms"
+        )
         if self.terminal_only:
             self.query_one(FramePreview).show_record(rec)
 
@@ -285,8 +301,11 @@ class LiveScreen(Screen[None]):
     def _ended(self, message: ChildEnded) -> None:
         self.running = False
         self._proc = None
-        errors = [ln.removeprefix("fer-tui: error: ") for ln in message.stderr
-                  if ln.startswith("fer-tui: error:")]
+        errors = [
+            ln.removeprefix("fer-tui: error: ")
+            for ln in message.stderr
+            if ln.startswith("fer-tui: error:")
+        ]
         summary = next((ln for ln in reversed(message.stderr) if ln.startswith("live: ")), "")
         if errors:
             self._show_error(errors[-1])

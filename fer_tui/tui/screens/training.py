@@ -25,16 +25,16 @@ from textual.worker import Worker, WorkerState
 from fer_tui import launch
 from fer_tui.config import ARCHS
 from fer_tui.errors import FerError
+from fer_tui.run_tracker import RunTracker, RunView
 from fer_tui.tui.messages import RunRemoved, RunStateChanged, TrainerExited
+from fer_tui.tui.screens.start_dialog import StartDialog, StartRequest
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.run_list import RunList
 from fer_tui.tui.widgets.run_panel import RunPanel
-from fer_tui.tui.widgets.run_view import RunTracker, RunView
-from fer_tui.tui.widgets.start_dialog import StartDialog, StartRequest
 from fer_tui.tui.widgets.system import SystemLine
 
 if TYPE_CHECKING:
-    from fer_tui.tui.widgets.curves import CurvesScreen
+    from fer_tui.tui.screens.curves import CurvesScreen
 
 
 class TrainingScreen(Screen[None]):
@@ -170,9 +170,14 @@ class TrainingScreen(Screen[None]):
 
     def _launch(self, request: StartRequest) -> int:
         return launch.start_training(
-            request.config, request.arch, runs_dir=self.settings.runs_dir,
-            device=request.device, epochs=request.epochs, data=self.settings.data,
-            limit=request.limit, on_exit=self._on_trainer_exit,
+            request.config,
+            request.arch,
+            runs_dir=self.settings.runs_dir,
+            device=request.device,
+            epochs=request.epochs,
+            data=self.settings.data,
+            limit=request.limit,
+            on_exit=self._on_trainer_exit,
         )
 
     def action_start_run(self) -> None:
@@ -198,7 +203,8 @@ class TrainingScreen(Screen[None]):
         self.notify(
             f"trainer pid {message.pid} exited with code {message.returncode}:\n{said}\n"
             f"full log: {message.log_path}",
-            severity="error", timeout=15,
+            severity="error",
+            timeout=15,
         )
 
     def action_stop_run(self) -> None:
@@ -220,12 +226,15 @@ class TrainingScreen(Screen[None]):
             return
         try:
             pid = launch.resume_run(
-                view.run_dir, device=device, data=self.settings.data,
+                view.run_dir,
+                device=device,
+                data=self.settings.data,
                 on_exit=self._on_trainer_exit,
             )
         except launch.NoGpuError as exc:
-            self.notify(f"{exc}. Press R (shift+r) to resume on the CPU.", severity="error",
-                        timeout=10)
+            self.notify(
+                f"{exc}. Press R (shift+r) to resume on the CPU.", severity="error", timeout=10
+            )
             return
         except (FerError, OSError) as exc:
             self.notify(str(exc), severity="error")
@@ -239,8 +248,10 @@ class TrainingScreen(Screen[None]):
             return
         checkpoint = view.best_checkpoint
         if not checkpoint.is_file():
-            self.notify(f"{view.run_id} has no {checkpoint.name} yet (after its first epoch)",
-                        severity="warning")
+            self.notify(
+                f"{view.run_id} has no {checkpoint.name} yet (after its first epoch)",
+                severity="warning",
+            )
             return
         await self.app.switch_mode("evaluation")
         # the Evaluation screen's hook: pick this checkpoint and evaluate it
@@ -250,7 +261,7 @@ class TrainingScreen(Screen[None]):
 
     def action_plot(self) -> None:
         """All models' curves on one chart per metric, like the paper's Figure 2."""
-        from fer_tui.tui.widgets.curves import CurvesScreen  # deferred: plotext loads on demand
+        from fer_tui.tui.screens.curves import CurvesScreen  # deferred: plotext loads on demand
 
         self._curves = CurvesScreen(self._panel_views())
         self.app.push_screen(self._curves, self._curves_closed)

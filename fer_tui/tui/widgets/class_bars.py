@@ -29,7 +29,10 @@ class ClassBars(Widget):
     ClassBars > .class-bars--empty { color: $error; text-style: bold; }
     """
     COMPONENT_CLASSES = {
-        "class-bars--train", "class-bars--test", "class-bars--header", "class-bars--muted",
+        "class-bars--train",
+        "class-bars--test",
+        "class-bars--header",
+        "class-bars--muted",
         "class-bars--empty",
     }
 
@@ -44,8 +47,14 @@ class ClassBars(Widget):
         # fixed columns: class 9, per bar split count 7 + share 6, per sub-split 12, spacing 1 each
         fixed = 9 + len(bars) * (7 + 6 + 3) + len(subs) * 13 + 1
         width = max(6, (self.size.width - fixed) // max(1, len(bars)))
-        table = Table(box=None, padding=(0, 1, 0, 0), show_edge=False, pad_edge=False,
-                      header_style=style("class-bars--header"), expand=False)
+        table = Table(
+            box=None,
+            padding=(0, 1, 0, 0),
+            show_edge=False,
+            pad_edge=False,
+            header_style=style("class-bars--header"),
+            expand=False,
+        )
         table.add_column("class", min_width=9, no_wrap=True)
         for s in bars:
             table.add_column(s, width=width, no_wrap=True)

@@ -37,6 +37,11 @@ class ConfusionTable(DataTable):
                 bg = base.blend(hot, float(f))
                 fg = "black" if bg.brightness > 0.55 else "white"
                 diag = names[j] == name
-                cells.append(Text(f"{n:>5} {f:4.0%}", justify="right",
-                                  style=f"{'bold ' if diag else ''}{fg} on {bg.hex}"))
+                cells.append(
+                    Text(
+                        f"{n:>5} {f:4.0%}",
+                        justify="right",
+                        style=f"{'bold ' if diag else ''}{fg} on {bg.hex}",
+                    )
+                )
             self.add_row(*cells, key=name)

@@ -50,8 +50,9 @@ def area_resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 @lru_cache(maxsize=4096)
 def _style(top: int, bottom: int) -> Style:
-    return Style(color=Color.from_rgb(top, top, top),
-                 bgcolor=Color.from_rgb(bottom, bottom, bottom))
+    return Style(
+        color=Color.from_rgb(top, top, top), bgcolor=Color.from_rgb(bottom, bottom, bottom)
+    )
 
 
 def face_strips(image: np.ndarray, px: int) -> list[list[Segment]]:
@@ -61,8 +62,9 @@ def face_strips(image: np.ndarray, px: int) -> list[list[Segment]]:
     for y in range(0, px, 2):
         top = small[y]
         bottom = small[y + 1] if y + 1 < px else top
-        lines.append([Segment(HALF, _style(int(t), int(b))) for t, b in zip(top, bottom,
-                                                                          strict=True)])
+        lines.append(
+            [Segment(HALF, _style(int(t), int(b))) for t, b in zip(top, bottom, strict=True)]
+        )
     return lines
 
 
@@ -82,15 +84,27 @@ class FaceGrid(Widget):
     rows: reactive[int] = reactive(1, layout=True)
     """Faces per class shown (one row of faces each)."""
 
-    def __init__(self, *, gap: int = 1, max_px: int = 24, min_px: int = 8,
-                 name: str | None = None, id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        gap: int = 1,
+        max_px: int = 24,
+        min_px: int = 8,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.gap = gap
         self.max_px = max_px
         self.min_px = min_px
         self._columns: list[tuple[str, list[np.ndarray]]] = []
         self._lines: dict[int, list[Strip]] = {}
+
+    @property
+    def columns(self) -> tuple[tuple[str, list[np.ndarray]], ...]:
+        """What is shown: (label, faces) per column, left to right."""
+        return tuple(self._columns)
 
     def set_faces(self, columns: list[tuple[str, list[np.ndarray]]]) -> None:
         """Show these faces: one (label, [48x48 uint8 images]) per column."""
@@ -126,8 +140,9 @@ class FaceGrid(Widget):
         for r in range(self.rows):
             if r:
                 lines.append(Strip.blank(width))
-            drawn = [face_strips(faces[r], px) if r < len(faces) else None
-                     for _, faces in self._columns]
+            drawn = [
+                face_strips(faces[r], px) if r < len(faces) else None for _, faces in self._columns
+            ]
             for y in range(face_rows):
                 segments: list[Segment] = []
                 for i, face in enumerate(drawn):

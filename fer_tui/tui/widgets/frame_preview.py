@@ -17,8 +17,9 @@ from textual.widgets import Static
 BOX_RGB = (40, 230, 90)
 
 
-def render_halfblocks(width: int, height: int, pixels: bytes,
-                      boxes: Sequence[Sequence[int]] = ()) -> Text:
+def render_halfblocks(
+    width: int, height: int, pixels: bytes, boxes: Sequence[Sequence[int]] = ()
+) -> Text:
     """Rich text of a width x height uint8 grey image; boxes (x, y, w, h) in its pixels."""
     if len(pixels) != width * height:
         raise ValueError(f"expected {width * height} bytes, got {len(pixels)}")
@@ -40,8 +41,7 @@ def render_halfblocks(width: int, height: int, pixels: bytes,
         for a, b in zip(top, bottom, strict=True):
             style = styles.get((a, b))
             if style is None:
-                style = styles[(a, b)] = Style(color=Color.from_rgb(*a),
-                                               bgcolor=Color.from_rgb(*b))
+                style = styles[(a, b)] = Style(color=Color.from_rgb(*a), bgcolor=Color.from_rgb(*b))
             text.append("▀", style)
         if r + 2 < height:
             text.append("\n")
@@ -64,6 +64,13 @@ class FramePreview(Static):
         w, h = int(prev["w"]), int(prev["h"])
         fw, fh = record.get("frame_size") or (w, h)
         sx, sy = w / max(fw, 1), h / max(fh, 1)
-        boxes = [(round(f["box"][0] * sx), round(f["box"][1] * sy), max(1, round(f["box"][2] * sx)),
-                  max(1, round(f["box"][3] * sy))) for f in record.get("faces", [])]
+        boxes = [
+            (
+                round(f["box"][0] * sx),
+                round(f["box"][1] * sy),
+                max(1, round(f["box"][2] * sx)),
+                max(1, round(f["box"][3] * sy)),
+            )
+            for f in record.get("faces", [])
+        ]
         self.update(render_halfblocks(w, h, base64.b64decode(prev["data"]), boxes))

@@ -1,8 +1,9 @@
 """Table 1 (models side by side with the paper, then the mean and the ensemble) and Table 2
 (per class, beside the paper's mean over its three models) as DataTables.
 
-The rows come from `fer_tui.evaluate.table1_rows/table2_rows`, the same ones the CLI prints;
-these widgets only colour them: green where ours beats the paper, red where it falls short.
+The rows come from `fer_tui.evaluation.tables` (table1_rows, table2_rows), the same ones the
+CLI prints; these widgets only colour them: green where ours beats the paper, red where it
+falls short.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from fer_tui import evaluate as ev
+from fer_tui.evaluation.formatting import fmt
+from fer_tui.evaluation.metrics import METRICS
+from fer_tui.evaluation.tables import TABLE1_COLUMNS, TABLE1_HEADERS, table1_rows, table2_rows
 
 _SHORT = {"precision": "P", "recall": "R", "f1-score": "F1", "auc": "AUC"}
 
@@ -21,7 +24,7 @@ def _cell(value: Any, *, diff: float | None = None, signed: bool = False, style:
     """A right-aligned number, green/red by the sign of `diff` (ours minus the paper)."""
     if diff is not None and abs(diff) >= 5e-4:
         style = "green" if diff > 0 else "red"
-    return Text(ev.fmt(value, signed=signed), style=style, justify="right")
+    return Text(fmt(value, signed=signed), style=style, justify="right")
 
 
 class Table1View(DataTable):
@@ -38,19 +41,19 @@ class Table1View(DataTable):
 
     def on_mount(self) -> None:
         self.add_column("Model", key="label")
-        for c in ev.TABLE1_COLUMNS:
-            self.add_column(ev.TABLE1_HEADERS[c], key=c)
+        for c in TABLE1_COLUMNS:
+            self.add_column(TABLE1_HEADERS[c], key=c)
 
     def show(self, reports: list[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> None:
         self.clear()
-        self.rows_meta = ev.table1_rows(reports, ensemble) if reports else []
+        self.rows_meta = table1_rows(reports, ensemble) if reports else []
         for i, row in enumerate(self.rows_meta):
             kind = row["kind"]
             diffs: dict[str, float | None] = {}
             if kind == "model":  # colour our numbers by the delta row that follows
                 nxt = self.rows_meta[i + 2] if i + 2 < len(self.rows_meta) else None
                 if nxt is not None and nxt["kind"] == "delta" and nxt["model"] == row["model"]:
-                    diffs = {c: nxt.get(c) for c in ev.TABLE1_COLUMNS}
+                    diffs = {c: nxt.get(c) for c in TABLE1_COLUMNS}
             label_style = {
                 "model": "bold",
                 "paper": "italic",
@@ -59,7 +62,7 @@ class Table1View(DataTable):
                 "ensemble": "bold",
             }[kind]
             cells = [Text(row["label"], style=label_style)]
-            for c in ev.TABLE1_COLUMNS:
+            for c in TABLE1_COLUMNS:
                 if kind == "delta":
                     cells.append(_cell(row[c], diff=row[c], signed=True))
                 elif kind == "paper":
@@ -69,7 +72,7 @@ class Table1View(DataTable):
             self.add_row(*cells, key=str(i))
 
     def model_at(self, row_index: int) -> int | str | None:
-        """The model index a row belongs to (None: the mean row; ev.ENSEMBLE: the ensemble)."""
+        """The model index a row belongs to (None: the mean row; ENSEMBLE: the ensemble)."""
         if 0 <= row_index < len(self.rows_meta):
             return self.rows_meta[row_index]["model"]
         return None
@@ -88,7 +91,7 @@ class ClassTableView(DataTable):
     def on_mount(self) -> None:
         self.add_column("Class", key="label")
         self.add_column("Support", key="support")
-        for m in (*ev.METRICS, "auc"):
+        for m in (*METRICS, "auc"):
             s = _SHORT[m]
             self.add_column(s, key=m)
             self.add_column(f"paper {s}", key=f"paper_{m}")
@@ -98,10 +101,10 @@ class ClassTableView(DataTable):
         self.clear()
         if report is None:
             return
-        for row in ev.table2_rows(report):
+        for row in table2_rows(report):
             style = "bold" if row["kind"] == "avg" else ""
             cells = [Text(row["label"], style=style), _cell(row["support"])]
-            for m in (*ev.METRICS, "auc"):
+            for m in (*METRICS, "auc"):
                 d = row[f"delta_{m}"]
                 cells += [
                     _cell(row[m], diff=d, style=style),

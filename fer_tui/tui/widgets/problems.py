@@ -25,7 +25,10 @@ class ProblemList(Widget):
     ProblemList > .problem-list--ok { color: $success; }
     """
     COMPONENT_CLASSES = {
-        "problem-list--error", "problem-list--warning", "problem-list--muted", "problem-list--ok",
+        "problem-list--error",
+        "problem-list--warning",
+        "problem-list--muted",
+        "problem-list--ok",
     }
 
     problems: reactive[list[dict[str, object]]] = reactive(list, layout=True)
@@ -34,8 +37,10 @@ class ProblemList(Widget):
     def render(self) -> Table | Text:
         style = self.get_component_rich_style
         if not self.problems:
-            return Text("none: every image decoded, 48x48, no duplicates across splits",
-                        style("problem-list--ok"))
+            return Text(
+                "none: every image decoded, 48x48, no duplicates across splits",
+                style("problem-list--ok"),
+            )
         table = Table(box=None, show_header=False, padding=(0, 1, 0, 0), expand=True)
         table.add_column("kind", no_wrap=True)
         table.add_column("message", ratio=1, overflow="fold")
@@ -48,7 +53,12 @@ class ProblemList(Widget):
                 label = Text(kind if i == 0 else "", style(f"problem-list--{level}"))
                 table.add_row(label, str(p["message"]))
             if len(items) > SHOWN_PER_KIND:
-                table.add_row("", Text(
-                    f"... and {len(items) - SHOWN_PER_KIND} more {kind} "
-                    f"(`fer-tui stats --json` lists them all)", style("problem-list--muted")))
+                table.add_row(
+                    "",
+                    Text(
+                        f"... and {len(items) - SHOWN_PER_KIND} more {kind} "
+                        f"(`fer-tui stats --json` lists them all)",
+                        style("problem-list--muted"),
+                    ),
+                )
         return table

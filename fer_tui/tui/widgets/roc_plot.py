@@ -17,8 +17,7 @@ class RocPlot(PlotextPlot):
         if report is not None:
             for name, curve in report.get("roc", {}).items():
                 auc = report["classes"][name]["auc"]
-                plt.plot(curve["fpr"], curve["tpr"], label=f"{name} {auc:.3f}",
-                         marker="braille")
+                plt.plot(curve["fpr"], curve["tpr"], label=f"{name} {auc:.3f}", marker="braille")
             plt.plot([0, 1], [0, 1], color="gray", marker="braille")
             plt.xlim(0, 1)
             plt.ylim(0, 1)

@@ -6,9 +6,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Sparkline, Static
 
+from fer_tui.run_tracker import RunView
 from fer_tui.runs import STATUSES
 from fer_tui.tui.widgets.format import duration, number, percent
-from fer_tui.tui.widgets.run_view import RunView
 
 #: (RunView field, label, formatter) for each sparkline row.
 CURVES = (
@@ -102,8 +102,11 @@ class RunPanel(Vertical):
         status_label.update(f"{view.status}{where} · epoch {view.epochs_text}")
         bar = self.query_one(ProgressBar)
         bar.update(total=max(view.epochs, 1), progress=view.progress)
-        speed = [f"ETA {duration(view.eta_seconds)}" if view.status == "running" else
-                 f"took {duration(view.elapsed_seconds)}"]
+        speed = [
+            f"ETA {duration(view.eta_seconds)}"
+            if view.status == "running"
+            else f"took {duration(view.elapsed_seconds)}"
+        ]
         if view.img_per_s:
             speed.append(f"{view.img_per_s:,.0f} img/s")
         self.query_one("#run-speed", Label).update(" · ".join(speed))

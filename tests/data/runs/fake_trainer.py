@@ -31,32 +31,61 @@ def train_one(run_dir: Path, arch: str, epochs: int, start_epoch: int) -> int:
     steps = int(os.environ.get("FAKE_STEPS", "4"))
     step_s = float(os.environ.get("FAKE_STEP_S", "0.05"))
     with RunLock(run_dir), EventWriter(run_dir) as events:
-        events.write("start", arch=arch, recipe="fake", epochs=epochs, start_epoch=start_epoch,
-                     steps_per_epoch=steps, resumed=start_epoch > 1, config={},
-                     env={"device": "cpu"})
+        events.write(
+            "start",
+            arch=arch,
+            recipe="fake",
+            epochs=epochs,
+            start_epoch=start_epoch,
+            steps_per_epoch=steps,
+            resumed=start_epoch > 1,
+            config={},
+            env={"device": "cpu"},
+        )
         for epoch in range(start_epoch, epochs + 1):
             t0 = time.time()
             for i in range(1, steps + 1):
                 time.sleep(step_s)
-                events.write("step", epoch=epoch, step=(epoch - 1) * steps + i, step_in_epoch=i,
-                             steps_per_epoch=steps, loss=2.0 / (epoch + i / steps), lr=0.1,
-                             img_per_s=1000.0)
+                events.write(
+                    "step",
+                    epoch=epoch,
+                    step=(epoch - 1) * steps + i,
+                    step_in_epoch=i,
+                    steps_per_epoch=steps,
+                    loss=2.0 / (epoch + i / steps),
+                    lr=0.1,
+                    img_per_s=1000.0,
+                )
                 if stop_requested:
                     events.write("stopped", epoch=epoch - 1, reason="SIGTERM")
                     return 0
             seconds = time.time() - t0
             val_acc = 0.3 + 0.4 * (1 - math.exp(-epoch / 3))
-            events.write("epoch", epoch=epoch, epochs=epochs, train_loss=2.0 / epoch,
-                         train_acc=val_acc + 0.05, val_loss=2.1 / epoch, val_acc=val_acc,
-                         lr=0.1 / epoch, seconds=seconds, img_per_s=1000.0,
-                         eta_seconds=seconds * (epochs - epoch), best_metric=val_acc,
-                         best_epoch=epoch)
+            events.write(
+                "epoch",
+                epoch=epoch,
+                epochs=epochs,
+                train_loss=2.0 / epoch,
+                train_acc=val_acc + 0.05,
+                val_loss=2.1 / epoch,
+                val_acc=val_acc,
+                lr=0.1 / epoch,
+                seconds=seconds,
+                img_per_s=1000.0,
+                eta_seconds=seconds * (epochs - epoch),
+                best_metric=val_acc,
+                best_epoch=epoch,
+            )
             if os.environ.get("FAKE_FAIL") == "1":
-                events.write("error", message="CUDA out of memory (fake)",
-                             traceback="Traceback ...\nRuntimeError: CUDA out of memory (fake)")
+                events.write(
+                    "error",
+                    message="CUDA out of memory (fake)",
+                    traceback="Traceback ...\nRuntimeError: CUDA out of memory (fake)",
+                )
                 return 1
-        events.write("end", epoch=epochs, best_metric=val_acc, best_epoch=epochs,
-                     seconds=seconds * epochs)
+        events.write(
+            "end", epoch=epochs, best_metric=val_acc, best_epoch=epochs, seconds=seconds * epochs
+        )
     return 0
 
 

@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label
 from textual_plotext import PlotextPlot
 
-from fer_tui.tui.widgets.run_view import RunView
+from fer_tui.run_tracker import RunView
 
 #: A fixed colour per arch, so a model keeps its colour across the three charts.
 COLOURS = {"resnet18": "blue", "resnet34": "green", "resnet50": "red"}
@@ -67,11 +67,17 @@ class CurvesScreen(ModalScreen[None]):
         if not self.views:
             note.update("no completed epoch yet: curves appear after the first epoch")
         else:
-            note.update("dotted: train · solid: val · " + " · ".join(
-                f"{v.arch}: {v.run_id}" for v in self.views))
+            note.update(
+                "dotted: train · solid: val · "
+                + " · ".join(f"{v.arch}: {v.run_id}" for v in self.views)
+            )
         self._chart("#plot-loss", "loss per epoch", [("train", "train_loss"), ("val", "val_loss")])
-        self._chart("#plot-acc", "accuracy per epoch (%)",
-                    [("train", "train_acc"), ("val", "val_acc")], scale=100.0)
+        self._chart(
+            "#plot-acc",
+            "accuracy per epoch (%)",
+            [("train", "train_acc"), ("val", "val_acc")],
+            scale=100.0,
+        )
         self._chart("#plot-time", "seconds per epoch", [("", "seconds")])
 
     def _chart(
@@ -97,6 +103,11 @@ class CurvesScreen(ModalScreen[None]):
                     continue
                 xs, ys = zip(*points, strict=True)
                 label = f"{view.arch} {split}".strip()
-                plt.plot(list(xs), list(ys), label=label, color=colour,
-                         marker=MARKERS.get(split, "braille"))
+                plt.plot(
+                    list(xs),
+                    list(ys),
+                    label=label,
+                    color=colour,
+                    marker=MARKERS.get(split, "braille"),
+                )
         widget.refresh()

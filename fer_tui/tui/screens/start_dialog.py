@@ -96,19 +96,28 @@ class StartDialog(ModalScreen[int | None]):
                 yield Label("archs")
                 yield Select(
                     [("all three", "all"), *((a, a) for a in ARCHS)],
-                    value="all", allow_blank=False, id="start-arch",
+                    value="all",
+                    allow_blank=False,
+                    id="start-arch",
                 )
             with Horizontal(classes="field"):
                 yield Label("device")
-                yield Select([("as in the config", ""), *((d, d) for d in DEVICES)], value="",
-                             allow_blank=False, id="start-device")
+                yield Select(
+                    [("as in the config", ""), *((d, d) for d in DEVICES)],
+                    value="",
+                    allow_blank=False,
+                    id="start-device",
+                )
             with Horizontal(classes="field"):
                 yield Label("epochs")
                 yield Input(placeholder="from the config", type="integer", id="start-epochs")
             with Horizontal(classes="field"):
                 yield Label("limit")
-                yield Input(placeholder="all images (or N per split, for a quick try)",
-                            type="integer", id="start-limit")
+                yield Input(
+                    placeholder="all images (or N per split, for a quick try)",
+                    type="integer",
+                    id="start-limit",
+                )
             yield Static("", id="start-error", classes="-hidden")
             with Horizontal(classes="buttons"):
                 yield Button("Start on CPU", id="start-cpu", variant="warning")

@@ -3,7 +3,7 @@
 The tracker lives in the screen's tail worker thread: it rescans the runs dir now and then,
 tails each run's events incrementally (RunWatcher), and returns a fresh RunView only for runs
 whose view changed. RunViews are frozen and hold tuples, so handing one from the worker thread
-to the UI thread is safe. No textual here, so this is tested like core code.
+to the UI thread is safe. Core code: no textual here (the TUI imports it, not the reverse).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import tomllib
-
-from fer_tui.runs import CONFIG, RunState, RunWatcher, list_runs, pid_alive, read_lock
+from fer_tui.errors import FerError
+from fer_tui.runs import RunState, RunWatcher, list_runs, read_config, running_pid
 
 #: The per-epoch series a RunView carries (keys of the `epoch` events).
 SERIES = ("train_loss", "val_loss", "train_acc", "val_acc", "seconds")
@@ -137,10 +136,10 @@ def _finite_or_none(value: object) -> float | None:
 def _config_summary(run_dir: Path) -> tuple[str, int] | None:
     """(recipe name, epochs) from a run's config.toml, or None if it cannot be read."""
     try:
-        raw = tomllib.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
-        return str(raw.get("name", "?")), int((raw.get("train") or {}).get("epochs", 0))
-    except (OSError, ValueError, TypeError):  # TOMLDecodeError is a ValueError
+        cfg = read_config(run_dir)
+    except (FerError, OSError):
         return None
+    return cfg.name, cfg.train.epochs
 
 
 def _arch_from_name(name: str) -> str:
@@ -191,10 +190,7 @@ class RunTracker:
                 continue  # deleted under us: the next rescan drops it
             watcher.poll()
             state = watcher.state
-            pid = None
-            if state.ended is None:
-                lock_pid = read_lock(watcher.run_dir)
-                pid = lock_pid if lock_pid is not None and pid_alive(lock_pid) else None
+            pid = running_pid(watcher.run_dir) if state.ended is None else None
             config = None
             if state.last_t is None:  # no event yet: the config is all there is to show
                 if run_id not in self._configs:

@@ -1,0 +1,84 @@
+"""Detection, tracking and smoothing parameters of the live pipeline (`--live-config FILE.toml`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
+
+from fer_tui.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Detection, tracking and smoothing parameters (`--live-config FILE.toml` overrides them)."""
+
+    downscale_width: int = 320
+    """Detection runs on the grey frame resized to this width, pixels (0 = full resolution)."""
+    scale_factor: float = 1.1
+    """Haar pyramid step; larger is faster and misses more faces."""
+    min_neighbors: int = 5
+    """Haar detections that must overlap to count as a face; larger = fewer false faces."""
+    min_size: int = 48
+    """Smallest face searched for, pixels of the full frame."""
+    detect_every: int = 5
+    """Run the detector every N frames and track faces by template matching in between."""
+    full_detect_every: int = 30
+    """Scan the whole frame for new faces every N frames (and whenever no face is tracked);
+    the detections in between look only around the faces already tracked, which costs a few
+    per cent of a full scan (0 = always scan the whole frame)."""
+    detect_async: bool = True
+    """Detect in a background thread so a frame never waits for the cascade."""
+    max_faces: int = 10
+    """Faces classified per frame at most (the largest ones)."""
+    match_iou: float = 0.3
+    """Overlap above which a detection continues an existing track."""
+    max_misses: int = 2
+    """Detection rounds a track survives without being re-detected."""
+    ema_alpha: float = 0.5
+    """Weight of the newest frame in the per-face moving average of probabilities (1 = none)."""
+    classify_every: int = 1
+    """Classify a tracked face every N frames; in between it keeps its smoothed probabilities."""
+    crop_margin: float = 0.0
+    """Grow the detected box by this fraction of its side before cropping."""
+
+
+def load_live_config(path: str | os.PathLike[str] | None) -> LiveConfig:
+    """A LiveConfig from a flat TOML file of the fields above (None -> the defaults)."""
+    if path is None:
+        return LiveConfig()
+    from fer_tui.config import build_table  # the run configs' checker: unknown keys, types
+
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no live config at {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    cfg = build_table(LiveConfig, raw.get("live", raw), path.name)
+    _validate(cfg, path.name)
+    return cfg
+
+
+def _validate(cfg: LiveConfig, where: str) -> None:
+    checks = [
+        (cfg.scale_factor > 1.0, "scale_factor", "must be > 1"),
+        (cfg.min_neighbors >= 0, "min_neighbors", "must be >= 0"),
+        (cfg.min_size >= 1, "min_size", "must be >= 1"),
+        (cfg.detect_every >= 1, "detect_every", "must be >= 1"),
+        (cfg.full_detect_every >= 0, "full_detect_every", "must be >= 0 (0 = always)"),
+        (cfg.classify_every >= 1, "classify_every", "must be >= 1"),
+        (cfg.max_faces >= 1, "max_faces", "must be >= 1"),
+        (0.0 < cfg.ema_alpha <= 1.0, "ema_alpha", "must be in (0, 1]"),
+        (
+            cfg.downscale_width == 0 or cfg.downscale_width >= 64,
+            "downscale_width",
+            "must be 0 (full resolution) or >= 64",
+        ),
+    ]
+    for ok, key, what in checks:
+        if not ok:
+            raise ConfigError(f"{where}: {key} {what}")

@@ -1,0 +1,64 @@
+"""The images a run trains and validates on, as uint8 arrays cut from the dataset (no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fer_tui.config import RunConfig
+from fer_tui.errors import FerError
+
+
+@dataclass
+class Arrays:
+    """The images a run uses, as uint8 (N, H, W) + int64 labels."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    val_name: str
+    """"test" or "holdout"."""
+    fingerprint: str | None = None
+
+
+def first_n(n_total: int, limit: int | None) -> np.ndarray:
+    # a fixed shuffle (not the run's seed) so every seed and arch sees the same subset
+    idx = np.random.default_rng(12345).permutation(n_total)
+    return np.sort(idx[:limit]) if limit is not None else np.arange(n_total)
+
+
+def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train, holdout) index arrays: `fraction` of each class held out."""
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(fraction * len(idx)))
+        k = min(max(k, 1), len(idx) - 1) if len(idx) > 1 else 0
+        held.append(idx[:k])
+        keep.append(idx[k:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def prepare_arrays(cfg: RunConfig, data: Any | None = None) -> Arrays:
+    """Load the dataset named by the config (or use `data`, a FerData) and cut it as asked."""
+    if data is None:
+        from fer_tui.data.load import load_dataset
+
+        data = load_dataset(cfg.data.path)
+    train, test = data.splits["train"], data.splits.get("test")
+    ti = first_n(len(train.labels), cfg.data.limit)
+    tx, ty = train.images[ti], train.labels[ti]
+    if cfg.data.val == "holdout":
+        keep, held = holdout_split(ty, cfg.data.holdout_fraction, seed=0)
+        return Arrays(tx[keep], ty[keep], tx[held], ty[held], "holdout", data.fingerprint)
+    if test is None or len(test.labels) == 0:
+        raise FerError(
+            "the dataset has no test split to validate on: set data.val = "
+            '"holdout" in the config to validate on a slice of train'
+        )
+    vi = first_n(len(test.labels), cfg.data.limit)
+    return Arrays(tx, ty, test.images[vi], test.labels[vi], "test", data.fingerprint)

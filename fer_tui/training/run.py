@@ -1,0 +1,101 @@
+"""One run in this process: the lock, the signals, and every failure as an `error` event."""
+
+from __future__ import annotations
+
+import signal
+import traceback
+from pathlib import Path
+from typing import Any
+
+from fer_tui.config import RunConfig, to_toml
+from fer_tui.errors import FerError
+from fer_tui.files import atomic_write_text
+from fer_tui.runs import CONFIG, LAST, EventWriter, RunLock, summarize
+from fer_tui.training.arrays import prepare_arrays
+from fer_tui.training.distributed import Dist, close_distributed
+from fer_tui.training.trainer import Trainer
+
+
+def fit_run(
+    cfg: RunConfig, run_dir: Path, *, resume: bool, dist: Dist | None = None
+) -> dict[str, Any]:
+    """Lock the run dir, train, and turn every failure into an `error` event.
+
+    The order matters for watchers: the lock (pid) comes first, so the run shows as running
+    while the dataset loads; any error after that is an `error` event with its traceback.
+    """
+    dist = dist or Dist.from_env()
+    lock = RunLock(run_dir) if dist.is_main else None
+    if lock is not None:
+        lock.acquire()
+        try:
+            # the resolved config (flags applied), written under the lock: a resume with
+            # --epochs keeps the new total for the next resume too
+            atomic_write_text(run_dir / CONFIG, to_toml(cfg))
+        except BaseException:
+            lock.release()
+            raise
+    trainer: Trainer | None = None
+    stop_signal: list[str] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        stop_signal.append(name)
+        if trainer is not None:
+            trainer.stop_signal = name
+        else:
+            # still loading: nothing to save yet, so stop right away
+            raise KeyboardInterrupt
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        arrays = prepare_arrays(cfg)
+        trainer = Trainer(cfg, run_dir, arrays, dist=dist, progress=True)
+        if stop_signal:
+            trainer.stop_signal = stop_signal[-1]
+        if resume and (run_dir / LAST).exists():
+            trainer.load(run_dir / LAST)
+        summary = trainer.fit(resume=resume)
+        summary["val_acc"] = summarize(run_dir)["val_acc"] if dist.is_main else None
+        return summary
+    except KeyboardInterrupt:
+        _error_event(run_dir, dist, "stopped", reason=stop_signal[-1] if stop_signal else "SIGINT")
+        return {
+            "run_dir": str(run_dir),
+            "arch": cfg.archs[0],
+            "status": "stopped",
+            "signal": stop_signal[-1] if stop_signal else "SIGINT",
+        }
+    except FerError as exc:
+        _error_event(run_dir, dist, "error", message=str(exc), traceback=traceback.format_exc())
+        raise
+    except BaseException as exc:
+        _error_event(
+            run_dir,
+            dist,
+            "error",
+            message=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+        )
+        raise
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if trainer is not None:
+            trainer.close()
+        close_distributed(dist)
+        if lock is not None:
+            lock.release()
+
+
+def _error_event(run_dir: Path, dist: Dist, kind: str, **fields: Any) -> None:
+    if not dist.is_main:
+        return
+    try:
+        with EventWriter(run_dir) as events:
+            if kind == "stopped":
+                events.write("stopped", epoch=0, **fields)
+            else:
+                events.write(kind, **fields)
+    except OSError:
+        pass  # the run dir itself is the problem; the message still reaches stderr

@@ -1,0 +1,442 @@
+"""The trainer: one arch, one config, one run dir; `Trainer.fit` runs the epochs.
+
+The uint8 dataset goes to the device once; each step gathers a batch of indices, augments it
+there (`fer_tui.augment`) and standardises it the way eval and live do; there is no DataLoader.
+Every epoch's shuffle and augmentation come from generators seeded by (seed, epoch, rank).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fer_tui.augment import BatchAugment
+from fer_tui.config import RunConfig
+from fer_tui.errors import FerError, RunError
+from fer_tui.models import build_model, resolve_device
+from fer_tui.precision import resolve_precision
+from fer_tui.preprocess import to_input
+from fer_tui.progress import ProgressBar
+from fer_tui.runs import EventWriter
+from fer_tui.training.arrays import Arrays
+from fer_tui.training.checkpoints import BackgroundWriter, CheckpointState
+from fer_tui.training.distributed import Dist, all_sum, init_distributed
+from fer_tui.training.optim import WeightEMA, lr_lambda, make_optimizer
+
+
+def _seed(seed: int, epoch: int, rank: int = 0, stream: int = 0) -> int:
+    """A distinct, reproducible seed per (run seed, epoch, rank, stream)."""
+    return (seed * 1_000_003 + epoch * 7_919 + rank * 104_729 + stream * 15_485_863) % (2**62)
+
+
+def _env(device: torch.device, dist: Dist) -> dict[str, Any]:
+    name = str(device)
+    if device.type == "cuda":
+        name = f"{device} ({torch.cuda.get_device_name(device)})"
+    return {
+        "device": name,
+        "torch": str(torch.__version__),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "world_size": dist.world,
+        "threads": torch.get_num_threads(),
+    }
+
+
+class StopRequested(Exception):
+    """Raised inside the epoch loop when SIGTERM/SIGINT asked the trainer to stop."""
+
+
+class Trainer(CheckpointState):
+    """Trains one arch with one config into one run dir (rank 0 writes; others only compute)."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: Path | None,
+        arrays: Arrays,
+        *,
+        device: torch.device | None = None,
+        dist: Dist | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.arch = cfg.archs[0]
+        self.dist = dist or Dist()
+        self.run_dir = run_dir if self.dist.is_main else None
+        self.device = init_distributed(self.dist, device or resolve_device(cfg.train.device))
+        self.show_progress = progress and self.dist.is_main
+        self.stop_signal: str | None = None
+        t, m = cfg.train, cfg.model
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        torch.manual_seed(_seed(t.seed, 0))  # the initial weights: same on every rank
+        model = build_model(
+            self.arch,
+            stem=m.stem,
+            in_channels=m.in_channels,
+            weights=m.weights,
+            trainable=m.trainable,
+            dropout=m.dropout,
+        )
+        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
+        self.model = model.to(self.device, memory_format=self.memory_format)
+        self.optimizer = make_optimizer(self.model, t)
+        self.fingerprint = arrays.fingerprint
+        # the data lives on the device for the whole run: ~66 MB of uint8 for FER-2013
+        self.train_x = torch.from_numpy(np.ascontiguousarray(arrays.train_x)).to(self.device)
+        self.train_y = torch.from_numpy(arrays.train_y.astype(np.int64)).to(self.device)
+        self.val_x = torch.from_numpy(np.ascontiguousarray(arrays.val_x)).to(self.device)
+        self.val_y = torch.from_numpy(arrays.val_y.astype(np.int64)).to(self.device)
+        self.val_name = arrays.val_name
+        n, world = len(self.train_y), self.dist.world
+        if n < world:
+            raise FerError(f"{n} training images cannot be shared by {world} processes")
+        self.global_batch = t.batch_size * world
+        # drop the last partial batch (a batch of 1 breaks BatchNorm) unless it is all there is
+        self.steps_per_epoch = max(1, n // self.global_batch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(t, self.steps_per_epoch)
+        )
+        cuda_bf16 = self.device.type != "cuda" or torch.cuda.is_bf16_supported()
+        self.precision = resolve_precision(t.amp, self.device.type, cuda_bf16=cuda_bf16)
+        """What autocast computes in: "bf16", "fp16" or "fp32" (weights stay fp32)."""
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        self.use_amp = self.amp_dtype is not None
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
+        self.augment = BatchAugment(cfg.augment, m.image_size)
+        self.aug_gen = torch.Generator(device=self.device)
+        self.net: nn.Module = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.net = DDP(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        # eval bypasses DDP (no collectives on uneven shards) but keeps the compiled graph
+        self.eval_net: nn.Module = self.model
+        if t.compile:
+            self.net = torch.compile(self.net)
+            self.eval_net = self.net if not self.dist.enabled else self.model
+        self.ema = WeightEMA(self.model, t.ema_decay) if t.ema_decay > 0 else None
+        self._resume_aug_state: torch.Tensor | None = None
+        # progress of the run; a resume overwrites these from last.pt
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        """(loss sum, correct, images) of the epoch in progress, on this rank."""
+        self.epoch_seconds = 0.0
+        self.total_seconds = 0.0
+        self.best_metric: float | None = None
+        self.best_epoch: int | None = None
+        self.events: EventWriter | None = None
+        self.writer = BackgroundWriter()
+
+    def _start_epoch(self, epoch: int) -> torch.Tensor:
+        """This epoch's permutation; (re)seeds the generators unless resuming mid-epoch."""
+        t = self.cfg.train
+        perm_gen = torch.Generator().manual_seed(_seed(t.seed, epoch, stream=1))
+        perm = torch.randperm(len(self.train_y), generator=perm_gen).to(self.device)
+        if self.step_in_epoch and self._resume_aug_state is not None:
+            self.aug_gen.set_state(self._resume_aug_state)  # continue where the stop left off
+        elif self.step_in_epoch:
+            # resumed mid-epoch on another device type: same permutation and progress, but
+            # the rest of this epoch's augmentation comes from a new (still seeded) stream
+            self.aug_gen.manual_seed(
+                _seed(t.seed, epoch, self.dist.rank, stream=2) + self.step_in_epoch
+            )
+            if self.events is not None:
+                self.events.write(
+                    "warning",
+                    message=(
+                        f"resumed mid-epoch {epoch} on {self.device.type} from a checkpoint saved "
+                        f"on another device type: the augmentation's random stream restarts here, "
+                        f"so the run is no longer identical to an uninterrupted one"
+                    ),
+                )
+        else:
+            self.aug_gen.manual_seed(_seed(t.seed, epoch, self.dist.rank, stream=2))
+            torch.manual_seed(_seed(t.seed, epoch, self.dist.rank, stream=3))  # dropout
+            self.sums.zero_()
+            self.epoch_seconds = 0.0
+        self._resume_aug_state = None
+        return perm
+
+    def _batch(self, perm: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        gb, world, rank = self.global_batch, self.dist.world, self.dist.rank
+        if self.steps_per_epoch == 1 and len(perm) < gb:
+            chunk = perm[: len(perm) - len(perm) % world]
+        else:
+            chunk = perm[i * gb : (i + 1) * gb]
+        idx = chunk[rank::world]  # this rank's shard of the global batch
+        x = self.augment(self.train_x[idx], self.aug_gen)
+        if self.cfg.model.in_channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        return x.contiguous(memory_format=self.memory_format), self.train_y[idx]
+
+    def train_one_epoch(self, epoch: int) -> None:
+        """Train the steps of `epoch` left to do; raises StopRequested after a signal."""
+        perm = self._start_epoch(epoch)
+        self.net.train()
+        t, steps = self.cfg.train, self.steps_per_epoch
+        # a terminal redraws the bar; a log file gets a line every 30 s (the epoch line follows)
+        bar = ProgressBar(
+            f"{self.arch} epoch {epoch}/{t.epochs}",
+            steps,
+            width=24,
+            log_every=30.0,
+            enabled=self.show_progress,
+        )
+        window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        window_steps, window_imgs, window_t0 = 0, 0, time.perf_counter()
+        for i in range(self.step_in_epoch, steps):
+            t0 = time.perf_counter()
+            x, y = self._batch(perm, i)
+            with torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.use_amp
+            ):
+                out = self.net(x)
+                loss = self.criterion(out, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update()
+            # sums stay on the device: no CPU-GPU sync in the step
+            d = loss.detach().double() * len(y)
+            correct = (out.detach().argmax(1) == y).sum().double()
+            # new_full fills on the device; new_tensor would copy from the host and sync
+            self.sums += torch.stack([d, correct, d.new_full((), float(len(y)))])
+            self.step_in_epoch = i + 1
+            window_loss += loss.detach().double()
+            window_steps += 1
+            window_imgs += len(y) * self.dist.world
+            window_end = (i + 1) % t.log_every_steps == 0 or i + 1 == steps
+            if window_end:
+                mean_loss = window_loss.item() / window_steps  # sync point, once per window
+                now = time.perf_counter()
+                ips = window_imgs / max(now - window_t0, 1e-9)
+                window_loss.zero_()
+                window_steps, window_imgs, window_t0 = 0, 0, now
+                if self.events is not None:
+                    self.events.write(
+                        "step",
+                        epoch=epoch,
+                        step=(epoch - 1) * steps + i + 1,
+                        step_in_epoch=i + 1,
+                        steps_per_epoch=steps,
+                        loss=mean_loss,
+                        lr=self.optimizer.param_groups[0]["lr"],
+                        img_per_s=ips,
+                    )
+                bar.update(i + 1, info=f"loss {mean_loss:.3f} {ips:,.0f} img/s")
+            self.epoch_seconds += time.perf_counter() - t0
+            if self._should_stop(sync=window_end):
+                raise StopRequested
+        bar.close(info=f"{self.epoch_seconds:.1f}s")
+
+    def _should_stop(self, sync: bool = True) -> bool:
+        """Whether a signal asked to stop. Under DDP every rank must agree (else the next
+        all-reduce hangs), which costs a collective and a host sync: `sync=False` skips the
+        check there, so the step loop asks once per logging window."""
+        flag = self.stop_signal is not None
+        if self.dist.enabled and not sync:
+            return False
+        if self.dist.enabled:
+            # every rank must stop after the same step, or the next all-reduce hangs
+            t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+            flag = bool(all_sum(t, self.dist).item() > 0)
+            if flag and self.stop_signal is None:
+                self.stop_signal = "SIGTERM"
+        return flag
+
+    @torch.no_grad()
+    def _sync_buffers(self) -> None:
+        """Average BatchNorm running stats over ranks: DDP syncs them only at a forward's start,
+        so after the last step each replica holds its own shard's statistics."""
+        if not self.dist.enabled:
+            return
+        models = [self.model] + ([self.ema.model] if self.ema is not None else [])
+        for buf in (b for m in models for b in m.buffers()):
+            if buf.is_floating_point():
+                buf.copy_(all_sum(buf.clone(), self.dist) / self.dist.world)
+
+    @torch.inference_mode()
+    def evaluate_epoch(
+        self, x_all: torch.Tensor, y_all: torch.Tensor, net: nn.Module | None = None
+    ) -> tuple[float, float]:
+        """(mean loss, accuracy) of `net` (default: the trained model) on uint8 images,
+        sharded across ranks and all-reduced."""
+        net = net or self.eval_net
+        net.eval()
+        rank, world = self.dist.rank, self.dist.world
+        x_all, y_all = x_all[rank::world], y_all[rank::world]
+        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        batch = 1024 if self.device.type == "cuda" else 256
+        m = self.cfg.model
+        for s in range(0, len(y_all), batch):
+            x = to_input(
+                x_all[s : s + batch], image_size=m.image_size, in_channels=m.in_channels
+            ).contiguous(memory_format=self.memory_format)
+            y = y_all[s : s + batch]
+            with torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.use_amp
+            ):
+                out = net(x).float()
+            sums += torch.stack(
+                [
+                    F.cross_entropy(out, y, reduction="sum").double(),
+                    (out.argmax(1) == y).sum().double(),
+                    sums.new_full((), float(len(y))),
+                ]
+            )
+        loss, correct, n = all_sum(sums, self.dist).tolist()
+        return (loss / n, correct / n) if n else (math.nan, math.nan)
+
+    # -- the run --------------------------------------------------------------------------
+
+    def fit(self, *, resume: bool = False) -> dict[str, Any]:
+        """Train from the current epoch to `train.epochs`; the summary of the run."""
+        t = self.cfg.train
+        start_epoch = self.epoch + 1
+        if self.epoch >= t.epochs:
+            raise RunError(
+                f"the run already completed its {t.epochs} epochs: pass --epochs N "
+                f"(more than {t.epochs}) to train it further"
+            )
+        if self.run_dir is not None:
+            self.events = EventWriter(self.run_dir)
+            self.events.write(
+                "start",
+                arch=self.arch,
+                recipe=self.cfg.name,
+                epochs=t.epochs,
+                start_epoch=start_epoch,
+                steps_per_epoch=self.steps_per_epoch,
+                resumed=resume,
+                precision=self.precision,
+                config=_plain_config(self.cfg),
+                env=_env(self.device, self.dist),
+            )
+        session_epochs: list[float] = []
+        try:
+            for epoch in range(start_epoch, t.epochs + 1):
+                if self._should_stop():
+                    raise StopRequested
+                self.train_one_epoch(epoch)
+                self._sync_buffers()
+                train_seconds = self.epoch_seconds
+                t0 = time.perf_counter()
+                val_loss, val_acc = self.evaluate_epoch(self.val_x, self.val_y)
+                ema_fields = {}
+                if self.ema is not None:
+                    ema_loss, ema_acc = self.evaluate_epoch(self.val_x, self.val_y, self.ema.model)
+                    ema_fields = {"val_loss_ema": ema_loss, "val_acc_ema": ema_acc}
+                eval_seconds = time.perf_counter() - t0
+                self.epoch_seconds += eval_seconds
+                loss_sum, correct, n = all_sum(self.sums.clone(), self.dist).tolist()
+                self.epoch, self.step_in_epoch = epoch, 0
+                self.total_seconds += self.epoch_seconds
+                session_epochs.append(self.epoch_seconds)
+                improved = self.best_metric is None or val_acc > self.best_metric
+                if improved:
+                    self.best_metric, self.best_epoch = val_acc, epoch
+                mean_s = sum(session_epochs) / len(session_epochs)
+                if self.events is not None:
+                    # the event goes first: a kill between it and last.pt repeats the epoch
+                    # (readers drop the repeat on the resume's start), never leaves a gap
+                    self.events.write(
+                        "epoch",
+                        epoch=epoch,
+                        epochs=t.epochs,
+                        train_loss=loss_sum / n,
+                        train_acc=correct / n,
+                        val_loss=val_loss,
+                        val_acc=val_acc,
+                        lr=self.optimizer.param_groups[0]["lr"],
+                        seconds=self.epoch_seconds,
+                        train_seconds=train_seconds,
+                        eval_seconds=eval_seconds,
+                        # training images over training time: evaluation is not in it
+                        img_per_s=n / max(train_seconds, 1e-9),
+                        eta_seconds=mean_s * (t.epochs - epoch),
+                        best_metric=self.best_metric,
+                        best_epoch=self.best_epoch,
+                        **ema_fields,
+                    )
+                    self.save_epoch_end(improved)
+                if self.show_progress:
+                    print(
+                        f"{self.arch} epoch {epoch}/{t.epochs}: train loss {loss_sum / n:.4f} "
+                        f"acc {correct / n:.4f} | {self.val_name} loss {val_loss:.4f} "
+                        f"acc {val_acc:.4f} | {self.epoch_seconds:.1f}s",
+                        file=sys.stderr,
+                    )
+        except StopRequested:
+            self.save_last()
+            if self.events is not None:
+                self.events.write("stopped", epoch=self.epoch, reason=self.stop_signal)
+            if self.show_progress:
+                print(
+                    f"\nstopped after epoch {self.epoch} + {self.step_in_epoch} steps; "
+                    f"resume with --resume {self.run_dir}",
+                    file=sys.stderr,
+                )
+            return self._summary("stopped")
+        self.writer.wait()  # `end` promises that last.pt, best.pt (and ema.pt) are on disk
+        if self.events is not None:
+            self.events.write(
+                "end",
+                epoch=self.epoch,
+                best_metric=self.best_metric,
+                best_epoch=self.best_epoch,
+                seconds=self.total_seconds,
+            )
+        return self._summary("finished")
+
+    def _summary(self, status: str) -> dict[str, Any]:
+        out = {
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+            "arch": self.arch,
+            "status": status,
+            "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
+            "epochs": self.epoch,
+            "seconds": self.total_seconds,
+        }
+        if self.stop_signal:
+            out["signal"] = self.stop_signal
+        return out
+
+    def close(self) -> None:
+        """Finish pending checkpoint writes and close the events file."""
+        try:
+            self.writer.wait()
+        finally:
+            self._close_events()
+
+    def _close_events(self) -> None:
+        if self.events is not None:
+            self.events.close()
+            self.events = None
+
+
+def _plain_config(cfg: RunConfig) -> dict[str, Any]:
+    from fer_tui.config import to_dict
+
+    return to_dict(cfg)

@@ -1,0 +1,50 @@
+"""fer_tui.checkpoints: the default checkpoint, and the checkpoints the screens offer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fer_tui.checkpoints import find_checkpoint, finished_run_checkpoints, shipped_checkpoints
+from fer_tui.runs import BEST, EventWriter
+
+
+def test_default_checkpoint_prefers_the_gpu_model(tmp_path: Path) -> None:
+    """Without --checkpoint: checkpoints/resnet18.pt, else resnet18-cpu.pt, else a run's best."""
+    ckpts, runs = tmp_path / "checkpoints", tmp_path / "runs"
+    (runs / "r1").mkdir(parents=True)
+    ckpts.mkdir()
+    assert find_checkpoint(ckpts, runs) is None
+    (runs / "r1" / "best.pt").write_bytes(b"x")
+    assert find_checkpoint(ckpts, runs) == runs / "r1" / "best.pt"
+    (ckpts / "resnet18-cpu.pt").write_bytes(b"x")
+    assert find_checkpoint(ckpts, runs) == ckpts / "resnet18-cpu.pt"
+    (ckpts / "resnet18.pt").write_bytes(b"x")
+    assert find_checkpoint(ckpts, runs) == ckpts / "resnet18.pt"
+
+
+def test_finished_runs_offer_their_best_checkpoint(tmp_path: Path) -> None:
+    """Only runs whose trainer said `end` and that have a best.pt are offered, oldest first;
+    shipped checkpoints are every *.pt of the folder, by name."""
+    for name, last in (
+        ("20260101-000000-resnet18", "end"),
+        ("20260102-000000-resnet34", "stopped"),
+        ("20260103-000000-resnet50", "end"),
+        ("20260104-000000-resnet18", "end"),
+    ):
+        run = tmp_path / "runs" / name
+        run.mkdir(parents=True)
+        with EventWriter(run) as events:
+            events.write("start", arch=name[16:])
+            events.write(last)
+        if name != "20260104-000000-resnet18":  # ended before its first epoch: no best.pt
+            (run / BEST).write_bytes(b"x")
+    found = finished_run_checkpoints(tmp_path / "runs")
+    assert [p.parent.name for p in found] == [
+        "20260101-000000-resnet18",
+        "20260103-000000-resnet50",
+    ]
+    assert finished_run_checkpoints(tmp_path / "nowhere") == []
+    (tmp_path / "ckpts").mkdir()
+    for name in ("b.pt", "a.pt", "notes.txt"):
+        (tmp_path / "ckpts" / name).write_bytes(b"x")
+    assert [p.name for p in shipped_checkpoints(tmp_path / "ckpts")] == ["a.pt", "b.pt"]

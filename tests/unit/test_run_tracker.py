@@ -1,0 +1,76 @@
+"""fer_tui.run_tracker: the views the Training screen shows, made by tailing every run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from fer_tui import runs
+from fer_tui.run_tracker import RunTracker
+from fer_tui.runs import EventWriter
+
+
+def line(**event: object) -> bytes:
+    return (json.dumps({"v": 1, "t": 1.0, **event}) + "\n").encode()
+
+
+def test_tracker_reports_only_changes_and_stays_bounded(tmp_path: Path) -> None:
+    """Polling thousands of events posts views only when something changed; memory is bounded."""
+    run = tmp_path / "20260101-000000-resnet18"
+    run.mkdir()
+    (run / runs.CONFIG).write_text("")  # the trainer writes its config before any event
+    tracker = RunTracker(tmp_path, rescan_interval=0.0)
+    changed, removed = tracker.poll()
+    assert changed and changed[0].status == "pending" and changed[0].arch == "resnet18"
+    assert tracker.poll() == ([], [])  # nothing new: nothing to redraw
+    # written in one go (EventWriter would fsync each epoch line: seconds for 3000)
+    lines = [line(type="start", arch="resnet18", recipe="scratch", epochs=3000, steps_per_epoch=2)]
+    for e in range(1, 3001):
+        lines.append(line(type="step", epoch=e, step_in_epoch=1, steps_per_epoch=2, loss=1.0))
+        lines.append(
+            line(type="epoch", epoch=e, epochs=3000, train_loss=1.0 / e, val_acc=None, seconds=1.0)
+        )
+    lines.append(line(type="end", best_metric=0.7, best_epoch=2999))
+    (run / runs.EVENTS).write_bytes(b"".join(lines))
+    (view,), _ = tracker.poll()
+    assert view.status == "finished" and view.epoch == 3000 and view.best_metric == 0.7
+    assert len(view.train_loss) == 1000  # RunState.max_history
+    assert view.val_acc[-1] is None  # a NaN written as null stays a gap, not a number
+    assert len(tracker.watchers[run.name].state.recent_steps) == 200
+    assert tracker.poll() == ([], [])
+    shutil.rmtree(run)
+    assert tracker.poll() == ([], [run.name])  # a deleted run dir is dropped, no error
+
+
+def test_tracker_marks_a_dead_trainer_crashed(tmp_path: Path) -> None:
+    """A run whose lock pid dies without an end event turns from running to crashed."""
+    run = tmp_path / "20260101-000000-resnet34"
+    run.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    (run / runs.LOCK).write_text(f"{proc.pid} host\n")
+    with EventWriter(run) as w:
+        w.write("start", arch="resnet34", epochs=5, eta_seconds=100.0)
+    tracker = RunTracker(tmp_path, rescan_interval=0.0)
+    (view,), _ = tracker.poll()
+    assert view.status == "running" and view.pid == proc.pid
+    proc.kill()
+    proc.wait()
+    (view,), _ = tracker.poll()
+    assert view.status == "crashed" and view.resumable and view.pid is None
+
+
+def test_tracker_shows_a_waiting_runs_config(tmp_path: Path) -> None:
+    """A run dir with only its config (waiting its turn in a group) shows recipe and epochs."""
+    run = tmp_path / "20260101-000000-resnet50"
+    run.mkdir()
+    (run / runs.CONFIG).write_text('name = "scratch"\n[train]\nepochs = 60\n')
+    (view,), _ = RunTracker(tmp_path, rescan_interval=0.0).poll()
+    assert (view.status, view.arch, view.recipe, view.epochs_text) == (
+        "pending",
+        "resnet50",
+        "scratch",
+        "0/60",
+    )
