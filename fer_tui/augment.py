@@ -41,11 +41,14 @@ class BatchAugment:
         self.cfg = cfg
         self.image_size = image_size
 
-    def __call__(self, images: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self, images: torch.Tensor, g: torch.Generator, size: int | None = None
+    ) -> torch.Tensor:
+        """`size`: the output side for this batch (progressive resizing); default image_size."""
         if images.dim() == 3:
             images = images.unsqueeze(1)
         x = images.float().div_(255.0)
-        x = self.geometry(x, g)
+        x = self.geometry(x, g, size or self.image_size)
         x = self.photometry(x, g)
         x = standardize(x)
         return self.erase(x, g)
@@ -78,9 +81,11 @@ class BatchAugment:
         b = torch.stack([sin * flip * zoom, (sin * tan + cos) * zoom, shift[1]], dim=1)
         return torch.stack([a, b], dim=1)
 
-    def geometry(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def geometry(
+        self, x: torch.Tensor, g: torch.Generator, size: int | None = None
+    ) -> torch.Tensor:
         n, ch, h, w = x.shape
-        size = self.image_size
+        size = size or self.image_size
         theta = self._affine(n, w, g, x.device)
         if theta is None:
             if (h, w) != (size, size):

@@ -112,6 +112,12 @@ class TrainConfig:
     """Exponential moving average of the weights, updated every optimizer step with this decay
     (0.999 averages over about the last 1,000 steps); 0 = off. The run then also writes ema.pt
     and reports the EMA's validation accuracy beside the raw weights'."""
+    low_res_size: int | None = None
+    """Progressive resizing: train the first `low_res_fraction` of the epochs on faces resampled
+    to this side (pixels), the rest at model.image_size; None = off. Evaluation always runs at
+    model.image_size. A 32-pixel epoch costs about half a 48-pixel one."""
+    low_res_fraction: float = 0.5
+    """Share of the epochs (the first ones) trained at low_res_size."""
     channels_last: bool = True
     """Use channels_last memory format."""
     compile: bool = False
@@ -263,6 +269,12 @@ def _validate(cfg: RunConfig, where: str) -> None:
     need(t.warmup_epochs >= 0, "train.warmup_epochs", "must be >= 0")
     need(0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", "must be in [0, 1)")
     need(0.0 <= t.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
+    need(
+        t.low_res_size is None or 16 <= t.low_res_size < m.image_size,
+        "train.low_res_size",
+        f"must be at least 16 and below model.image_size ({m.image_size})",
+    )
+    need(0.0 < t.low_res_fraction < 1.0, "train.low_res_fraction", "must be between 0 and 1")
     need(t.log_every_steps >= 1, "train.log_every_steps", "must be at least 1")
     for arch in cfg.overrides:
         need(arch in ARCHS, arch, f"unknown arch table '[*.{arch}]'")

@@ -19,7 +19,7 @@ written as null. Types and their keys:
     epoch    epoch (1-based, completed), epochs, train_loss, train_acc, val_loss, val_acc,
              lr, seconds (train + eval), train_seconds, eval_seconds, img_per_s (training
              images / train_seconds), eta_seconds, best_metric, best_epoch; with an EMA also
-             val_loss_ema, val_acc_ema
+             val_loss_ema, val_acc_ema; with progressive resizing train_image_size
     end      epoch, best_metric, best_epoch, seconds
     stopped  epoch, reason
     error    message, traceback

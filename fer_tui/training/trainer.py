@@ -118,6 +118,8 @@ class Trainer(CheckpointState):
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.criterion = nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
         self.augment = BatchAugment(cfg.augment, m.image_size)
+        self.train_size = m.image_size
+        """Side of the training inputs in the epoch in progress (see train_size_for)."""
         self.aug_gen = torch.Generator(device=self.device)
         self.net: nn.Module = self.model
         if self.dist.enabled:
@@ -145,9 +147,18 @@ class Trainer(CheckpointState):
         self.events: EventWriter | None = None
         self.writer = BackgroundWriter()
 
+    def train_size_for(self, epoch: int) -> int:
+        """The input side of `epoch`: train.low_res_size for the first low_res_fraction of the
+        epochs (progressive resizing), model.image_size after."""
+        t = self.cfg.train
+        if t.low_res_size and epoch <= round(t.epochs * t.low_res_fraction):
+            return t.low_res_size
+        return self.cfg.model.image_size
+
     def _start_epoch(self, epoch: int) -> torch.Tensor:
         """This epoch's permutation; (re)seeds the generators unless resuming mid-epoch."""
         t = self.cfg.train
+        self.train_size = self.train_size_for(epoch)
         perm_gen = torch.Generator().manual_seed(_seed(t.seed, epoch, stream=1))
         perm = torch.randperm(len(self.train_y), generator=perm_gen).to(self.device)
         if self.step_in_epoch and self._resume_aug_state is not None:
@@ -182,7 +193,7 @@ class Trainer(CheckpointState):
         else:
             chunk = perm[i * gb : (i + 1) * gb]
         idx = chunk[rank::world]  # this rank's shard of the global batch
-        x = self.augment(self.train_x[idx], self.aug_gen)
+        x = self.augment(self.train_x[idx], self.aug_gen, self.train_size)
         if self.cfg.model.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
         return x.contiguous(memory_format=self.memory_format), self.train_y[idx]
@@ -378,6 +389,7 @@ class Trainer(CheckpointState):
                         best_metric=self.best_metric,
                         best_epoch=self.best_epoch,
                         **ema_fields,
+                        **({"train_image_size": self.train_size} if t.low_res_size else {}),
                     )
                     self.save_epoch_end(improved)
                 if self.show_progress:

@@ -405,3 +405,42 @@ def test_the_process_group_is_torn_down_when_training_ends(
     assert td.is_initialized()
     close_distributed(Dist(0, 2, 0))
     assert not td.is_initialized()
+
+
+# --- progressive resizing -------------------------------------------------------------------
+
+
+def test_progressive_resizing_trains_small_first_and_evaluates_at_full_size(tmp_path: Path) -> None:
+    """With low_res_size, the first half of the epochs sees smaller faces, the rest full-size
+    ones, and validation always runs at the model's image size."""
+    raw = {
+        **BASE,
+        "model": {"stem": "compact", "image_size": 24},
+        "train": {**BASE["train"], "epochs": 4, "low_res_size": 16, "low_res_fraction": 0.5},
+    }
+    (tmp_path / "run").mkdir()
+    t = Trainer(from_dict(raw), tmp_path / "run", arrays())
+    seen: dict[int, set] = {}
+    hook = t.model.register_forward_pre_hook(
+        lambda m, inp: seen.setdefault(t.epoch + (1 if m.training else 0), set()).add(
+            (m.training, inp[0].shape[-1])
+        )
+    )
+    fit(t)
+    hook.remove()
+    # epoch k trains while t.epoch == k - 1 and validates after t.epoch is still k - 1
+    assert {size for training, size in seen[1] if training} == {16}
+    assert {size for training, size in seen[2] if training} == {16}
+    assert {size for training, size in seen[3] if training} == {24}
+    assert all(size == 24 for s in seen.values() for training, size in s if not training)
+    epochs = [e for e in read_events(tmp_path / "run") if e["type"] == "epoch"]
+    assert [e["train_image_size"] for e in epochs] == [16, 16, 24, 24]
+
+
+def test_progressive_resizing_is_checked_against_the_image_size() -> None:
+    """A low-res size at or above the image size is a config error naming the key."""
+    from fer_tui.errors import ConfigError
+
+    raw = {**BASE, "train": {**BASE["train"], "low_res_size": 16}}
+    with pytest.raises(ConfigError, match="train.low_res_size"):
+        from_dict(raw)  # BASE's image_size is 16
