@@ -115,7 +115,8 @@ class TrainConfig:
     low_res_size: int | None = None
     """Progressive resizing: train the first `low_res_fraction` of the epochs on faces resampled
     to this side (pixels), the rest at model.image_size; None = off. Evaluation always runs at
-    model.image_size. A 32-pixel epoch costs about half a 48-pixel one."""
+    model.image_size. A 32-pixel epoch of the compact-stem ResNet18 costs about 0.6 of a
+    48-pixel one on two CPU cores."""
     low_res_fraction: float = 0.5
     """Share of the epochs (the first ones) trained at low_res_size."""
     channels_last: bool = True
