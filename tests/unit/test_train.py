@@ -79,13 +79,7 @@ KEYS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: faster on shared cores, and the same float sums as the subprocesses."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(tmp_path: Path, epochs: int = 2) -> Path:
