@@ -1,4 +1,4 @@
-"""`fer-tui`: the TUI with no subcommand, or one of stats|train|evaluate|live|export.
+"""`fer-tui`: the TUI with no subcommand, or one of stats|train|evaluate|live|export|ship.
 
 Importing this module must stay cheap (no torch, no textual): subcommand modules are imported
 only to add their arguments, and they defer their heavy imports into `run()`.
@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "the paper's Table 1 and Table 2 for one or more checkpoints",
     "live": "webcam/video face detection and expression recognition",
     "export": "export a checkpoint to ONNX (fp32 or int8) or TorchScript",
+    "ship": "a finished run's weights as an fp16 checkpoint, and its curves as a PNG",
 }
 
 

@@ -38,17 +38,46 @@ def runs_dir(arg: str | os.PathLike[str] | None = None) -> Path:
 
 
 def project_root() -> Path:
-    """The folder holding `checkpoints/` and `configs/` (the repo root for an editable install)."""
+    """The folder holding `checkpoints/` and `configs/` in a checkout (or an editable install)."""
     return Path(__file__).resolve().parent.parent
 
 
+#: Where a built package (wheel, `pip install .`, pipx) keeps the repository's `configs/` and
+#: `checkpoints/`: setup.py maps these sub-packages of fer_tui onto those two folders.
+PACKAGED = {"configs": "shipped_configs", "checkpoints": "shipped_checkpoints"}
+
+
+def packaged_dir(folder: str) -> Path | None:
+    """The installed package's copy of the repository's `folder` ("configs" or "checkpoints"),
+    or None when fer_tui runs from a checkout or an editable install (which have none)."""
+    from importlib.resources import files  # deferred: only needed when a folder is looked up
+
+    found = files("fer_tui").joinpath(PACKAGED[folder])
+    # a package on disk gives a pathlib.Path; anything else (a zip import) is not supported
+    return found if isinstance(found, Path) and found.is_dir() else None
+
+
+def _local_or_shipped(folder: str) -> Path:
+    local = Path(folder)
+    if local.is_dir():
+        return local
+    return packaged_dir(folder) or project_root() / folder
+
+
 def checkpoints_dir() -> Path:
-    """Shipped checkpoints: `./checkpoints` when it exists, else the project's."""
-    local = Path("checkpoints")
-    return local if local.is_dir() else project_root() / "checkpoints"
+    """Shipped checkpoints: `./checkpoints` when it exists, else the installed package's, else
+    the checkout's."""
+    return _local_or_shipped("checkpoints")
 
 
 def configs_dir() -> Path:
-    """Run configs: `./configs` when it exists, else the project's."""
-    local = Path("configs")
-    return local if local.is_dir() else project_root() / "configs"
+    """Run configs: `./configs` when it exists, else the installed package's, else the
+    checkout's."""
+    return _local_or_shipped("configs")
+
+
+def ship_dir() -> Path:
+    """Where `fer-tui ship` writes by default: checkpoints_dir(), except an installed package's
+    own folder, which an upgrade would wipe (and may not be writable): `./checkpoints` then."""
+    target = checkpoints_dir()
+    return Path("checkpoints") if target == packaged_dir("checkpoints") else target

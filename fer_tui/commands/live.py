@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         default=None,
         help="model checkpoint, or an .onnx from `fer-tui export` (default: "
-        "checkpoints/resnet18.pt, else checkpoints/resnet18-cpu.pt, else the "
-        "newest runs/*/best.pt)",
+        "checkpoints/resnet18-cpu.pt, the live-size model, else checkpoints/resnet18.pt, "
+        "else best.pt of the newest finished run)",
     )
     parser.add_argument(
         "--no-window",
@@ -212,8 +212,8 @@ def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
     found = find_checkpoint(paths.checkpoints_dir(), paths.runs_dir(runs_dir))
     if found is None:
         raise FerError(
-            "no checkpoint: neither checkpoints/resnet18.pt nor checkpoints/resnet18-cpu.pt is "
-            "here and no run has a best.pt. Train one (`fer-tui train --config "
+            "no checkpoint: neither checkpoints/resnet18-cpu.pt nor checkpoints/resnet18.pt is "
+            "here and no finished run has a best.pt. Train one (`fer-tui train --config "
             "configs/<recipe>.toml`) and pass --checkpoint runs/<run>/best.pt"
         )
     return found

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.skipif(not SHIPPED, reason="no checkpoints/*.pt in this
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_checkpoint_reads_a_smile_as_happy(path: Path, tmp_path: Path) -> None:
     model, meta = load_checkpoint(path, "cpu")
-    assert meta["classes"] == list(CLASSES) and meta["selection"] == "last epoch"
+    assert meta["classes"] == list(CLASSES)
+    # the last epoch or the EMA chosen on a holdout: never an epoch picked on the test split
+    assert meta["selection"].startswith(("last epoch", "EMA of the weights"))
     assert meta["arch"] in path.stem
     video = make_face_video(tmp_path / "astronaut.avi", frames=8)
     results = list(

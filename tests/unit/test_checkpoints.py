@@ -8,18 +8,35 @@ from fer_tui.checkpoints import find_checkpoint, finished_run_checkpoints, shipp
 from fer_tui.runs import BEST, EventWriter
 
 
-def test_default_checkpoint_prefers_the_gpu_model(tmp_path: Path) -> None:
-    """Without --checkpoint: checkpoints/resnet18.pt, else resnet18-cpu.pt, else a run's best."""
+def _run(runs: Path, name: str, last_event: str) -> Path:
+    run = runs / name
+    run.mkdir(parents=True)
+    with EventWriter(run) as events:
+        events.write("start", arch="resnet18")
+        events.write(last_event)
+    (run / BEST).write_bytes(b"x")
+    return run / BEST
+
+
+def test_default_checkpoint_prefers_the_live_size_model(tmp_path: Path) -> None:
+    """Without --checkpoint: checkpoints/resnet18-cpu.pt (keeps 30 FPS on a CPU), else
+    resnet18.pt, else best.pt of the newest finished run; an unfinished run is never the
+    default."""
     ckpts, runs = tmp_path / "checkpoints", tmp_path / "runs"
-    (runs / "r1").mkdir(parents=True)
     ckpts.mkdir()
     assert find_checkpoint(ckpts, runs) is None
-    (runs / "r1" / "best.pt").write_bytes(b"x")
-    assert find_checkpoint(ckpts, runs) == runs / "r1" / "best.pt"
-    (ckpts / "resnet18-cpu.pt").write_bytes(b"x")
-    assert find_checkpoint(ckpts, runs) == ckpts / "resnet18-cpu.pt"
+    _run(runs, "20260101-000000-resnet18", "stopped")
+    assert find_checkpoint(ckpts, runs) is None
+    older = _run(runs, "20260102-000000-resnet18", "end")
+    assert find_checkpoint(ckpts, runs) == older
+    newer = _run(runs, "20260103-000000-resnet18", "end")
+    _run(runs, "20260104-000000-resnet18", "error")
+    assert find_checkpoint(ckpts, runs) == newer
     (ckpts / "resnet18.pt").write_bytes(b"x")
     assert find_checkpoint(ckpts, runs) == ckpts / "resnet18.pt"
+    (ckpts / "resnet18-cpu.pt").write_bytes(b"x")
+    assert find_checkpoint(ckpts, runs) == ckpts / "resnet18-cpu.pt"
+    assert find_checkpoint(ckpts) == ckpts / "resnet18-cpu.pt"
 
 
 def test_finished_runs_offer_their_best_checkpoint(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_the_whole_tui_does_not_import_torch() -> None:
 
 
 def test_cli_does_not_import_textual() -> None:
-    """`fer-tui stats|train|evaluate|live|export` never load Textual: the entry point imports
+    """`fer-tui stats|train|evaluate|live|export|ship` never load Textual: the entry point imports
     the TUI only when it opens it."""
     loaded = _modules_after("import fer_tui.cli")
     assert not any(m == "textual" or m.startswith("textual.") for m in loaded)

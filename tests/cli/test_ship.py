@@ -1,0 +1,284 @@
+"""`fer-tui ship` on tiny real runs: which weights it ships and says it shipped, what it
+refuses, and the curves PNG.
+
+The runs are a ResNet18 with the ImageNet stem at 16x16 trained here for two epochs on a few
+synthetic faces, keeping an EMA of the weights; one validates on a holdout from train, the other
+on the test split. Tests that need the EMA to win or lose rewrite the last epoch event of a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fer_tui.cli import main
+from fer_tui.models import load_checkpoint, read_checkpoint
+from fer_tui.runs import EMA, EVENTS, LAST
+
+TINY = """
+name = "tiny"
+archs = ["resnet18"]
+[data]
+val = "{val}"
+[model]
+stem = "imagenet"
+image_size = 16
+[train]
+epochs = 2
+batch_size = 4
+lr = 0.05
+warmup_epochs = 0.5
+device = "cpu"
+log_every_steps = 1
+ema_decay = 0.9
+"""
+
+
+def _train(tmp: Path, data: Path, val: str) -> Path:
+    config = tmp / f"{val}.toml"
+    config.write_text(TINY.format(val=val))
+    runs = tmp / f"runs-{val}"
+    argv = ["train", "--config", str(config), "--data", str(data), "--runs-dir", str(runs)]
+    assert main([*argv, "--limit", "24"]) == 0
+    (run,) = runs.iterdir()
+    return run
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two finished 2-epoch runs with ema.pt: "holdout" and "test" (what they validated on)."""
+    tmp = tmp_path_factory.mktemp("ship-runs")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {val: _train(tmp, tiny_data, val) for val in ("holdout", "test")}
+    finally:
+        torch.set_num_threads(before)
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    """A copy of `run` named like it; the checkpoints are hard links (they are only read)."""
+    target = dest / run.name
+    target.mkdir(parents=True)
+    for f in run.iterdir():
+        if f.suffix == ".pt":
+            os.link(f, target / f.name)
+        elif f.is_file():
+            shutil.copy2(f, target / f.name)
+    return target
+
+
+def events(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / EVENTS).read_text().splitlines()]
+
+
+def write_events(run: Path, evs: list[dict]) -> None:
+    (run / EVENTS).write_text("".join(json.dumps(e) + "\n" for e in evs))
+
+
+def set_last_epoch(run: Path, **fields: float) -> None:
+    evs = events(run)
+    last = max(i for i, e in enumerate(evs) if e["type"] == "epoch")
+    evs[last].update(fields)
+    write_events(run, evs)
+
+
+def ship(run: Path, out: Path, *extra: str) -> int:
+    return main(["ship", str(run), "--name", "model", "--checkpoints", str(out), *extra])
+
+
+def shipped_meta(out: Path) -> dict:
+    return read_checkpoint(out / "model.pt")["meta"]
+
+
+def same_weights(shipped: Path, source: Path) -> bool:
+    a, b = read_checkpoint(shipped)["model"], read_checkpoint(source)["model"]
+    return a.keys() == b.keys() and all(
+        torch.allclose(a[k].float(), b[k].float(), rtol=1e-3, atol=1e-3) for k in a
+    )
+
+
+def test_ships_an_fp16_checkpoint_that_loads(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The shipped file is fp16 on disk, loads as a model, keeps the run's metadata, says how
+    the weights were chosen and from which run, goes to ./checkpoints by default, and one
+    line reports it."""
+    run = runs["holdout"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    assert main(["ship", str(run), "--name", "tiny18.pt", "--weights", "last"]) == 0
+    path = Path("checkpoints") / "tiny18.pt"
+    raw = read_checkpoint(path)
+    floats = [v for v in raw["model"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert path.stat().st_size < 0.6 * (run / "best.pt").stat().st_size
+    model, meta = load_checkpoint(path)
+    assert not model.training and next(model.parameters()).dtype == torch.float32
+    assert meta["arch"] == "resnet18" and meta["recipe"] == "tiny" and meta["epoch"] == 2
+    assert meta["selection"] == "last epoch (2)" and meta["source_run"] == run.name
+    assert same_weights(path, run / LAST)
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"{path}: resnet18, last epoch (2), ") and out.endswith(" MiB")
+
+
+def test_auto_takes_the_ema_only_when_it_won_on_the_holdout(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """On a holdout run, auto ships ema.pt when the EMA's accuracy beat the raw weights' at
+    the last epoch, and last.pt when it did not; the selection gives both scores."""
+    run = copy_run(runs["holdout"], tmp_path / "runs")
+    out = tmp_path / "ckpts"
+    set_last_epoch(run, val_acc=0.5, val_acc_ema=0.625)
+    assert ship(run, out) == 0
+    assert shipped_meta(out)["selection"] == (
+        "EMA of the weights after epoch 2 (decay 0.9), chosen on the holdout: 0.625 vs 0.500"
+    )
+    assert shipped_meta(out)["weights"] == "ema"
+    assert same_weights(out / "model.pt", run / EMA)
+    assert not same_weights(out / "model.pt", run / LAST)
+
+    set_last_epoch(run, val_acc=0.625, val_acc_ema=0.5)
+    assert ship(run, out, "--replace") == 0
+    assert shipped_meta(out)["selection"] == (
+        "last epoch (2), chosen on the holdout over its EMA (decay 0.9): 0.625 vs 0.500"
+    )
+    assert same_weights(out / "model.pt", run / LAST)
+
+
+def test_auto_never_chooses_by_the_test_split(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A run that validated on the test split ships its last epoch even when the EMA scored
+    higher there, and says why; --weights ema still ships the EMA when asked."""
+    run = copy_run(runs["test"], tmp_path / "runs")
+    out = tmp_path / "ckpts"
+    set_last_epoch(run, val_acc=0.5, val_acc_ema=0.9)
+    assert ship(run, out) == 0
+    selection = shipped_meta(out)["selection"]
+    assert selection.startswith("last epoch (2); its EMA was not considered")
+    assert "test split" in selection
+    assert same_weights(out / "model.pt", run / LAST)
+
+    assert ship(run, out, "--replace", "--weights", "ema") == 0
+    assert shipped_meta(out)["selection"] == (
+        "EMA of the weights after epoch 2 (decay 0.9), as asked (--weights ema)"
+    )
+    assert same_weights(out / "model.pt", run / EMA)
+
+
+def test_weights_ema_without_an_ema_names_the_fix(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    """--weights ema on a run without ema.pt is a one-line error naming --weights last; auto
+    then ships the last epoch."""
+    run = copy_run(runs["holdout"], tmp_path / "runs")
+    (run / EMA).unlink()
+    out = tmp_path / "ckpts"
+    assert ship(run, out, "--weights", "ema") == 2
+    err = capsys.readouterr().err
+    assert "has no ema.pt" in err and "--weights last" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+    assert ship(run, out) == 0
+    assert shipped_meta(out)["selection"] == "last epoch (2)"
+
+
+def test_an_unfinished_run_is_refused_unless_asked_for(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    """A run whose last epoch event is not the schedule's last is refused with the resume
+    command and --unfinished; with --unfinished it ships last.pt, labelled where it stopped.
+    A run that never finished an epoch is refused too."""
+    run = copy_run(runs["holdout"], tmp_path / "runs")
+    out = tmp_path / "ckpts"
+    evs = events(run)
+    first = next(i for i, e in enumerate(evs) if e["type"] == "epoch" and e["epoch"] == 1)
+    write_events(run, evs[: first + 1])
+    assert ship(run, out) == 2
+    err = capsys.readouterr().err
+    assert "finished epoch 1 of 2 only" in err
+    assert f"fer-tui train --resume {run}" in err and "--unfinished" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+    assert ship(run, out, "--unfinished") == 0
+    assert shipped_meta(out)["selection"] == "last.pt, stopped after epoch 1 of 2"
+    assert same_weights(out / "model.pt", run / LAST)
+
+    write_events(run, evs[:1])  # the start event only
+    assert ship(run, out, "--replace") == 2
+    assert "finished no epoch" in capsys.readouterr().err
+
+
+def test_an_existing_file_is_kept_unless_replace(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    """NAME.pt is never overwritten silently: refused (file untouched), then --replace."""
+    out = tmp_path / "ckpts"
+    out.mkdir()
+    (out / "model.pt").write_bytes(b"an older model")
+    assert ship(runs["holdout"], out) == 2
+    assert "--replace" in capsys.readouterr().err
+    assert (out / "model.pt").read_bytes() == b"an older model"
+    assert ship(runs["holdout"], out, "--replace") == 0
+    assert load_checkpoint(out / "model.pt")[1]["source_run"] == runs["holdout"].name
+
+
+def test_not_a_run_directory_is_a_one_line_error(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    """No events.jsonl, no config.toml or no last.pt: exit 2 with one line naming the file;
+    so are a missing folder and several runs with --name."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_config = copy_run(runs["holdout"], tmp_path / "a")
+    (no_config / "config.toml").unlink()
+    no_last = copy_run(runs["holdout"], tmp_path / "b")
+    (no_last / LAST).unlink()
+    cases = [
+        ([str(empty)], "has no events.jsonl"),
+        ([str(no_config)], "has no config.toml"),
+        ([str(no_last)], "has no last.pt"),
+        ([str(tmp_path / "missing")], "is not a directory"),
+        ([str(runs["holdout"]), str(runs["test"])], "--name ships one run, not 2"),
+    ]
+    for dirs, message in cases:
+        code = main(["ship", *dirs, "--name", "m", "--checkpoints", str(tmp_path / "c")])
+        err = capsys.readouterr().err
+        assert code == 2, message
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "c").exists()
+
+
+def test_png_draws_the_curves_of_several_runs(runs: dict[str, Path], tmp_path: Path) -> None:
+    """--png without --name draws the curves of every run given into one PNG, shipping
+    nothing; with --name it ships and draws."""
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "figs" / "curves.png"
+    assert main(["ship", str(runs["holdout"]), str(runs["test"]), "--png", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    png2, out = tmp_path / "one.png", tmp_path / "ckpts"
+    assert ship(runs["holdout"], out, "--png", str(png2)) == 0
+    assert png2.is_file() and (out / "model.pt").is_file()
+
+
+def test_png_without_matplotlib_names_the_install(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """matplotlib is not a dependency: without it --png is a one-line error naming
+    `pip install matplotlib`, exit 2, before anything is shipped."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    out = tmp_path / "ckpts"
+    assert ship(runs["holdout"], out, "--png", str(tmp_path / "c.png")) == 2
+    err = capsys.readouterr().err
+    assert "pip install matplotlib" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not (tmp_path / "c.png").exists()
+
+
+def test_nothing_to_do_is_an_error(runs: dict[str, Path], capsys) -> None:
+    """Neither --name nor --png: exit 2, saying which to give."""
+    assert main(["ship", str(runs["holdout"])]) == 2
+    assert "--name" in capsys.readouterr().err
