@@ -74,3 +74,42 @@ def test_two_gloo_replicas_end_identical(tmp_path: Path) -> None:
     assert events[0]["steps_per_epoch"] == 3
     epoch = next(e for e in events if e["type"] == "epoch")
     assert epoch["img_per_s"] > 0 and 0 <= epoch["val_acc"] <= 1
+
+
+def _count_worker(rank: int, world: int, port: int, out: str) -> None:
+    """Trains one epoch of 7 steps logged once, counting the collectives of the step loop."""
+    import torch.distributed as td
+
+    from fer_tui.training import trainer as trainer_module
+    from fer_tui.training.distributed import Dist
+    from fer_tui.training.trainer import Trainer
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    config = {**CONFIG, "train": {**CONFIG["train"], "batch_size": 2, "log_every_steps": 7}}
+    trainer = Trainer(from_dict(config), None, _arrays(), dist=Dist(rank, world, rank))
+    calls = []
+    real = trainer_module.all_sum
+
+    def counting(t, dist):
+        calls.append(tuple(t.shape))
+        return real(t, dist)
+
+    trainer_module.all_sum = counting
+    try:
+        trainer.train_one_epoch(1)
+    finally:
+        trainer_module.all_sum = real
+        trainer.close()
+    Path(out, f"calls{rank}.txt").write_text(f"{trainer.steps_per_epoch} {len(calls)}")
+    td.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_the_ddp_step_loop_agrees_on_stopping_once_per_logging_window(tmp_path: Path) -> None:
+    """Each rank must agree on a stop (or the next all-reduce hangs), but asking costs a
+    collective and a host sync: 7 steps logged once ask once, not 7 times."""
+    mp.spawn(_count_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        steps, calls = map(int, (tmp_path / f"calls{rank}.txt").read_text().split())
+        assert (steps, calls) == (7, 1)
