@@ -8,8 +8,8 @@ Each screen is shown on the same fixed synthetic world as its snapshot test
 (tests/tui/screen_fixtures.py, built afresh in a temporary folder for each screen): synthetic
 faces, hand-written runs, and cached evaluation reports whose figures are made up. So a
 screenshot changes only when the screen does, and then its snapshot test fails too; update
-both (`pytest tests/tui/test_snapshots.py --snapshot-update`). Needs the dev dependencies
-(pytest is not run, but the fixtures come from tests/); no torch, no data, no GPU.
+both (`pytest tests/tui/test_snapshots.py --snapshot-update`). Runs from a checkout (the
+fixtures live in tests/) with fer-tui's own dependencies: no pytest, torch, data or GPU.
 """
 
 from __future__ import annotations
