@@ -45,6 +45,8 @@ class FerApp(App[int]):
         Binding("4", "switch_mode('live')", "Live"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        # shown (and bound) only while a text field has the focus: see check_action
+        Binding("escape", "leave_field", "Leave field", key_display="esc"),
     ]
 
     def __init__(self, settings: Settings | None = None) -> None:
@@ -60,6 +62,18 @@ class FerApp(App[int]):
     def notifications(self) -> tuple[Notification, ...]:
         """The notifications on screen now, oldest first (what the user can read)."""
         return tuple(self._notifications)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_field":
+            # a field that takes 1-4 and q as text hides those keys from the footer: offer the
+            # way out, and only then (elsewhere escape belongs to whoever binds it)
+            focused = self.focused
+            return focused is not None and focused.check_consume_key("1", "1")
+        return True
+
+    def action_leave_field(self) -> None:
+        """Take the focus out of a text field, so that the screen and app keys work again."""
+        self.screen.set_focus(None)
 
     def action_help(self) -> None:
         from fer_tui.tui.screens.help import HelpScreen  # Markdown costs ~0.1 s at start-up

@@ -154,30 +154,3 @@ async def test_small_terminal_shows_one_row_of_faces(tiny_data: Path, tmp_path: 
         assert grid.rows == 1
         assert grid.face_px(grid.size.width) >= 12
         assert grid.size.width >= 7 * grid.face_px(grid.size.width) + 6
-
-
-def test_snapshot_of_the_dataset_screen(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snap_compare
-) -> None:
-    """The Dataset screen at 120x40 on a fixed synthetic dataset looks as reviewed."""
-    # PNG: lossless, so another OpenCV's JPEG codec cannot change a grey level in the faces
-    root = make_folder_dataset(tmp_path / "fer", {"train": 6, "test": 2}, seed=3, ext=".png")
-    for f in sorted((root / "train" / "disgust").iterdir())[2:]:
-        f.unlink()  # an imbalance to draw
-    (root / "train" / "sad" / "Training_corrupt.jpg").write_bytes(b"not a jpeg")
-    monkeypatch.chdir(tmp_path)  # the screen shows the path as given: "fer"
-    real = load.load_dataset
-
-    def frozen(source, **kwargs):
-        data = real(source, **kwargs)
-        data.fingerprint = "0123456789abcdef"  # it hashes mtimes, which differ per run
-        return data
-
-    monkeypatch.setattr(load, "load_dataset", frozen)
-
-    async def settle(pilot) -> None:
-        await _settled(pilot)
-
-    assert snap_compare(
-        make_app(data="fer", runs_dir=tmp_path), terminal_size=SIZE, run_before=settle
-    )

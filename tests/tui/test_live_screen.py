@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Footer, Input, Static
 
 from fer_tui.data.index import CLASSES
 from fer_tui.tui.app import make_app
@@ -101,8 +101,7 @@ async def test_stop_and_app_exit_kill_the_child(assets, tmp_path, no_display) ->
         await until(pilot, lambda: screen.last_record is not None, timeout=90)
         proc = screen.child
         assert proc is not None and proc.poll() is None
-        screen.set_focus(None)
-        await pilot.press("x")
+        await pilot.press("x")  # Stop has the focus since the start
         await until(pilot, lambda: not screen.running, timeout=20)
         assert proc.poll() is not None
         assert not screen.query_one("#live-error").has_class("-shown")
@@ -142,3 +141,53 @@ async def test_app_keys_still_switch_screens_from_live(tmp_path, no_display) -> 
         await pilot.press("1")
         assert app.current_mode == "dataset"
         assert app.screen.__class__.__name__ == "DatasetScreen"
+
+
+def _footer_says(app) -> list[str]:
+    """The descriptions of the keys the footer shows."""
+    return [key.description for key in app.screen.query_one(Footer).query("FooterKey")]
+
+
+async def test_escape_leaves_the_source_field(tmp_path, no_display) -> None:
+    """Digits typed in the source field go into it, with the footer offering "Leave field";
+    escape leaves the field, and then 1 switches to the Dataset screen."""
+    app = make_app(runs_dir=tmp_path, checkpoints_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        source = screen.query_one("#live-source", Input)
+        assert "Leave field" not in _footer_says(app)
+        await pilot.click("#live-source")
+        assert app.focused is source
+        await pilot.press("end", "1", "2", "t")
+        assert source.value == "012t"  # typed, not taken as screen or mode keys
+        assert app.current_mode == "live" and screen.terminal_only  # no display: on
+        await pilot.pause()
+        assert "Leave field" in _footer_says(app)
+        await pilot.press("escape")
+        assert app.focused is None and source.value == "012t"
+        await pilot.pause()
+        assert "Leave field" not in _footer_says(app)
+        await pilot.press("1")
+        assert app.current_mode == "dataset"
+        assert app.screen.__class__.__name__ == "DatasetScreen"
+
+
+async def test_start_hands_the_focus_to_stop(tmp_path, no_display, monkeypatch) -> None:
+    """Starting disables Start and focuses Stop (not the source field), so x stops and t, 1-4
+    still work; when the run ends the focus goes back to Start."""
+    monkeypatch.setattr(LiveScreen, "run_pipeline", lambda self, argv: None)
+    app = make_app(runs_dir=tmp_path, checkpoints_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        await pilot.press("s")
+        assert screen.running
+        assert app.focused is screen.query_one("#live-stop")
+        before = screen.terminal_only
+        await pilot.press("t")
+        assert screen.terminal_only is not before
+        assert screen.query_one("#live-source", Input).value == "0"
+        screen.running = False  # as when the child ends
+        await pilot.pause()
+        assert app.focused is screen.query_one("#live-start")

@@ -105,9 +105,10 @@ class EvaluationScreen(Screen[None]):
     BINDINGS = [
         Binding("e", "evaluate", "Evaluate"),
         Binding("r", "rescan", "Rescan"),
-        Binding("m", "export('md')", "Markdown"),
-        Binding("c", "export('csv')", "CSV"),
-        Binding("j", "export('json')", "JSON"),
+        # short: at 120 columns the footer must still show the app's 1-4, ?, q
+        Binding("m", "export('md')", "MD", tooltip="Write Tables 1 and 2 as Markdown"),
+        Binding("c", "export('csv')", "CSV", tooltip="Write Tables 1 and 2 as CSV"),
+        Binding("j", "export('json')", "JSON", tooltip="Write the reports as JSON"),
     ]
 
     DEFAULT_CSS = """

@@ -61,6 +61,7 @@ class LiveScreen(Screen[None]):
     """Webcam or video: current label, seven probabilities, faces, FPS and stage latencies."""
 
     # focus Start, not the source field: a focused Input would swallow the app's 1-4 and q keys
+    # (escape leaves a field: FerApp's leave_field)
     AUTO_FOCUS = "#live-start"
     BINDINGS = [
         Binding("s", "start", "Start"),
@@ -164,8 +165,17 @@ class LiveScreen(Screen[None]):
         self.query_one("#live-display", Static).update(text)
 
     def watch_running(self, value: bool) -> None:
-        self.query_one("#live-start", Button).disabled = value
-        self.query_one("#live-stop", Button).disabled = not value
+        start = self.query_one("#live-start", Button)
+        stop = self.query_one("#live-stop", Button)
+        # enable and focus one button before disabling the other: left to itself, the focus
+        # leaves a disabled button for the next widget, the source field, which then takes
+        # x, t and 1-4 as text. A start always focuses Stop (also from the source field, where
+        # enter starts); the end gives Start the focus back when Stop had it.
+        enabled, disabled = (stop, start) if value else (start, stop)
+        enabled.disabled = False
+        if self.focused in (None, disabled) or value:
+            enabled.focus()
+        disabled.disabled = True
 
     def _show_error(self, text: str | None) -> None:
         panel = self.query_one("#live-error", Static)

@@ -1,4 +1,8 @@
-"""The confusion matrix as a heat-map table: counts, shaded by the row-normalised fraction."""
+"""The confusion matrix as a heat-map table: counts, shaded by the row-normalised fraction.
+
+Each cell is two lines, the count over its share of the row, so that the seven columns fit
+beside the Evaluation screen's checkpoint list in a 120-column terminal.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from textual.widgets import DataTable
 
 
 class ConfusionTable(DataTable):
-    """Rows are true classes, columns predictions; a cell shows `count  pct%` of its row."""
+    """Rows are true classes, columns predictions; a cell shows the count over `pct%` of its
+    row."""
 
     DEFAULT_CSS = """
     ConfusionTable { height: auto; }
@@ -39,9 +44,9 @@ class ConfusionTable(DataTable):
                 diag = names[j] == name
                 cells.append(
                     Text(
-                        f"{n:>5} {f:4.0%}",
+                        f"{n}\n{f:.0%}",
                         justify="right",
                         style=f"{'bold ' if diag else ''}{fg} on {bg.hex}",
                     )
                 )
-            self.add_row(*cells, key=name)
+            self.add_row(*cells, key=name, height=2)

@@ -3,21 +3,57 @@
 
 The rows come from `fer_tui.evaluation.tables` (table1_rows, table2_rows), the same ones the
 CLI prints; these widgets only colour them: green where ours beats the paper, red where it
-falls short.
+falls short. Both put the paper's figures and the difference in rows under ours, not in
+columns beside them, and use short headers, so that every column fits beside the Evaluation
+screen's checkpoint list in a 120-column terminal. Table 1's model names are shortened to the
+room left (the Table 2 title names the highlighted model in full).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import DataTable
 
 from fer_tui.evaluation.formatting import fmt
 from fer_tui.evaluation.metrics import METRICS
-from fer_tui.evaluation.tables import TABLE1_COLUMNS, TABLE1_HEADERS, table1_rows, table2_rows
+from fer_tui.evaluation.tables import TABLE1_COLUMNS, model_label, table1_rows, table2_rows
 
-_SHORT = {"precision": "P", "recall": "R", "f1-score": "F1", "auc": "AUC"}
+#: Table 1's headers on screen (the CLI and exports spell them out: TABLE1_HEADERS)
+TABLE1_SHORT = {
+    "precision": "Prec.",
+    "recall": "Recall",
+    "f1-score": "F1",
+    "support": "Support",
+    "accuracy": "Acc.",
+    "auc": "AUC\nmacro",
+    "auc_weighted": "AUC\nwtd.",
+}
+#: Table 2's columns (class rows: precision, recall, F1, support, one-vs-rest AUC)
+TABLE2_COLUMNS = (*METRICS, "support", "auc")
+TABLE2_SHORT = {
+    "precision": "Prec.",
+    "recall": "Recall",
+    "f1-score": "F1",
+    "support": "Support",
+    "auc": "AUC",
+}
+#: checkpoint files named for what they are in a run dir, not for the model: keep the run's name
+RUN_FILES = ("best.pt", "last.pt", "ema.pt")
+#: Table 1's model names are never cut shorter than this
+MIN_LABEL = 12
+
+_KIND_STYLE = {
+    "model": "bold",
+    "paper": "italic",
+    "delta": "dim",
+    "mean": "bold",
+    "ensemble": "bold",
+}
 
 
 def _cell(value: Any, *, diff: float | None = None, signed: bool = False, style: str = "") -> Text:
@@ -25,6 +61,40 @@ def _cell(value: Any, *, diff: float | None = None, signed: bool = False, style:
     if diff is not None and abs(diff) >= 5e-4:
         style = "green" if diff > 0 else "red"
     return Text(fmt(value, signed=signed), style=style, justify="right")
+
+
+def _header_width(label: str) -> int:
+    return max(cell_len(line) for line in label.splitlines())
+
+
+def shorten(text: str, room: int) -> str:
+    """`text` cut to `room` cells with an ellipsis in the middle (both ends say the most)."""
+    if cell_len(text) <= room:
+        return text
+    if room <= 1:
+        return "…"[:room]
+    tail = room // 2
+    return text[: room - 1 - tail] + "…" + text[len(text) - tail :]
+
+
+def model_names(report: dict[str, Any]) -> list[str]:
+    """A model's name in Table 1, longest first: `resnet18 checkpoints/resnet18.pt`, then the
+    file (`resnet18.pt`) or, for a run's best.pt, `<run>/best.pt` and the run's name."""
+    full = model_label(report)
+    path = Path(str(report.get("model", {}).get("checkpoint", "")))
+    if not path.name or full.startswith("ensemble"):
+        return [full]
+    if path.name not in RUN_FILES or not path.parent.name:
+        return [full, path.name]
+    return [full, f"{path.parent.name}/{path.name}", path.parent.name]
+
+
+def fit_name(names: list[str], room: int) -> str:
+    """The longest of `names` that fits in `room` cells, else the shortest one cut to fit."""
+    for name in names:
+        if cell_len(name) <= room:
+            return name
+    return shorten(names[-1], room)
 
 
 class Table1View(DataTable):
@@ -36,17 +106,28 @@ class Table1View(DataTable):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=False, header_height=2, **kwargs)
         self.rows_meta: list[dict[str, Any]] = []
+        self._reports: list[dict[str, Any]] = []
+        self._ensemble: dict[str, Any] | None = None
+        self._names_fitted: int | None = None
+        """The room the model names were last fitted to."""
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         self.add_column("Model", key="label")
         for c in TABLE1_COLUMNS:
-            self.add_column(TABLE1_HEADERS[c], key=c)
+            self.add_column(TABLE1_SHORT[c], key=c)
 
     def show(self, reports: list[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> None:
-        self.clear()
+        self._reports, self._ensemble = list(reports), ensemble
         self.rows_meta = table1_rows(reports, ensemble) if reports else []
+        self._fill_rows()
+
+    def _number_cells(self) -> list[list[Text]]:
+        rows = []
         for i, row in enumerate(self.rows_meta):
             kind = row["kind"]
             diffs: dict[str, float | None] = {}
@@ -54,14 +135,7 @@ class Table1View(DataTable):
                 nxt = self.rows_meta[i + 2] if i + 2 < len(self.rows_meta) else None
                 if nxt is not None and nxt["kind"] == "delta" and nxt["model"] == row["model"]:
                     diffs = {c: nxt.get(c) for c in TABLE1_COLUMNS}
-            label_style = {
-                "model": "bold",
-                "paper": "italic",
-                "delta": "dim",
-                "mean": "bold",
-                "ensemble": "bold",
-            }[kind]
-            cells = [Text(row["label"], style=label_style)]
+            cells = []
             for c in TABLE1_COLUMNS:
                 if kind == "delta":
                     cells.append(_cell(row[c], diff=row[c], signed=True))
@@ -69,7 +143,43 @@ class Table1View(DataTable):
                     cells.append(_cell(row[c], style="italic"))
                 else:
                     cells.append(_cell(row[c], diff=diffs.get(c)))
-            self.add_row(*cells, key=str(i))
+            rows.append(cells)
+        return rows
+
+    def _name_room(self, numbers: list[list[Text]]) -> int:
+        """Cells left for the model names beside the number columns, at the current width."""
+        pad = 2 * self.cell_padding
+        used = pad  # the name column's own padding
+        for j, c in enumerate(TABLE1_COLUMNS):
+            widest = max((row[j].cell_len for row in numbers), default=0)
+            used += pad + max(_header_width(TABLE1_SHORT[c]), widest)
+        width = self.scrollable_content_region.width
+        return max(MIN_LABEL, width - used) if width > 0 else 10**6
+
+    def _row_name(self, row: dict[str, Any], room: int) -> str:
+        if row["kind"] == "model":
+            return fit_name(model_names(self._reports[row["model"]]), room)
+        if row["kind"] == "ensemble" and self._ensemble is not None:
+            return fit_name(model_names(self._ensemble), room)
+        return fit_name([row["label"]], room)
+
+    def _fill_rows(self) -> None:
+        cursor = self.cursor_row
+        numbers = self._number_cells()
+        room = self._name_room(numbers)
+        self._names_fitted = room
+        # the columns too: a cleared DataTable keeps the widths its old rows needed
+        self.clear(columns=True)
+        self._add_columns()
+        for i, (row, cells) in enumerate(zip(self.rows_meta, numbers, strict=True)):
+            label = Text(self._row_name(row, room), style=_KIND_STYLE[row["kind"]])
+            self.add_row(label, *cells, key=str(i))
+        if 0 <= cursor < self.row_count:
+            self.move_cursor(row=cursor, animate=False)
+
+    def on_resize(self, event: Resize) -> None:
+        if self.rows_meta and self._name_room(self._number_cells()) != self._names_fitted:
+            self._fill_rows()
 
     def model_at(self, row_index: int) -> int | str | None:
         """The model index a row belongs to (None: the mean row; ENSEMBLE: the ensemble)."""
@@ -79,7 +189,8 @@ class Table1View(DataTable):
 
 
 class ClassTableView(DataTable):
-    """Table 2: per class P/R/F1/support/AUC, each beside the paper's and the delta."""
+    """Table 2: per class P/R/F1/support/AUC, with the paper's figures and the difference in
+    the two rows under each class; then the macro and weighted averages."""
 
     DEFAULT_CSS = """
     ClassTableView { height: auto; max-height: 100%; }
@@ -90,25 +201,30 @@ class ClassTableView(DataTable):
 
     def on_mount(self) -> None:
         self.add_column("Class", key="label")
-        self.add_column("Support", key="support")
-        for m in (*METRICS, "auc"):
-            s = _SHORT[m]
-            self.add_column(s, key=m)
-            self.add_column(f"paper {s}", key=f"paper_{m}")
-            self.add_column(f"Δ{s}", key=f"delta_{m}")
+        for c in TABLE2_COLUMNS:
+            self.add_column(TABLE2_SHORT[c], key=c)
 
     def show(self, report: dict[str, Any] | None) -> None:
         self.clear()
         if report is None:
             return
         for row in table2_rows(report):
-            style = "bold" if row["kind"] == "avg" else ""
-            cells = [Text(row["label"], style=style), _cell(row["support"])]
-            for m in (*METRICS, "auc"):
-                d = row[f"delta_{m}"]
-                cells += [
-                    _cell(row[m], diff=d, style=style),
-                    _cell(row[f"paper_{m}"], style="italic"),
-                    _cell(d, diff=d, signed=True),
-                ]
-            self.add_row(*cells, key=row["label"])
+            if row["kind"] == "avg":
+                cells = [_cell(row[c], style="bold") for c in TABLE2_COLUMNS]
+                self.add_row(Text(row["label"], style="bold"), *cells, key=row["label"])
+                continue
+            name = row["label"]
+            ours = [
+                _cell(row[c], diff=row.get(f"delta_{c}")) if c != "support" else _cell(row[c])
+                for c in TABLE2_COLUMNS
+            ]
+            self.add_row(Text(name), *ours, key=name)
+            # the paper prints no support per class in Table 2
+            paper = [_cell(row.get(f"paper_{c}"), style="italic") for c in TABLE2_COLUMNS]
+            self.add_row(Text("  paper", style="italic"), *paper, key=f"{name}:paper")
+            deltas = [Text("")] * len(TABLE2_COLUMNS)
+            for j, c in enumerate(TABLE2_COLUMNS):
+                if c != "support":
+                    d = row.get(f"delta_{c}")
+                    deltas[j] = _cell(d, diff=d, signed=True)
+            self.add_row(Text("  Δ", style="dim"), *deltas, key=f"{name}:delta")

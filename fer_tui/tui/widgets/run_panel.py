@@ -96,10 +96,11 @@ class RunPanel(Vertical):
         self.add_class(f"-{view.status}")
         self.border_title = f"{view.arch} · {view.recipe}"
         self.border_subtitle = view.run_id
-        where = f" on {view.device}" if view.device else ""
-        if view.precision:
-            where += f" · {view.precision}"
-        status_label.update(f"{view.status}{where} · epoch {view.epochs_text}")
+        # status and epoch first: a third of 120 columns cuts what does not fit at the end
+        where = " ".join(x for x in (view.device, view.precision) if x)
+        status_label.update(
+            f"{view.status} · epoch {view.epochs_text}" + (f" · {where}" if where else "")
+        )
         bar = self.query_one(ProgressBar)
         bar.update(total=max(view.epochs, 1), progress=view.progress)
         speed = [
