@@ -25,7 +25,8 @@ On the Evaluation screen, tick **Ensemble of the picks** (with two or more check
 picked) and press `e`: the mean of their probabilities is evaluated as one more model, in the
 last row of Table 1, with its own Table 2, confusion matrix and ROC.
 
-Every screen has a command-line twin: `fer-tui stats|train|evaluate|live|export --help`.
+Every screen has a command-line twin: `fer-tui stats|train|evaluate|live|export --help`;
+`fer-tui ship` turns a finished run into a checkpoint.
 
 Press `Esc` to close.
 """

@@ -202,7 +202,7 @@ class LiveScreen(Screen[None]):
         argv = [*fer_tui_command("live"), "--output", "-", "--source", source, "--realtime"]
         if checkpoint:
             argv += ["--checkpoint", checkpoint]
-        else:  # let the child look for the newest best.pt where this app looks
+        else:  # the child picks the default model (the live-size one first) where we look
             argv += ["--runs-dir", str(self.settings.runs_dir)]
         if self.terminal_only:
             w, h = self.preview_size
