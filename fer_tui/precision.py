@@ -8,6 +8,12 @@
     fp16  fp16 autocast with a grad scaler on CUDA; fp32 on a CPU (fp16 is a GPU format)
     off   fp32
 
+One exception on the CPU: a 3x3 stride-2 convolution over a 1x1 map gets non-finite weight
+gradients in bf16 autocast (PyTorch 2.14's oneDNN kernel, about one step in three), which leaves
+NaNs in the weights. ResNets reach that when layer4 (or an earlier stage) sees a 1x1 map: images
+of 16 px or less with the ImageNet stem, 8 px with "compact". There `auto` trains in fp32 and
+a forced `bf16` is a configuration error.
+
 Weights, optimizer state and checkpoints stay fp32 whatever runs inside autocast. Nothing here
 imports torch: the CPU check reads /proc/cpuinfo, so the Training screen can show it cheaply.
 """
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+
+from fer_tui.errors import ConfigError
 
 #: CPU flags (Linux /proc/cpuinfo) of native bf16 arithmetic: AVX-512 BF16 (Zen 4, Cooper
 #: Lake and later) and AMX (Sapphire Rapids and later).
@@ -44,8 +52,24 @@ def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
     return any(f in flags for f in NATIVE_BF16_FLAGS)
 
 
+#: how much each stem shrinks a face before layer4's first (stride-2) convolution
+_SHRINK_BEFORE_LAYER4 = {"imagenet": 16, "compact": 8, "cifar": 4}
+
+
+def layer4_input_side(stem: str, image_size: int) -> int:
+    """Side of the map that layer4's first stride-2 convolution sees (the smallest a stride-2
+    convolution of the model sees): 3 for a 48 px face with the ImageNet stem."""
+    shrink = _SHRINK_BEFORE_LAYER4.get(stem, 16)
+    return -(-image_size // shrink)
+
+
 def resolve_precision(
-    amp: str, device_type: str, *, cuda_bf16: bool = True, native_cpu_bf16: bool | None = None
+    amp: str,
+    device_type: str,
+    *,
+    cuda_bf16: bool = True,
+    native_cpu_bf16: bool | None = None,
+    smallest_map: int | None = None,
 ) -> str:
     """ "bf16", "fp16" or "fp32": what `train.amp` means on a device of `device_type`.
 
@@ -54,10 +78,19 @@ def resolve_precision(
         device_type: "cuda" or "cpu" (anything else trains in fp32 unless forced to bf16).
         cuda_bf16: whether the GPU supports bf16 (`torch.cuda.is_bf16_supported()`).
         native_cpu_bf16: whether the CPU has native bf16; None reads /proc/cpuinfo.
+        smallest_map: `layer4_input_side` for the smallest images the run trains on; 1 rules
+            out bf16 on the CPU (see the module docstring).
     """
     if amp == "off":
         return "fp32"
+    cpu_bf16_breaks = device_type == "cpu" and smallest_map is not None and smallest_map <= 1
     if amp == "bf16":
+        if cpu_bf16_breaks:
+            raise ConfigError(
+                'train.amp = "bf16" on the CPU with images this small (layer4 sees a 1x1 '
+                "map) leaves NaNs in the weights (a PyTorch CPU kernel bug): use amp = "
+                '"auto" or "off", or larger images (model.image_size, train.low_res_size)'
+            )
         return "bf16"
     if device_type == "cuda":
         if amp == "fp16":
@@ -66,4 +99,4 @@ def resolve_precision(
     if amp == "fp16" or device_type != "cpu":
         return "fp32"
     native = cpu_has_native_bf16() if native_cpu_bf16 is None else native_cpu_bf16
-    return "bf16" if native else "fp32"
+    return "bf16" if native and not cpu_bf16_breaks else "fp32"

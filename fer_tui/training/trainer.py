@@ -24,7 +24,7 @@ from fer_tui.augment import BatchAugment
 from fer_tui.config import RunConfig
 from fer_tui.errors import FerError, RunError
 from fer_tui.models import build_model, resolve_device
-from fer_tui.precision import resolve_precision
+from fer_tui.precision import layer4_input_side, resolve_precision
 from fer_tui.preprocess import to_input
 from fer_tui.progress import ProgressBar
 from fer_tui.runs import EventWriter
@@ -111,7 +111,13 @@ class Trainer(CheckpointState):
             self.optimizer, lr_lambda(t, self.steps_per_epoch)
         )
         cuda_bf16 = self.device.type != "cuda" or torch.cuda.is_bf16_supported()
-        self.precision = resolve_precision(t.amp, self.device.type, cuda_bf16=cuda_bf16)
+        smallest = min(m.image_size, t.low_res_size or m.image_size)
+        self.precision = resolve_precision(
+            t.amp,
+            self.device.type,
+            cuda_bf16=cuda_bf16,
+            smallest_map=layer4_input_side(m.stem, smallest),
+        )
         """What autocast computes in: "bf16", "fp16" or "fp32" (weights stay fp32)."""
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.use_amp = self.amp_dtype is not None

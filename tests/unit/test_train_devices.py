@@ -18,7 +18,7 @@ from torch.overrides import TorchFunctionMode
 
 from fer_tui import precision
 from fer_tui.config import from_dict
-from fer_tui.errors import FerError
+from fer_tui.errors import ConfigError, FerError
 from fer_tui.models import load_checkpoint, read_checkpoint
 from fer_tui.runs import read_events
 from fer_tui.training import checkpoints
@@ -48,8 +48,10 @@ BASE = {
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def config(**train_fields):
+def config(model: dict | None = None, **train_fields):
     raw = {**BASE, "train": {**BASE["train"], **train_fields}}
+    if model:
+        raw["model"] = {**BASE["model"], **model}
     return from_dict(raw)
 
 
@@ -59,10 +61,14 @@ def arrays() -> Arrays:
     return Arrays(x, y, x[::2], y[::2], "test", "synthetic")
 
 
-def trainer(run_dir: Path | None, **train_fields) -> Trainer:
+#: the smallest model that bf16 autocast on the CPU trains soundly (layer4 sees 2x2, not 1x1)
+BF16_SAFE = {"stem": "compact"}
+
+
+def trainer(run_dir: Path | None, model: dict | None = None, **train_fields) -> Trainer:
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-    return Trainer(config(**train_fields), run_dir, arrays())
+    return Trainer(config(model, **train_fields), run_dir, arrays())
 
 
 def fit(t: Trainer, **kwargs) -> dict:
@@ -123,7 +129,7 @@ def test_auto_trains_in_bf16_on_a_cpu_with_native_bf16_and_says_so(
 ) -> None:
     """The start event (which the Training screen shows) names the precision that ran."""
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda flags=None: True)
-    t = trainer(tmp_path / "bf16", amp="auto", epochs=1)
+    t = trainer(tmp_path / "bf16", BF16_SAFE, amp="auto", epochs=1)
     assert t.precision == "bf16" and t.use_amp and not t.scaler.is_enabled()
     fit(t)
     start = read_events(tmp_path / "bf16")[0]
@@ -132,7 +138,26 @@ def test_auto_trains_in_bf16_on_a_cpu_with_native_bf16_and_says_so(
     ckpt = read_checkpoint(tmp_path / "bf16" / "last.pt")
     assert all(v.dtype == torch.float32 for v in ckpt["model"].values() if v.is_floating_point())
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda flags=None: False)
-    assert trainer(None, amp="auto").precision == "fp32"
+    assert trainer(None, BF16_SAFE, amp="auto").precision == "fp32"
+
+
+def test_bf16_is_not_used_on_the_cpu_where_layer4_would_see_a_1x1_map(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 3x3 stride-2 conv over a 1x1 map gets non-finite weight gradients in CPU bf16
+    autocast (torch's oneDNN kernel), so such a model trains in fp32 under auto, and a forced
+    bf16 is a configuration error naming the fix."""
+    assert precision.layer4_input_side("imagenet", 48) == 3
+    assert precision.layer4_input_side("imagenet", 16) == 1
+    assert precision.layer4_input_side("compact", 16) == 2
+    assert precision.layer4_input_side("cifar", 48) == 12
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda flags=None: True)
+    assert trainer(None, amp="auto").precision == "fp32"  # ImageNet stem, 16 px
+    assert trainer(None, BF16_SAFE, amp="auto").precision == "bf16"
+    with pytest.raises(ConfigError, match="1x1 map"):
+        trainer(None, amp="bf16")
+    # on a GPU the kernel is cuDNN's, which has no such flaw
+    assert precision.resolve_precision("auto", "cuda", smallest_map=1) == "bf16"
 
 
 @pytest.mark.slow
@@ -141,7 +166,7 @@ def test_a_bf16_loss_curve_follows_the_fp32_one(tmp_path: Path) -> None:
     fp32's (a broken autocast path, e.g. a loss computed in bf16, drifts far off)."""
     curves = {}
     for amp in ("off", "bf16"):
-        t = trainer(tmp_path / amp, amp=amp, epochs=4, lr=0.01, log_every_steps=7)
+        t = trainer(tmp_path / amp, BF16_SAFE, amp=amp, epochs=4, lr=0.01, log_every_steps=7)
         fit(t)
         curves[amp] = [e["train_loss"] for e in read_events(tmp_path / amp) if e["type"] == "epoch"]
     assert len(curves["off"]) == len(curves["bf16"]) == 4
