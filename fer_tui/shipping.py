@@ -11,7 +11,12 @@ run's metadata, plus `selection`, a sentence saying exactly how the weights were
   picked by it: the test split is for reporting, so the last epoch is shipped.
 
 Only a run that finished its schedule ships, unless asked for (`unfinished`), and the selection
-then says where it stopped. Nothing here imports torch until a checkpoint is read.
+then says where it stopped.
+
+With `adjust_logits`, a post-hoc logit adjustment for the rare classes is tuned on the run's
+holdout from train (see `fer_tui.logit_adjustment`) and folded into the final layer's bias; a run
+that validated on the test split cannot have one. Nothing here imports torch until a checkpoint
+is read.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 from fer_tui.config import RunConfig
 from fer_tui.errors import FerError, RunError
+from fer_tui.logit_adjustment import Adjustment, class_prior, tune
 from fer_tui.runs import CONFIG, EMA, EVENTS, LAST, RunState, read_config, read_run
 
 #: --weights: "auto" (the EMA when it won on a holdout, else last), "last" or "ema".
@@ -151,6 +157,8 @@ def ship_run(
     weights: str = "auto",
     replace: bool = False,
     unfinished: bool = False,
+    adjust_logits: bool = False,
+    data: str | os.PathLike[str] | None = None,
 ) -> Shipped:
     """Write the run's chosen weights as `<checkpoints_dir>/<name>.pt` in fp16.
 
@@ -161,6 +169,10 @@ def ship_run(
         weights: "auto", "last" or "ema" (see `choose_weights`).
         replace: overwrite an existing file of that name.
         unfinished: ship a run that stopped before the end of its schedule.
+        adjust_logits: tune a logit adjustment on the run's holdout and fold it into the
+            weights (it stays off when it does not help there).
+        data: the dataset, when it is no longer where the run's config says (for
+            `adjust_logits`, which reads the holdout).
 
     Returns:
         What was written. Raises a FerError (RunError, CheckpointError) for anything the
@@ -180,6 +192,12 @@ def ship_run(
     choice = choose_weights(run_dir, state, cfg, weights, unfinished=unfinished)
     if out.exists() and not replace:
         raise RunError(f"{out} exists: pass --replace to overwrite it (with a better model only)")
+    if adjust_logits and cfg.data.val != "holdout":
+        raise RunError(
+            f"{run_dir} validated on the test split, so it has no holdout to tune a logit "
+            f"adjustment on (the test split never chooses anything): ship it without "
+            f'--adjust-logits, or train with data.val = "holdout"'
+        )
 
     from fer_tui.models import read_checkpoint, save_checkpoint  # deferred: imports torch
 
@@ -194,11 +212,60 @@ def ship_run(
     step = int(ckpt.get("step_in_epoch") or 0)
     if choice.path.name == LAST and step:  # saved by a stop in the middle of an epoch
         selection += f", and {step} steps into epoch {int(ckpt.get('epoch') or 0) + 1}"
-    meta = {**ckpt["meta"], "selection": selection, "source_run": run_dir.name}
+    weights_sd = ckpt["model"]
+    meta = dict(ckpt["meta"])
+    if adjust_logits:
+        adjustment = tune_on_holdout(choice.path, cfg, data)
+        weights_sd = fold_bias(weights_sd, adjustment.bias)
+        meta["logit_adjustment"] = adjustment.as_meta(list(meta["classes"]))
+        selection += f"; {adjustment.describe()}"
+    meta.update(selection=selection, source_run=run_dir.name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, ckpt["model"], meta, half=True)
+    save_checkpoint(out, weights_sd, meta, half=True)
     arch = str(meta.get("arch") or state.arch)
     return Shipped(out, arch, selection, out.stat().st_size, run_dir)
+
+
+# --- logit adjustment ---------------------------------------------------------------------
+
+
+def tune_on_holdout(
+    checkpoint: Path, cfg: RunConfig, data: str | os.PathLike[str] | None = None
+) -> Adjustment:
+    """Tune the logit adjustment of `checkpoint` on the holdout its run validated on: the same
+    faces (the config's dataset, limit and holdout fraction, cut the same way), and the class
+    prior of the faces it trained on."""
+    from dataclasses import replace as with_fields
+
+    from fer_tui.data.load import load_dataset
+    from fer_tui.models import load_checkpoint, predict_proba
+    from fer_tui.training.arrays import prepare_arrays
+
+    source = data if data is not None else cfg.data.path
+    if source is None:
+        raise RunError(
+            "the run's config does not say where its dataset is: give it with --data "
+            "(the holdout is cut from its train split)"
+        )
+    cfg = with_fields(cfg, data=with_fields(cfg.data, path=str(source)))
+    arrays = prepare_arrays(cfg, load_dataset(source))
+    model, meta = load_checkpoint(checkpoint)
+    probs = predict_proba(model, meta, arrays.val_x)
+    prior = class_prior(arrays.train_y, int(meta["num_classes"]))
+    return tune(probs, arrays.val_y, prior)
+
+
+def fold_bias(state_dict: dict[str, Any], bias: Any) -> dict[str, Any]:
+    """A copy of `state_dict` with `bias` added to the final layer's bias (`fc.bias`, or
+    `fc.1.bias` behind dropout)."""
+    import torch
+
+    key = "fc.bias" if "fc.bias" in state_dict else "fc.1.bias"
+    if key not in state_dict:
+        raise RunError("the checkpoint has no final-layer bias (fc.bias) to fold the adjustment in")
+    old = state_dict[key]
+    new = old.float() + torch.as_tensor(bias, dtype=torch.float32, device=old.device)
+    return {**state_dict, key: new.to(old.dtype)}
 
 
 # --- curves -------------------------------------------------------------------------------

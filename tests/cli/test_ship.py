@@ -282,3 +282,42 @@ def test_nothing_to_do_is_an_error(runs: dict[str, Path], capsys) -> None:
     """Neither --name nor --png: exit 2, saying which to give."""
     assert main(["ship", str(runs["holdout"])]) == 2
     assert "--name" in capsys.readouterr().err
+
+
+def test_adjust_logits_tunes_on_the_holdout_and_folds_into_the_bias(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    """--adjust-logits records what it tuned on the run's holdout, says so in the selection,
+    and the shipped final-layer bias is the run's plus the recorded adjustment."""
+    run, out = runs["holdout"], tmp_path / "ckpts"
+    assert ship(run, out, "--weights", "last", "--adjust-logits") == 0
+    meta = shipped_meta(out)
+    adj = meta["logit_adjustment"]
+    assert adj["holdout_size"] > 0 and 0 <= adj["tau"] <= 1.5
+    assert list(adj["bias"]) == meta["classes"]
+    assert meta["selection"].startswith("last epoch (2); ")
+    assert ("logit adjustment tau" in meta["selection"]) == (adj["tau"] > 0)
+    shipped = read_checkpoint(out / "model.pt")["model"]["fc.bias"].float()
+    source = read_checkpoint(run / LAST)["model"]["fc.bias"].float()
+    expected = source + torch.tensor(list(adj["bias"].values()))
+    assert torch.allclose(shipped, expected, atol=2e-3)
+    assert "adjustment" in capsys.readouterr().out
+
+
+def test_adjust_logits_refuses_a_run_without_a_holdout(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "ckpts"
+    assert ship(runs["test"], out, "--adjust-logits") == 2
+    err = capsys.readouterr().err
+    assert "validated on the test split" in err and "without --adjust-logits" in err
+    assert not out.exists()
+
+
+def test_adjust_logits_with_a_moved_dataset_names_the_flag(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "ckpts"
+    assert ship(runs["holdout"], out, "--adjust-logits", "--data", str(tmp_path / "gone")) == 2
+    assert "gone" in capsys.readouterr().err
+    assert not (out / "model.pt").exists()
