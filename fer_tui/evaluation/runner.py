@@ -97,6 +97,9 @@ def model_info(path: str | os.PathLike[str], meta: dict[str, Any], sha: str) -> 
         "recipe": meta.get("recipe"),
         "epoch": meta.get("epoch"),
         "best_metric": meta.get("best_metric"),
+        # how a shipped checkpoint's weights were chosen (fer-tui ship), None for a run's own
+        "selection": meta.get("selection"),
+        "logit_adjustment_tau": (meta.get("logit_adjustment") or {}).get("tau"),
     }
 
 

@@ -302,6 +302,14 @@ def test_adjust_logits_tunes_on_the_holdout_and_folds_into_the_bias(
     expected = source + torch.tensor(list(adj["bias"].values()))
     assert torch.allclose(shipped, expected, atol=2e-3)
     assert "adjustment" in capsys.readouterr().out
+    # evaluate's JSON says how the weights were chosen
+    report = tmp_path / "eval.json"
+    data = Path(read_checkpoint(run / LAST)["meta"]["config"]["data"]["path"])
+    argv = ["evaluate", "--checkpoint", str(out / "model.pt"), "--data", str(data)]
+    assert main([*argv, "--json", str(report)]) == 0
+    model = json.loads(report.read_text())["model"]
+    assert model["selection"] == meta["selection"]
+    assert model["logit_adjustment_tau"] == adj["tau"]
 
 
 def test_adjust_logits_refuses_a_run_without_a_holdout(
