@@ -8,7 +8,8 @@ trained, `tau = 1` the balanced-error optimum.
 
 `tau` is tuned on a holdout from train, never on the test split: the value that gives the best
 macro F1 among those that keep the holdout's accuracy at least where it was. When none raises the
-macro F1 that way, `tau = 0` and the model is left as trained. Because the adjustment is a
+macro F1 that way by `MIN_GAIN` or more (less is noise on a holdout of a few hundred rare
+faces), `tau = 0` and the model is left as trained. Because the adjustment is a
 constant per class, it folds into the bias of the final layer: the shipped checkpoint carries it,
 and evaluation, the live view and exports apply it with no code of their own.
 
@@ -20,6 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+#: the macro-F1 gain on the holdout below which the model is left as trained
+MIN_GAIN = 0.005
 
 #: the values of tau tried on the holdout, smallest first (ties keep the smallest)
 TAUS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(31))  # 0.0 .. 1.5
@@ -48,8 +52,8 @@ class Adjustment:
         n = self.holdout_size
         if not self.applied:
             return (
-                f"no logit adjustment: none raised the macro F1 of the {n}-face holdout without "
-                f"lowering its accuracy ({acc0:.3f})"
+                f"no logit adjustment: none raised the macro F1 of the {n}-face holdout by "
+                f"{MIN_GAIN:g} or more ({f0:.3f}) without lowering its accuracy ({acc0:.3f})"
             )
         return (
             f"logit adjustment tau {self.tau:g} tuned on the {n}-face holdout "
@@ -97,7 +101,8 @@ def tune(
     prior: np.ndarray,
     taus: tuple[float, ...] = TAUS,
 ) -> Adjustment:
-    """The tau (from `taus`) with the best holdout macro F1 whose accuracy is not below tau 0's.
+    """The tau (from `taus`) with the best holdout macro F1 whose accuracy is not below tau 0's,
+    or 0 when the best gains less than `MIN_GAIN`.
 
     Args:
         probs: (N, C) softmax probabilities of the holdout faces, as trained.
@@ -118,6 +123,8 @@ def tune(
         acc, f1 = scores((log_p - tau * log_prior).argmax(1), labels, num_classes)
         if acc >= base[0] and f1 > best[1] + 1e-9:
             best_tau, best = tau, (acc, f1)
+    if best[1] - base[1] < MIN_GAIN:
+        best_tau, best = 0.0, base
     return Adjustment(
         tau=best_tau,
         bias=-best_tau * log_prior,

@@ -57,6 +57,19 @@ def test_no_adjustment_when_every_tau_costs_accuracy() -> None:
     assert adj.describe().startswith("no logit adjustment: none raised the macro F1")
 
 
+def test_a_gain_within_noise_leaves_the_model_as_trained() -> None:
+    """One rare face in 2,000 found by tau 0.05 is not worth changing the model for."""
+    labels = np.array([0] * 1800 + [1] * 200)
+    probs = np.tile([0.9, 0.1], (2000, 1))
+    probs[1800:] = [0.1, 0.9]
+    probs[1800] = [0.52, 0.48]  # missed, found from tau 0.05
+    prior = class_prior(labels, 2)
+    adj = tune(probs, labels, prior)
+    assert adj.tau == 0 and not adj.applied
+    found = scores((np.log(probs) - 0.05 * np.log(prior)).argmax(1), labels, 2)
+    assert found[0] > adj.accuracy[0] and 0 < found[1] - adj.macro_f1[0] < 0.005
+
+
 def test_class_prior_counts_a_missing_class_as_one() -> None:
     prior = class_prior(np.array([0, 0, 0, 1]), 3)
     assert prior == pytest.approx([3 / 5, 1 / 5, 1 / 5])
