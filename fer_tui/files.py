@@ -14,12 +14,28 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: the mode of a new file, as open() would make it (mkstemp's temp files are 0600)
+NEW_FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
     """Call `write(file)` on a temp file, then rename it over `path`: a reader sees the old
-    file or the new one, never half of one."""
+    file or the new one, never half of one. The file keeps the mode of the one it replaces, or
+    gets the mode a plain open() would give it."""
     path = Path(path)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import stat
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,18 @@ def test_file_sha256_is_the_hash_of_the_bytes(tmp_path: Path) -> None:
     data = bytes(range(256)) * 5000  # over one 1 MiB chunk
     path.write_bytes(data)
     assert files.file_sha256(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_atomic_writes_get_the_mode_of_a_plain_write(tmp_path: Path) -> None:
+    """A new file is readable as open() would have made it (not the temp file's 0600), and a
+    replaced file keeps its mode."""
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"x")
+    new = tmp_path / "new.pt"
+    files.atomic_write_bytes(new, b"data")
+    assert stat.S_IMODE(new.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    kept = tmp_path / "kept.pt"
+    kept.write_bytes(b"old")
+    kept.chmod(0o640)
+    files.atomic_write_bytes(kept, b"new")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_bytes() == b"new"
