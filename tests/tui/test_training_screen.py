@@ -12,7 +12,7 @@ import types
 from pathlib import Path
 
 import pytest
-from textual.widgets import Button, Input, Select, Static
+from textual.widgets import Button, Input, Select, Sparkline, Static
 
 from fer_tui import launch
 from fer_tui.runs import running_pid
@@ -171,12 +171,17 @@ async def test_appended_epoch_shows_up_live(tmp_path: Path) -> None:
         await app.switch_mode("training")
         await until(pilot, lambda: "epoch 1/5" in panel_text(app, "resnet18"))
         assert statuses(app) == {run.name: "running"}
+        sparklines = app.screen.query_one("#panel-resnet18", RunPanel).query(Sparkline)
+        # one epoch is a number beside an empty curve, not a full-width bar
+        assert sparklines and all(not s.data for s in sparklines)
+        assert "35.0%" in panel_text(app, "resnet18")
         with open(run / "events.jsonl", "a") as f:
             f.write(json.dumps({"v": 1, "t": time.time(), **epoch(2, 5)}) + "\n")
             f.write('{"v": 1, "t": 1, "type": "st')  # a torn line must not break anything
         await until(pilot, lambda: "epoch 2/5" in panel_text(app, "resnet18"))
         panel = app.screen.query_one("#panel-resnet18", RunPanel)
         assert panel.view.val_acc == pytest.approx((0.35, 0.45))
+        assert all(len(s.data) == 2 for s in sparklines)
         assert panel.has_class("-running")
         assert "ETA" in panel_text(app, "resnet18") and "900 img/s" in panel_text(app, "resnet18")
         with open(run / "events.jsonl", "a") as f:

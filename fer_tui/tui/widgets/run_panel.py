@@ -118,7 +118,8 @@ class RunPanel(Vertical):
         for key, _, fmt in CURVES:
             row = self.query_one(f"#curve-{key.replace('_', '-')}", Horizontal)
             values = [v for v in getattr(view, key) if v is not None]
-            row.query_one(Sparkline).data = values
+            # one point is no curve: Textual would fill the whole width with it, like a plateau
+            row.query_one(Sparkline).data = values if len(values) > 1 else []
             row.query_one(".curve-value", Label).update(fmt(values[-1]) if values else "-")
         message.update(_message(view))
 
