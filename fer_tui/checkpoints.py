@@ -1,4 +1,6 @@
-"""Finding checkpoints: the shipped ones in `checkpoints/` and the best.pt of trained runs.
+"""Finding checkpoints: the shipped ones in `checkpoints/` and the final weights of trained runs
+(what `fer-tui ship` would ship: ema.pt or last.pt, never the best.pt that a run validated on
+the test split chose by it).
 
 What a checkpoint holds and how it loads is `fer_tui.models`; this module only looks at files
 and run dirs (no torch), so the screens can list checkpoints before anything heavy loads.
@@ -9,7 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fer_tui.runs import BEST, iter_run_states
+from fer_tui.runs import iter_run_states
+from fer_tui.shipping import final_weights
 
 #: What `fer-tui live` and the Live screen run by default, first found first. The live-size
 #: model leads: resnet18-cpu.pt (the small stem) keeps 30 FPS on two CPU cores with room to
@@ -24,19 +27,20 @@ def shipped_checkpoints(checkpoints_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 def finished_run_checkpoints(runs_dir: str | os.PathLike[str]) -> list[Path]:
-    """best.pt of every run whose trainer said `end`, oldest first."""
+    """The final weights (`shipping.final_weights`) of every run whose trainer said `end`,
+    oldest first."""
     out = []
     for state in iter_run_states(runs_dir):
-        best = state.run_dir / BEST
-        if state.ended == "finished" and best.is_file():
-            out.append(best)
+        weights = final_weights(state.run_dir, state) if state.ended == "finished" else None
+        if weights is not None:
+            out.append(weights)
     return out
 
 
 def find_checkpoint(
     checkpoints_dir: str | os.PathLike[str], runs_dir: str | os.PathLike[str] | None = None
 ) -> Path | None:
-    """The first shipped checkpoint of DEFAULT_CHECKPOINTS, else the best.pt of the newest
+    """The first shipped checkpoint of DEFAULT_CHECKPOINTS, else the final weights of the newest
     finished run, else None."""
     checkpoints_dir = Path(checkpoints_dir)
     for name in DEFAULT_CHECKPOINTS:

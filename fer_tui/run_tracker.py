@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fer_tui.errors import FerError
 from fer_tui.runs import RunState, RunWatcher, list_runs, read_config, running_pid
+from fer_tui.shipping import final_weights
 
 #: The per-epoch series a RunView carries (keys of the `epoch` events).
 SERIES = ("train_loss", "val_loss", "train_acc", "val_acc", "seconds")
@@ -69,9 +70,10 @@ class RunView:
     def resumable(self) -> bool:
         return self.status in ("stopped", "crashed", "failed")
 
-    @property
-    def best_checkpoint(self) -> Path:
-        return self.run_dir / "best.pt"
+    def final_checkpoint(self) -> Path | None:
+        """The weights that stand for the run (reads its files): see shipping.final_weights;
+        for a run that has not finished, its last.pt."""
+        return final_weights(self.run_dir, unfinished=self.status != "finished")
 
     @classmethod
     def from_state(

@@ -149,6 +149,22 @@ def choose_weights(
     )
 
 
+def final_weights(
+    run_dir: str | os.PathLike[str], state: RunState | None = None, *, unfinished: bool = False
+) -> Path | None:
+    """The file of a run that stands for it: what `fer-tui ship --weights auto` would ship
+    (ema.pt when it won on a holdout, else last.pt), never best.pt, which a run validating on
+    the test split chose by the test split. With `unfinished`, a run still training or stopped
+    gives its last.pt. None when there is no such file (or the run did not finish)."""
+    run_dir = Path(run_dir)
+    try:
+        state = state if state is not None else read_run(run_dir)
+        cfg = read_config(run_dir)
+        return choose_weights(run_dir, state, cfg, "auto", unfinished=unfinished).path
+    except FerError:
+        return None
+
+
 def ship_run(
     run_dir: str | os.PathLike[str],
     name: str,

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="model checkpoint, or an .onnx from `fer-tui export` (default: "
         "checkpoints/resnet18-cpu.pt, the live-size model, else checkpoints/resnet18.pt, "
-        "else best.pt of the newest finished run)",
+        "else the final weights of the newest finished run)",
     )
     parser.add_argument(
         "--no-window",
@@ -213,8 +213,8 @@ def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
     if found is None:
         raise FerError(
             "no checkpoint: neither checkpoints/resnet18-cpu.pt nor checkpoints/resnet18.pt is "
-            "here and no finished run has a best.pt. Train one (`fer-tui train --config "
-            "configs/<recipe>.toml`) and pass --checkpoint runs/<run>/best.pt"
+            "here and no run has finished. Train one (`fer-tui train --config "
+            "configs/<recipe>.toml`), or pass --checkpoint runs/<run>/last.pt"
         )
     return found
 

@@ -227,22 +227,29 @@ async def test_bad_checkpoint_shows_an_error_and_select_checkpoint_works(
 
 
 def _fake_run(runs_dir: Path, name: str, finished: bool) -> Path:
-    """A run dir with events (ending in `end` when finished) and a best.pt."""
+    """A run dir of one epoch (events ending in `end` when finished, a config) with last.pt
+    and a best.pt; returns last.pt, its final weights."""
     run = runs_dir / name
     run.mkdir(parents=True)
-    events = [{"v": 1, "t": 1.0, "type": "start", "arch": "resnet18", "epochs": 1}]
+    (run / "config.toml").write_text('name = "tiny"\narchs = ["resnet18"]\n[train]\nepochs = 1\n')
+    events = [
+        {"v": 1, "t": 1.0, "type": "start", "arch": "resnet18", "epochs": 1},
+        {"v": 1, "t": 1.5, "type": "epoch", "epoch": 1, "epochs": 1, "val_acc": 0.5},
+    ]
     if finished:
         events.append({"v": 1, "t": 2.0, "type": "end", "epoch": 1, "best_metric": 0.5})
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    return make_tiny_checkpoint(run / "best.pt")
+    make_tiny_checkpoint(run / "best.pt", seed=1)
+    return make_tiny_checkpoint(run / "last.pt")
 
 
 async def test_finished_runs_are_offered_and_select_checkpoint_before_the_scan(
     tiny_data: Path, tmp_path: Path
 ) -> None:
-    """best.pt of finished runs is listed (the newest picked when nothing is shipped), runs
-    still going are not; select_checkpoint right after switching modes (before the scan has
-    finished) adds that checkpoint to the picks, evaluates, and shows it in Table 2."""
+    """The final weights (last.pt here, never best.pt) of finished runs are listed (the newest
+    picked when nothing is shipped), runs still going are not; select_checkpoint right after
+    switching modes (before the scan has finished) adds that checkpoint to the picks,
+    evaluates, and shows it in Table 2."""
     runs = tmp_path / "runs"
     older = _fake_run(runs, "20260101-000000-resnet18", finished=True)
     newer = _fake_run(runs, "20260103-000000-resnet18", finished=True)
@@ -259,7 +266,7 @@ async def test_finished_runs_are_offered_and_select_checkpoint_before_the_scan(
         assert [r["model"]["checkpoint"] for r in screen.reports] == [str(older), str(newer)]
         picks = screen.query_one("#checkpoints")
         labels = [str(picks.get_option_at_index(i).prompt) for i in range(picks.option_count)]
-        assert labels == ["20260101-000000-resnet18/best.pt", "20260103-000000-resnet18/best.pt"]
+        assert labels == ["20260101-000000-resnet18/last.pt", "20260103-000000-resnet18/last.pt"]
         assert sorted(picks.selected) == [str(older), str(newer)]
         title = str(screen.query_one("#table2-title").render())
-        assert "20260101-000000-resnet18/best.pt" in title
+        assert "20260101-000000-resnet18/last.pt" in title

@@ -218,26 +218,29 @@ async def test_curves_chart_opens_with_all_models(runs: Path) -> None:
         assert isinstance(app.screen, TrainingScreen)
 
 
-async def test_evaluate_opens_the_best_checkpoint(runs: Path, monkeypatch) -> None:
-    """e switches to the Evaluation screen and hands it the selected run's best.pt."""
+async def test_evaluate_opens_the_final_weights(runs: Path, monkeypatch) -> None:
+    """e switches to the Evaluation screen and hands it the selected run's final weights (here
+    a stopped run's last.pt, never its best.pt); a run without weights says so and stays."""
     from fer_tui.tui.screens.evaluation import EvaluationScreen
 
     picked: list[Path] = []
     monkeypatch.setattr(EvaluationScreen, "select_checkpoint", lambda self, p: picked.append(p))
-    best = runs / "20260101-120000-resnet50" / "best.pt"
-    best.write_bytes(b"")
+    run = runs / "20260101-120000-resnet50"
+    (run / "best.pt").write_bytes(b"")
+    last = run / "last.pt"
+    last.write_bytes(b"")
     app = app_for(runs)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.switch_mode("training")
         await until(pilot, lambda: len(statuses(app)) == 4)
-        assert app.screen.query_one(RunList).selected.run_id == best.parent.name  # newest
-        await pilot.press("down")  # the failed run has no best.pt: says so, stays here
+        assert app.screen.query_one(RunList).selected.run_id == run.name  # newest
+        await pilot.press("down")  # the failed run has no weights: says so, stays here
         await pilot.press("e")
         assert isinstance(app.screen, TrainingScreen)
-        assert any("has no best.pt" in n.message for n in app.notifications)
+        assert any("has no weights to evaluate" in n.message for n in app.notifications)
         await pilot.press("up", "e")
         await until(pilot, lambda: isinstance(app.screen, EvaluationScreen))
-        assert picked == [best]
+        assert picked == [last]
 
 
 @pytest.fixture

@@ -5,23 +5,47 @@ from __future__ import annotations
 from pathlib import Path
 
 from fer_tui.checkpoints import find_checkpoint, finished_run_checkpoints, shipped_checkpoints
-from fer_tui.runs import BEST, EventWriter
+from fer_tui.runs import BEST, EMA, LAST, EventWriter
+
+CONFIG = """
+name = "tiny"
+archs = ["resnet18"]
+[data]
+val = "{val}"
+[train]
+epochs = 2
+ema_decay = 0.9
+"""
 
 
-def _run(runs: Path, name: str, last_event: str) -> Path:
+def _run(
+    runs: Path,
+    name: str,
+    last_event: str,
+    *,
+    val: str = "test",
+    acc: float = 0.5,
+    acc_ema: float = 0.4,
+) -> Path:
+    """A run dir that trained 2 epochs (its last event `last_event`) with best.pt, last.pt and
+    ema.pt; returns last.pt."""
     run = runs / name
     run.mkdir(parents=True)
+    (run / "config.toml").write_text(CONFIG.format(val=val))
     with EventWriter(run) as events:
-        events.write("start", arch="resnet18")
+        events.write("start", arch="resnet18", epochs=2)
+        for e in (1, 2):
+            events.write("epoch", epoch=e, epochs=2, val_acc=acc, val_acc_ema=acc_ema)
         events.write(last_event)
-    (run / BEST).write_bytes(b"x")
-    return run / BEST
+    for f in (BEST, LAST, EMA):
+        (run / f).write_bytes(b"x")
+    return run / LAST
 
 
 def test_default_checkpoint_prefers_the_live_size_model(tmp_path: Path) -> None:
     """Without --checkpoint: checkpoints/resnet18-cpu.pt (keeps 30 FPS on a CPU), else
-    resnet18.pt, else best.pt of the newest finished run; an unfinished run is never the
-    default."""
+    resnet18.pt, else the final weights of the newest finished run; an unfinished run is never
+    the default."""
     ckpts, runs = tmp_path / "checkpoints", tmp_path / "runs"
     ckpts.mkdir()
     assert find_checkpoint(ckpts, runs) is None
@@ -39,26 +63,21 @@ def test_default_checkpoint_prefers_the_live_size_model(tmp_path: Path) -> None:
     assert find_checkpoint(ckpts) == ckpts / "resnet18-cpu.pt"
 
 
-def test_finished_runs_offer_their_best_checkpoint(tmp_path: Path) -> None:
-    """Only runs whose trainer said `end` and that have a best.pt are offered, oldest first;
-    shipped checkpoints are every *.pt of the folder, by name."""
-    for name, last in (
-        ("20260101-000000-resnet18", "end"),
-        ("20260102-000000-resnet34", "stopped"),
-        ("20260103-000000-resnet50", "end"),
-        ("20260104-000000-resnet18", "end"),
-    ):
-        run = tmp_path / "runs" / name
-        run.mkdir(parents=True)
-        with EventWriter(run) as events:
-            events.write("start", arch=name[16:])
-            events.write(last)
-        if name != "20260104-000000-resnet18":  # ended before its first epoch: no best.pt
-            (run / BEST).write_bytes(b"x")
-    found = finished_run_checkpoints(tmp_path / "runs")
-    assert [p.parent.name for p in found] == [
-        "20260101-000000-resnet18",
-        "20260103-000000-resnet50",
+def test_finished_runs_offer_their_final_weights(tmp_path: Path) -> None:
+    """Only runs whose trainer said `end` are offered, oldest first, each by the weights
+    `fer-tui ship` would choose: never best.pt (which a run validated on the test split picked
+    by the test split), the EMA where it won on a holdout, else last.pt. Shipped checkpoints are
+    every *.pt of the folder, by name."""
+    runs = tmp_path / "runs"
+    _run(runs, "20260101-000000-resnet18", "end", val="test", acc=0.5, acc_ema=0.9)
+    _run(runs, "20260102-000000-resnet34", "stopped")
+    _run(runs, "20260103-000000-resnet50", "end", val="holdout", acc=0.5, acc_ema=0.6)
+    _run(runs, "20260104-000000-resnet18", "end", val="holdout", acc=0.6, acc_ema=0.5)
+    (runs / "20260104-000000-resnet18" / LAST).unlink()  # its weights were not copied along
+    found = finished_run_checkpoints(runs)
+    assert [(p.parent.name, p.name) for p in found] == [
+        ("20260101-000000-resnet18", LAST),
+        ("20260103-000000-resnet50", EMA),
     ]
     assert finished_run_checkpoints(tmp_path / "nowhere") == []
     (tmp_path / "ckpts").mkdir()

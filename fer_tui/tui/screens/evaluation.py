@@ -1,12 +1,12 @@
 """The Evaluation screen: the paper's Table 1 and Table 2 for the checkpoints you pick.
 
-Checkpoints on offer: the shipped ones (`settings.checkpoints_dir/*.pt`) and `best.pt` of every
-finished run under `settings.runs_dir`. `e` evaluates the picked ones on the test split in a
-thread worker (fer_tui.evaluation, the same code as `fer-tui evaluate`); results are cached per
-(checkpoint, data, split, TTA), and cached ones are shown as soon as the screen opens. With
-"Ensemble" ticked and two or more picks, the mean of their probabilities is one more row of
-Table 1 (`fer-tui evaluate --ensemble`), and its Table 2, confusion matrix and ROC are a row
-highlight away.
+Checkpoints on offer: the shipped ones (`settings.checkpoints_dir/*.pt`) and the final weights
+(ema.pt or last.pt, as `fer-tui ship` would choose) of every finished run under
+`settings.runs_dir`. `e` evaluates the picked ones on the test split in a thread worker
+(fer_tui.evaluation, the same code as `fer-tui evaluate`); results are cached per (checkpoint,
+data, split, TTA), and cached ones are shown as soon as the screen opens. With "Ensemble" ticked
+and two or more picks, the mean of their probabilities is one more row of Table 1 (`fer-tui
+evaluate --ensemble`), and its Table 2, confusion matrix and ROC are a row highlight away.
 Other screens open a checkpoint here with `select_checkpoint(path)` after
 `app.switch_mode("evaluation")`. Torch is only imported inside the worker.
 """

@@ -242,14 +242,16 @@ class TrainingScreen(Screen[None]):
         self.notify(f"resuming {view.run_id} (pid {pid})")
 
     async def action_evaluate(self) -> None:
-        """Open the Evaluation screen on the selected run's best checkpoint."""
+        """Open the Evaluation screen on the selected run's final weights (the EMA or the last
+        epoch, as `fer-tui ship` would choose; a run in progress: its last.pt)."""
         view = self._selected()
         if view is None:
             return
-        checkpoint = view.best_checkpoint
-        if not checkpoint.is_file():
+        checkpoint = view.final_checkpoint()
+        if checkpoint is None:
             self.notify(
-                f"{view.run_id} has no {checkpoint.name} yet (after its first epoch)",
+                f"{view.run_id} has no weights to evaluate yet (last.pt comes after its "
+                f"first epoch)",
                 severity="warning",
             )
             return

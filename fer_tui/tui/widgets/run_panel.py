@@ -134,5 +134,5 @@ def _message(view: RunView) -> str:
     if view.status == "pending":
         return "waiting for the trainer to start"
     if view.status == "finished":
-        return f"finished: e evaluates {view.best_checkpoint.name}"
+        return "finished: e evaluates its final weights"
     return ""
