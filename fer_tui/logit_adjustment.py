@@ -79,20 +79,16 @@ def class_prior(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return counts / counts.sum()
 
 
-def scores(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[float, float]:
-    """(accuracy, macro F1 over the classes present in `labels` or `predicted`)."""
-    predicted, labels = np.asarray(predicted), np.asarray(labels)
+def scores(predicted: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(accuracy, macro F1 over the classes present in `labels` or `predicted`), as sklearn
+    computes them for the evaluation's tables."""
+    from sklearn.metrics import f1_score  # deferred: the screens import this module
+
     if len(labels) == 0:
         return 0.0, 0.0
+    predicted, labels = np.asarray(predicted), np.asarray(labels)
     accuracy = float((predicted == labels).mean())
-    f1s = []
-    for c in range(num_classes):
-        tp = np.sum((predicted == c) & (labels == c))
-        fp = np.sum((predicted == c) & (labels != c))
-        fn = np.sum((predicted != c) & (labels == c))
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return accuracy, float(np.mean(f1s)) if f1s else 0.0
+    return accuracy, float(f1_score(labels, predicted, average="macro"))
 
 
 def tune(
@@ -114,13 +110,12 @@ def tune(
         raise ValueError(
             f"probs {probs.shape}, labels ({len(labels)},) and prior ({len(prior)},) do not fit"
         )
-    num_classes = probs.shape[1]
     log_p = np.log(np.clip(probs, 1e-12, None))
     log_prior = np.log(np.asarray(prior, np.float64))
-    base = scores(log_p.argmax(1), labels, num_classes)
+    base = scores(log_p.argmax(1), labels)
     best_tau, best = 0.0, base
     for tau in taus:
-        acc, f1 = scores((log_p - tau * log_prior).argmax(1), labels, num_classes)
+        acc, f1 = scores((log_p - tau * log_prior).argmax(1), labels)
         if acc >= base[0] and f1 > best[1] + 1e-9:
             best_tau, best = tau, (acc, f1)
     if best[1] - base[1] < MIN_GAIN:

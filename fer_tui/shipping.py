@@ -251,8 +251,6 @@ def tune_on_holdout(
     """Tune the logit adjustment of `checkpoint` on the holdout its run validated on: the same
     faces (the config's dataset, limit and holdout fraction, cut the same way), and the class
     prior of the faces it trained on."""
-    from dataclasses import replace as with_fields
-
     from fer_tui.data.load import load_dataset
     from fer_tui.models import load_checkpoint, predict_proba
     from fer_tui.training.arrays import prepare_arrays
@@ -263,8 +261,7 @@ def tune_on_holdout(
             "the run's config does not say where its dataset is: give it with --data "
             "(the holdout is cut from its train split)"
         )
-    cfg = with_fields(cfg, data=with_fields(cfg.data, path=str(source)))
-    arrays = prepare_arrays(cfg, load_dataset(source))
+    arrays = prepare_arrays(cfg, load_dataset(source))  # cut as the run cut it (limit, fraction)
     model, meta = load_checkpoint(checkpoint)
     probs = predict_proba(model, meta, arrays.val_x)
     prior = class_prior(arrays.train_y, int(meta["num_classes"]))

@@ -33,7 +33,7 @@ def test_a_prior_biased_model_gets_a_tau_that_raises_macro_f1_and_keeps_accuracy
     # the rare class is found more often once adjusted
     adjusted = (np.log(probs) + adj.bias).argmax(1)
     assert (adjusted == 2).sum() > (probs.argmax(1) == 2).sum()
-    assert scores(adjusted, labels, 3) == pytest.approx((acc1, f1))
+    assert scores(adjusted, labels) == pytest.approx((acc1, f1))
     assert adj.describe().startswith(f"logit adjustment tau {adj.tau:g} tuned on the 4000-face")
 
 
@@ -47,8 +47,8 @@ def test_no_adjustment_when_every_tau_costs_accuracy() -> None:
     probs[:10] = [0.55, 0.45]  # ten frequent faces that flip from tau 0.1
     prior = class_prior(labels, 2)
     assert (
-        scores((np.log(probs) - 0.3 * np.log(prior)).argmax(1), labels, 2)[1]
-        > scores(probs.argmax(1), labels, 2)[1]
+        scores((np.log(probs) - 0.3 * np.log(prior)).argmax(1), labels)[1]
+        > scores(probs.argmax(1), labels)[1]
     )
     adj = tune(probs, labels, prior)
     assert not adj.applied and adj.tau == 0
@@ -66,7 +66,7 @@ def test_a_gain_within_noise_leaves_the_model_as_trained() -> None:
     prior = class_prior(labels, 2)
     adj = tune(probs, labels, prior)
     assert adj.tau == 0 and not adj.applied
-    found = scores((np.log(probs) - 0.05 * np.log(prior)).argmax(1), labels, 2)
+    found = scores((np.log(probs) - 0.05 * np.log(prior)).argmax(1), labels)
     assert found[0] > adj.accuracy[0] and 0 < found[1] - adj.macro_f1[0] < 0.005
 
 
