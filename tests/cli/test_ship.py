@@ -8,12 +8,14 @@ on the test split. Tests that need the EMA to win or lose rewrite the last epoch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -310,6 +312,30 @@ def test_adjust_logits_tunes_on_the_holdout_and_folds_into_the_bias(
     model = json.loads(report.read_text())["model"]
     assert model["selection"] == meta["selection"]
     assert model["logit_adjustment_tau"] == adj["tau"]
+
+
+def test_an_applied_adjustment_is_folded_into_the_shipped_bias(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When tuning keeps a tau (forced to 0.5 here: a tiny run gains nothing real), the shipped
+    final-layer bias moves by -tau * log(prior) of the run's training faces, and the selection
+    names it."""
+    from fer_tui import logit_adjustment, shipping
+
+    def tau_half(probs, labels, prior):
+        tuned = logit_adjustment.tune(probs, labels, prior)
+        return dataclasses.replace(tuned, tau=0.5, bias=-0.5 * np.log(prior))
+
+    monkeypatch.setattr(shipping, "tune", tau_half)
+    run, out = runs["holdout"], tmp_path / "ckpts"
+    assert ship(run, out, "--weights", "last", "--adjust-logits") == 0
+    meta = shipped_meta(out)
+    bias = torch.tensor(list(meta["logit_adjustment"]["bias"].values()))
+    assert meta["logit_adjustment"]["tau"] == 0.5 and bias.abs().min() > 0.5
+    assert "; logit adjustment tau 0.5 tuned on the" in meta["selection"]
+    shipped = read_checkpoint(out / "model.pt")["model"]["fc.bias"].float()
+    source = read_checkpoint(run / LAST)["model"]["fc.bias"].float()
+    assert torch.allclose(shipped, source + bias, atol=2e-3)
 
 
 def test_adjust_logits_refuses_a_run_without_a_holdout(
