@@ -25,12 +25,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fer_tui.config import RunConfig
 from fer_tui.errors import FerError, RunError
-from fer_tui.logit_adjustment import Adjustment, class_prior, tune
 from fer_tui.runs import CONFIG, EMA, EVENTS, LAST, RunState, read_config, read_run
+
+if TYPE_CHECKING:  # numpy comes with it: finding a run's weights needs none
+    from fer_tui.logit_adjustment import Adjustment
 
 #: --weights: "auto" (the EMA when it won on a holdout, else last), "last" or "ema".
 WEIGHTS = ("auto", "last", "ema")
@@ -252,6 +254,7 @@ def tune_on_holdout(
     faces (the config's dataset, limit and holdout fraction, cut the same way), and the class
     prior of the faces it trained on."""
     from fer_tui.data.load import load_dataset
+    from fer_tui.logit_adjustment import class_prior, tune
     from fer_tui.models import load_checkpoint, predict_proba
     from fer_tui.training.arrays import prepare_arrays
 

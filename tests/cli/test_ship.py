@@ -320,13 +320,15 @@ def test_an_applied_adjustment_is_folded_into_the_shipped_bias(
     """When tuning keeps a tau (forced to 0.5 here: a tiny run gains nothing real), the shipped
     final-layer bias moves by -tau * log(prior) of the run's training faces, and the selection
     names it."""
-    from fer_tui import logit_adjustment, shipping
+    from fer_tui import logit_adjustment
+
+    real_tune = logit_adjustment.tune
 
     def tau_half(probs, labels, prior):
-        tuned = logit_adjustment.tune(probs, labels, prior)
+        tuned = real_tune(probs, labels, prior)
         return dataclasses.replace(tuned, tau=0.5, bias=-0.5 * np.log(prior))
 
-    monkeypatch.setattr(shipping, "tune", tau_half)
+    monkeypatch.setattr(logit_adjustment, "tune", tau_half)
     run, out = runs["holdout"], tmp_path / "ckpts"
     assert ship(run, out, "--weights", "last", "--adjust-logits") == 0
     meta = shipped_meta(out)
