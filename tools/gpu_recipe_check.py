@@ -90,20 +90,18 @@ def unpack(data: Path, scratch: Path) -> Path:
 
 
 def holdout_curve(run_dir: Path) -> list[dict[str, Any]]:
-    rows = []
-    events = run_dir / "events.jsonl"
-    if not events.is_file():
-        return rows
-    for line in events.read_text().splitlines():
-        e = json.loads(line)
-        if e.get("type") == "epoch":
-            rows.append(
-                {
-                    k: round(e[k], 4) if isinstance(e.get(k), float) else e.get(k)
-                    for k in ("epoch", "train_acc", "val_acc", "val_acc_ema", "seconds")
-                }
-            )
-    return rows
+    from fer_tui.errors import FerError
+    from fer_tui.runs import read_run
+
+    try:
+        history = read_run(run_dir).history
+    except FerError:  # the trainer died before writing its events
+        return []
+    keys = ("epoch", "train_acc", "val_acc", "val_acc_ema", "seconds")
+    return [
+        {k: round(e[k], 4) if isinstance(e.get(k), float) else e.get(k) for k in keys}
+        for e in history
+    ]
 
 
 def evaluate(run_dir: Path, data: Path, device: str, stopped: bool) -> dict[str, Any]:
