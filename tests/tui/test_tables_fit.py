@@ -92,6 +92,38 @@ async def test_table1_names_use_the_room_there_is(tmp_path: Path) -> None:
             assert_all_columns_visible(table)
 
 
+async def test_headers_drawn_before_the_table_settles_line_up_with_the_rows(
+    tmp_path: Path,
+) -> None:
+    """A table refilled and painted at once (a fast machine paints before the table is idle)
+    keeps its header over its columns: Tables 1 and 2 and the confusion matrix."""
+    with world(tmp_path / "world") as make_app:
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await show_evaluation(pilot)
+            screen = app.screen
+            report = screen.reports[0]
+            tabs = screen.query_one("#eval-tabs", TabbedContent)
+            for tab, selector, show in (
+                ("tab-table1", "#table1", lambda t: t.show(screen.reports)),
+                ("tab-table2", "#table2", lambda t: t.show(report)),
+                ("tab-confusion", "#confusion", lambda t: t.show(report)),
+            ):
+                tabs.active = tab
+                await pilot.pause(0.2)
+                table = screen.query_one(selector, DataTable)
+                show(table)
+                table.render_line(0)  # painted now, before the table is idle
+                await pilot.pause()
+                header = table.render_line(0).text
+                at = 0
+                for column in table.ordered_columns:
+                    label = column.label.plain.splitlines()[0]
+                    start = at + table.cell_padding
+                    assert header[start : start + len(label)] == label, (selector, header)
+                    at += column.get_render_width(table)
+
+
 async def test_table2_and_confusion_fit_beside_the_checkpoint_list(tmp_path: Path) -> None:
     """Table 2 (ours, the paper's and the difference per class) and the confusion matrix of
     the highlighted model show every column at 120x40."""

@@ -12,6 +12,8 @@ from rich.text import Text
 from textual.color import Color
 from textual.widgets import DataTable
 
+from fer_tui.tui.widgets.columns import set_columns
+
 
 class ConfusionTable(DataTable):
     """Rows are true classes, columns predictions; a cell shows the count over `pct%` of its
@@ -25,17 +27,15 @@ class ConfusionTable(DataTable):
         super().__init__(cursor_type="none", zebra_stripes=False, **kwargs)
 
     def show(self, report: dict[str, Any] | None) -> None:
-        self.clear(columns=True)
         if report is None:
+            self.clear(columns=True)
             return
         names = list(report["classes"])
-        self.add_column("true \\ pred", key="true")
-        for name in names:
-            self.add_column(name, key=name)
         # shade from the panel colour towards the theme's accent, so any theme reads
         base = Color.parse(self.app.theme_variables.get("panel", "#1e1e1e"))
         hot = Color.parse(self.app.theme_variables.get("accent", "#ffa62b"))
         counts, fracs = report["confusion_matrix"], report["confusion_matrix_normalized"]
+        rows: list[list[Text]] = []
         for name, row, frac in zip(names, counts, fracs, strict=True):
             cells: list[Text] = [Text(name, style="bold")]
             for j, (n, f) in enumerate(zip(row, frac, strict=True)):
@@ -49,4 +49,7 @@ class ConfusionTable(DataTable):
                         style=f"{'bold ' if diag else ''}{fg} on {bg.hex}",
                     )
                 )
+            rows.append(cells)
+        set_columns(self, {"true": "true \\ pred", **{name: name for name in names}}, rows)
+        for name, cells in zip(names, rows, strict=True):
             self.add_row(*cells, key=name, height=2)

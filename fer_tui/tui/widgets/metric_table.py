@@ -22,6 +22,7 @@ from textual.widgets import DataTable
 from fer_tui.evaluation.formatting import fmt
 from fer_tui.evaluation.metrics import METRICS
 from fer_tui.evaluation.tables import TABLE1_COLUMNS, model_label, table1_rows, table2_rows
+from fer_tui.tui.widgets.columns import set_columns, text_width
 
 #: Table 1's headers on screen (the CLI and exports spell them out: TABLE1_HEADERS)
 TABLE1_SHORT = {
@@ -61,10 +62,6 @@ def _cell(value: Any, *, diff: float | None = None, signed: bool = False, style:
     if diff is not None and abs(diff) >= 5e-4:
         style = "green" if diff > 0 else "red"
     return Text(fmt(value, signed=signed), style=style, justify="right")
-
-
-def _header_width(label: str) -> int:
-    return max(cell_len(line) for line in label.splitlines())
 
 
 def shorten(text: str, room: int) -> str:
@@ -114,12 +111,11 @@ class Table1View(DataTable):
         """The room the model names were last fitted to."""
 
     def on_mount(self) -> None:
-        self._add_columns()
+        set_columns(self, self._headers(), [])
 
-    def _add_columns(self) -> None:
-        self.add_column("Model", key="label")
-        for c in TABLE1_COLUMNS:
-            self.add_column(TABLE1_SHORT[c], key=c)
+    @staticmethod
+    def _headers() -> dict[str, str]:
+        return {"label": "Model", **{c: TABLE1_SHORT[c] for c in TABLE1_COLUMNS}}
 
     def show(self, reports: list[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> None:
         self._reports, self._ensemble = list(reports), ensemble
@@ -152,7 +148,7 @@ class Table1View(DataTable):
         used = pad  # the name column's own padding
         for j, c in enumerate(TABLE1_COLUMNS):
             widest = max((row[j].cell_len for row in numbers), default=0)
-            used += pad + max(_header_width(TABLE1_SHORT[c]), widest)
+            used += pad + max(text_width(TABLE1_SHORT[c]), widest)
         width = self.scrollable_content_region.width
         return max(MIN_LABEL, width - used) if width > 0 else 10**6
 
@@ -168,12 +164,14 @@ class Table1View(DataTable):
         numbers = self._number_cells()
         room = self._name_room(numbers)
         self._names_fitted = room
+        rows = [
+            [Text(self._row_name(row, room), style=_KIND_STYLE[row["kind"]]), *cells]
+            for row, cells in zip(self.rows_meta, numbers, strict=True)
+        ]
         # the columns too: a cleared DataTable keeps the widths its old rows needed
-        self.clear(columns=True)
-        self._add_columns()
-        for i, (row, cells) in enumerate(zip(self.rows_meta, numbers, strict=True)):
-            label = Text(self._row_name(row, room), style=_KIND_STYLE[row["kind"]])
-            self.add_row(label, *cells, key=str(i))
+        set_columns(self, self._headers(), rows)
+        for i, cells in enumerate(rows):
+            self.add_row(*cells, key=str(i))
         if 0 <= cursor < self.row_count:
             self.move_cursor(row=cursor, animate=False)
 
@@ -199,32 +197,40 @@ class ClassTableView(DataTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", **kwargs)
 
+    HEADERS = {"label": "Class", **{c: TABLE2_SHORT[c] for c in TABLE2_COLUMNS}}
+
     def on_mount(self) -> None:
-        self.add_column("Class", key="label")
-        for c in TABLE2_COLUMNS:
-            self.add_column(TABLE2_SHORT[c], key=c)
+        set_columns(self, self.HEADERS, [])
 
     def show(self, report: dict[str, Any] | None) -> None:
-        self.clear()
-        if report is None:
-            return
+        rows = self._rows(report) if report is not None else []
+        set_columns(self, self.HEADERS, [cells for _, cells in rows])
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+
+    @staticmethod
+    def _rows(report: dict[str, Any]) -> list[tuple[str, list[Text]]]:
+        """(key, cells) per row: each class, the paper's figures and the difference under it;
+        then the averages."""
+        rows: list[tuple[str, list[Text]]] = []
         for row in table2_rows(report):
             if row["kind"] == "avg":
                 cells = [_cell(row[c], style="bold") for c in TABLE2_COLUMNS]
-                self.add_row(Text(row["label"], style="bold"), *cells, key=row["label"])
+                rows.append((row["label"], [Text(row["label"], style="bold"), *cells]))
                 continue
             name = row["label"]
             ours = [
                 _cell(row[c], diff=row.get(f"delta_{c}")) if c != "support" else _cell(row[c])
                 for c in TABLE2_COLUMNS
             ]
-            self.add_row(Text(name), *ours, key=name)
+            rows.append((name, [Text(name), *ours]))
             # the paper prints no support per class in Table 2
             paper = [_cell(row.get(f"paper_{c}"), style="italic") for c in TABLE2_COLUMNS]
-            self.add_row(Text("  paper", style="italic"), *paper, key=f"{name}:paper")
+            rows.append((f"{name}:paper", [Text("  paper", style="italic"), *paper]))
             deltas = [Text("")] * len(TABLE2_COLUMNS)
             for j, c in enumerate(TABLE2_COLUMNS):
                 if c != "support":
                     d = row.get(f"delta_{c}")
                     deltas[j] = _cell(d, diff=d, signed=True)
-            self.add_row(Text("  Δ", style="dim"), *deltas, key=f"{name}:delta")
+            rows.append((f"{name}:delta", [Text("  Δ", style="dim"), *deltas]))
+        return rows
