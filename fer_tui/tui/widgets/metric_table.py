@@ -102,6 +102,8 @@ class Table1View(DataTable):
     Table1View { height: auto; max-height: 100%; }
     """
 
+    HEADERS = {"label": "Model", **{c: TABLE1_SHORT[c] for c in TABLE1_COLUMNS}}
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, header_height=2, **kwargs)
         self.rows_meta: list[dict[str, Any]] = []
@@ -111,11 +113,7 @@ class Table1View(DataTable):
         """The room the model names were last fitted to."""
 
     def on_mount(self) -> None:
-        set_columns(self, self._headers(), [])
-
-    @staticmethod
-    def _headers() -> dict[str, str]:
-        return {"label": "Model", **{c: TABLE1_SHORT[c] for c in TABLE1_COLUMNS}}
+        set_columns(self, self.HEADERS, [])
 
     def show(self, reports: list[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> None:
         self._reports, self._ensemble = list(reports), ensemble
@@ -169,7 +167,7 @@ class Table1View(DataTable):
             for row, cells in zip(self.rows_meta, numbers, strict=True)
         ]
         # the columns too: a cleared DataTable keeps the widths its old rows needed
-        set_columns(self, self._headers(), rows)
+        set_columns(self, self.HEADERS, rows)
         for i, cells in enumerate(rows):
             self.add_row(*cells, key=str(i))
         if 0 <= cursor < self.row_count:
@@ -194,10 +192,10 @@ class ClassTableView(DataTable):
     ClassTableView { height: auto; max-height: 100%; }
     """
 
+    HEADERS = {"label": "Class", **{c: TABLE2_SHORT[c] for c in TABLE2_COLUMNS}}
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", **kwargs)
-
-    HEADERS = {"label": "Class", **{c: TABLE2_SHORT[c] for c in TABLE2_COLUMNS}}
 
     def on_mount(self) -> None:
         set_columns(self, self.HEADERS, [])
