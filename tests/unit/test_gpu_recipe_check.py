@@ -27,8 +27,8 @@ def test_a_job_trains_its_arch_with_the_recipes_own_per_arch_settings(tmp_path: 
     cfg = job_config(tmp_path, "r50=configs/cpu.toml:resnet50")
     assert cfg["archs"] == ["resnet50"]
     assert cfg["train"]["device"] == "cuda"
-    # cpu.toml's [train.resnet50] table: 28 epochs, the first half at 32 px
-    assert cfg["train"]["epochs"] == 28
+    # cpu.toml's [train.resnet50] table: 36 epochs, the first half at 32 px
+    assert cfg["train"]["epochs"] == 36
     assert cfg["train"]["low_res_size"] == 32
 
 
