@@ -358,9 +358,25 @@ def world(root: Path) -> Iterator[Callable[[], FerApp]]:
 # --- showing --------------------------------------------------------------------------------
 
 
+async def _still(pilot: Any, timeout: float = 30.0) -> None:
+    """Wait until two pictures taken 0.1 s apart are the same: on a loaded machine a widget
+    may hold new content that it has not laid out yet (a DataTable sizes its columns and
+    height for new rows only when it is next idle)."""
+    last = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await pilot.pause(0.1)
+        picture = pilot.app.export_screenshot()
+        if picture == last:
+            return
+        last = picture
+    raise AssertionError(f"the screen kept changing for {timeout:.0f} s")
+
+
 async def _settled(pilot: Any) -> None:
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+    await _still(pilot)
 
 
 async def show_dataset(pilot: Any) -> None:
@@ -382,10 +398,13 @@ async def show_training(pilot: Any) -> None:
 
     await pilot.press("2")
     screen = pilot.app.screen
+    table = screen.query_one(RunList)
     await until(
         pilot,
         lambda: (
-            len(screen.query_one(RunList).views) == 4
+            len(table.views) == 4
+            # laid out: the header and four rows (the table sizes itself when next idle)
+            and table.virtual_size.height == 5
             and all(p.view is not None for p in screen.query(RunPanel))
             and str(screen.query_one("#system").render()) == SYSTEM_LINE
         ),
@@ -393,6 +412,7 @@ async def show_training(pilot: Any) -> None:
         what="the fixture runs on the Training screen",
     )
     await pilot.pause()
+    await _still(pilot)
 
 
 async def show_evaluation(pilot: Any) -> None:
@@ -420,6 +440,7 @@ async def show_live(pilot: Any) -> None:
     screen.post_message(RecordReceived(live_record()))
     await until(pilot, lambda: screen.last_record is not None, what="the preview record")
     await pilot.pause()
+    await _still(pilot)
 
 
 def screen_text(app) -> str:
