@@ -105,9 +105,10 @@ class TrainConfig:
     label_smoothing: float = 0.1
     """Cross-entropy label smoothing."""
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
-    """Autocast precision: auto = bf16 where the device runs it natively (a CUDA GPU, or a CPU
-    with avx512_bf16/amx_bf16), else fp32; bf16 forces it; fp16 is CUDA-only (fp32 on a CPU);
-    off = fp32. Weights stay fp32 (see `fer_tui.precision`)."""
+    """Autocast precision: auto = bf16 where the device runs it natively and faster (a CUDA GPU;
+    a CPU with avx512_bf16/amx_bf16 where a few timed steps show bf16 beating fp32), else fp32;
+    bf16 forces it; fp16 is CUDA-only (fp32 on a CPU); off = fp32. Weights stay fp32 (see
+    `fer_tui.precision`)."""
     ema_decay: float = 0.0
     """Exponential moving average of the weights, updated every optimizer step with this decay
     (0.999 averages over about the last 1,000 steps); 0 = off. The run then also writes ema.pt

@@ -2,8 +2,10 @@
 
     auto  bf16 autocast where the hardware runs it fast: a CUDA GPU with bf16 support (else
           fp16 with a grad scaler), or a CPU with native bf16 instructions (`avx512_bf16` or
-          `amx_bf16` in its flags); plain fp32 on every other CPU, where bf16 is emulated and
-          slower than fp32
+          `amx_bf16` in its flags) where it also measures faster: the trainer times a few
+          steps of each there and keeps the faster (fer_tui.training.speed_probe), since some
+          CPUs list avx512_bf16 and still run bf16 slower than fp32; plain fp32 on every other
+          CPU, where bf16 is emulated and slower than fp32
     bf16  bf16 autocast on any device (forced; slow on CPUs without native bf16)
     fp16  fp16 autocast with a grad scaler on CUDA; fp32 on a CPU (fp16 is a GPU format)
     off   fp32
@@ -72,6 +74,9 @@ def resolve_precision(
     smallest_map: int | None = None,
 ) -> str:
     """ "bf16", "fp16" or "fp32": what `train.amp` means on a device of `device_type`.
+
+    For `auto` on a CPU with native bf16 this says "bf16", the candidate; the trainer then
+    times bf16 against fp32 and may keep fp32.
 
     Args:
         amp: the config's value (auto, bf16, fp16 or off).

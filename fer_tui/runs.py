@@ -14,7 +14,8 @@ Every event line is `{"v": 1, "t": <unix seconds>, "type": <type>, ...}`; non-fi
 written as null. Types and their keys:
 
     start    arch, recipe, epochs, start_epoch, steps_per_epoch, resumed, precision
-             ("bf16", "fp16" or "fp32": what autocast computed in), config, env
+             ("bf16", "fp16" or "fp32": what autocast computed in), precision_speeds (only
+             where `auto` timed them on the CPU: {"bf16": img/s, "fp32": img/s}), config, env
     step     epoch, step, step_in_epoch, steps_per_epoch, loss, lr, img_per_s
     epoch    epoch (1-based, completed), epochs, train_loss, train_acc, val_loss, val_acc,
              lr, seconds (train + eval), train_seconds, eval_seconds, img_per_s (training

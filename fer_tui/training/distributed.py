@@ -80,3 +80,12 @@ def all_sum(t: torch.Tensor, dist: Dist) -> torch.Tensor:
 
         td.all_reduce(t)
     return t
+
+
+def broadcast(t: torch.Tensor, dist: Dist) -> torch.Tensor:
+    """Rank 0's `t` on every rank (in place); a no-op in a single process."""
+    if dist.enabled:
+        import torch.distributed as td
+
+        td.broadcast(t, src=0)
+    return t

@@ -22,6 +22,7 @@ from torch import nn
 
 from fer_tui.augment import BatchAugment
 from fer_tui.config import RunConfig
+from fer_tui.data.index import CLASSES
 from fer_tui.errors import FerError, RunError
 from fer_tui.models import build_model, resolve_device
 from fer_tui.precision import layer4_input_side, resolve_precision
@@ -30,8 +31,9 @@ from fer_tui.progress import ProgressBar
 from fer_tui.runs import EventWriter
 from fer_tui.training.arrays import Arrays
 from fer_tui.training.checkpoints import BackgroundWriter, CheckpointState
-from fer_tui.training.distributed import Dist, all_sum, init_distributed
+from fer_tui.training.distributed import Dist, all_sum, broadcast, init_distributed
 from fer_tui.training.optim import WeightEMA, lr_lambda, make_optimizer
+from fer_tui.training.speed_probe import cpu_precision_speeds, faster
 
 
 def _seed(seed: int, epoch: int, rank: int = 0, stream: int = 0) -> int:
@@ -119,6 +121,10 @@ class Trainer(CheckpointState):
             smallest_map=layer4_input_side(m.stem, smallest),
         )
         """What autocast computes in: "bf16", "fp16" or "fp32" (weights stay fp32)."""
+        self.precision_speeds: dict[str, float] | None = None
+        """Images/s of bf16 and fp32 timed on this CPU when `auto` had both to choose from."""
+        if t.amp == "auto" and self.device.type == "cpu" and self.precision == "bf16":
+            self._time_cpu_precisions()
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.use_amp = self.amp_dtype is not None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
@@ -152,6 +158,31 @@ class Trainer(CheckpointState):
         self.best_epoch: int | None = None
         self.events: EventWriter | None = None
         self.writer = BackgroundWriter()
+
+    def _time_cpu_precisions(self) -> None:
+        """Native bf16 in the CPU flags does not always make bf16 faster than fp32: time both
+        on this model and keep the faster (rank 0 decides for every rank)."""
+        t, m = self.cfg.train, self.cfg.model
+        if self.show_progress:
+            print("timing bf16 against fp32 on this CPU...", file=sys.stderr)
+        speeds = cpu_precision_speeds(
+            self.model,
+            batch=t.batch_size,
+            side=m.image_size,
+            channels=m.in_channels,
+            classes=len(CLASSES),
+            memory_format=self.memory_format,
+        )
+        choice = torch.tensor([speeds["bf16"], speeds["fp32"]], dtype=torch.float64)
+        broadcast(choice, self.dist)
+        self.precision_speeds = {"bf16": choice[0].item(), "fp32": choice[1].item()}
+        self.precision = faster(self.precision_speeds)
+        if self.show_progress:
+            print(
+                f"precision: {self.precision} (bf16 {self.precision_speeds['bf16']:,.0f} img/s, "
+                f"fp32 {self.precision_speeds['fp32']:,.0f} img/s on this CPU)",
+                file=sys.stderr,
+            )
 
     def train_size_for(self, epoch: int) -> int:
         """The input side of `epoch`: train.low_res_size for the first low_res_fraction of the
@@ -347,6 +378,7 @@ class Trainer(CheckpointState):
                 steps_per_epoch=self.steps_per_epoch,
                 resumed=resume,
                 precision=self.precision,
+                **({"precision_speeds": self.precision_speeds} if self.precision_speeds else {}),
                 config=_plain_config(self.cfg),
                 env=_env(self.device, self.dist),
             )

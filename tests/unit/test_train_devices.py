@@ -22,6 +22,7 @@ from fer_tui.errors import ConfigError, FerError
 from fer_tui.models import load_checkpoint, read_checkpoint
 from fer_tui.runs import read_events
 from fer_tui.training import checkpoints
+from fer_tui.training import trainer as trainer_module
 from fer_tui.training.arrays import Arrays
 from fer_tui.training.distributed import Dist, close_distributed, init_distributed
 from fer_tui.training.optim import WeightEMA
@@ -124,21 +125,76 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
     assert precision.cpu_flags.__wrapped__(str(tmp_path / "missing")) == frozenset()
 
 
-def test_auto_trains_in_bf16_on_a_cpu_with_native_bf16_and_says_so(
+def native_bf16(monkeypatch: pytest.MonkeyPatch, bf16: float, fp32: float) -> list[int]:
+    """Pretend the CPU lists native bf16 and times bf16/fp32 at these images/s; the list
+    counts how often the trainer timed them."""
+    timed: list[int] = []
+
+    def speeds(model, **kwargs) -> dict[str, float]:
+        timed.append(kwargs["batch"])
+        return {"bf16": bf16, "fp32": fp32}
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda flags=None: True)
+    monkeypatch.setattr(trainer_module, "cpu_precision_speeds", speeds)
+    return timed
+
+
+def test_auto_trains_in_bf16_where_it_is_faster_on_this_cpu_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The start event (which the Training screen shows) names the precision that ran."""
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda flags=None: True)
+    """The start event (which the Training screen shows) names the precision that ran and the
+    speeds it was chosen on."""
+    timed = native_bf16(monkeypatch, bf16=190.0, fp32=105.0)
     t = trainer(tmp_path / "bf16", BF16_SAFE, amp="auto", epochs=1)
+    assert timed == [4]  # the run's own batch size
     assert t.precision == "bf16" and t.use_amp and not t.scaler.is_enabled()
     fit(t)
     start = read_events(tmp_path / "bf16")[0]
     assert start["precision"] == "bf16"
+    assert start["precision_speeds"] == {"bf16": 190.0, "fp32": 105.0}
     # weights stay fp32 in training checkpoints whatever autocast computed in
     ckpt = read_checkpoint(tmp_path / "bf16" / "last.pt")
     assert all(v.dtype == torch.float32 for v in ckpt["model"].values() if v.is_floating_point())
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda flags=None: False)
     assert trainer(None, BF16_SAFE, amp="auto").precision == "fp32"
+    assert timed == [4]  # no native bf16: nothing to time
+
+
+def test_auto_keeps_fp32_where_native_bf16_is_slower_on_this_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """avx512_bf16 in the flags but bf16 slower (as on a Xeon whose AMX is hidden): fp32,
+    and the start event says why; a forced bf16 or off is obeyed without timing anything."""
+    timed = native_bf16(monkeypatch, bf16=81.0, fp32=108.0)
+    t = trainer(tmp_path / "run", BF16_SAFE, amp="auto", epochs=1)
+    assert t.precision == "fp32" and not t.use_amp
+    fit(t)
+    start = read_events(tmp_path / "run")[0]
+    assert start["precision"] == "fp32"
+    assert start["precision_speeds"] == {"bf16": 81.0, "fp32": 108.0}
+    assert trainer(None, BF16_SAFE, amp="bf16").precision == "bf16"
+    assert trainer(None, BF16_SAFE, amp="off").precision == "fp32"
+    assert len(timed) == 1
+
+
+def test_timing_the_precisions_leaves_the_model_and_random_streams_alone() -> None:
+    """The timing trains a copy: the weights, BatchNorm statistics and the global random
+    stream the run's initial state comes from are the same after it."""
+    from fer_tui.models import build_model
+    from fer_tui.training.speed_probe import cpu_precision_speeds, faster
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", stem="compact", in_channels=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    speeds = cpu_precision_speeds(model, batch=4, side=16, channels=1, classes=7, rounds=1)
+    assert set(speeds) == {"bf16", "fp32"} and all(v > 0 for v in speeds.values())
+    assert torch.equal(torch.get_rng_state(), rng)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert faster({"bf16": 2.0, "fp32": 1.0}) == "bf16"
+    assert faster({"bf16": 1.0, "fp32": 2.0}) == "fp32"
+    assert faster({"bf16": 1.0, "fp32": 1.0}) == "fp32"
 
 
 def test_bf16_is_not_used_on_the_cpu_where_layer4_would_see_a_1x1_map(
@@ -151,7 +207,7 @@ def test_bf16_is_not_used_on_the_cpu_where_layer4_would_see_a_1x1_map(
     assert precision.layer4_input_side("imagenet", 16) == 1
     assert precision.layer4_input_side("compact", 16) == 2
     assert precision.layer4_input_side("cifar", 48) == 12
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda flags=None: True)
+    native_bf16(monkeypatch, bf16=200.0, fp32=100.0)
     assert trainer(None, amp="auto").precision == "fp32"  # ImageNet stem, 16 px
     assert trainer(None, BF16_SAFE, amp="auto").precision == "bf16"
     with pytest.raises(ConfigError, match="1x1 map"):
