@@ -52,6 +52,9 @@ class ModelConfig:
     """1 = a grayscale first conv; 3 = grayscale replicated to RGB (needed for ImageNet weights)."""
     weights: str | None = None
     """None = from scratch; a torchvision weights name ("IMAGENET1K_V1") or a .pth file path."""
+    init_from: str | None = None
+    """A fer-tui checkpoint (.pt) to start from instead of new weights: another cosine cycle
+    for a trained or shipped model. Its arch, stem and input channels must be the run's."""
     trainable: list[str] | None = None
     """Top-level modules left trainable (e.g. ["layer4", "fc"]); None = all of them."""
     image_size: int = 48
@@ -258,6 +261,11 @@ def _validate(cfg: RunConfig, where: str) -> None:
         m.weights is None or m.in_channels == 3,
         "model.in_channels",
         "pretrained weights expect 3 input channels: set in_channels = 3",
+    )
+    need(
+        m.weights is None or m.init_from is None,
+        "model.init_from",
+        "starts from a fer-tui checkpoint's weights: leave model.weights unset with it",
     )
     need(a.crop_padding >= 0, "augment.crop_padding", "must be >= 0")
     need(0.0 <= a.erasing_p <= 1.0, "augment.erasing_p", "must be in [0, 1]")

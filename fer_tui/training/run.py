@@ -55,6 +55,8 @@ def fit_run(
             trainer.stop_signal = stop_signal[-1]
         if resume and (run_dir / LAST).exists():
             trainer.load(run_dir / LAST)
+        elif cfg.model.init_from:
+            trainer.start_from(cfg.model.init_from)
         summary = trainer.fit(resume=resume)
         summary["val_acc"] = summarize(run_dir)["val_acc"] if dist.is_main else None
         return summary

@@ -23,8 +23,8 @@ from torch import nn
 from fer_tui.augment import BatchAugment
 from fer_tui.config import RunConfig
 from fer_tui.data.index import CLASSES
-from fer_tui.errors import FerError, RunError
-from fer_tui.models import build_model, resolve_device
+from fer_tui.errors import ConfigError, FerError, RunError
+from fer_tui.models import build_model, read_checkpoint, resolve_device
 from fer_tui.precision import layer4_input_side, resolve_precision
 from fer_tui.preprocess import to_input
 from fer_tui.progress import ProgressBar
@@ -158,6 +158,24 @@ class Trainer(CheckpointState):
         self.best_epoch: int | None = None
         self.events: EventWriter | None = None
         self.writer = BackgroundWriter()
+
+    def start_from(self, path: str | os.PathLike[str]) -> None:
+        """Start from the weights of the fer-tui checkpoint at `path` (model.init_from): the
+        model and its EMA; the optimizer and schedule start afresh."""
+        m = self.cfg.model
+        ckpt = read_checkpoint(Path(path).expanduser())
+        meta = ckpt["meta"]
+        ours = {"arch": self.arch, "stem": m.stem, "in_channels": m.in_channels}
+        theirs = {k: meta.get(k) for k in ours}
+        if theirs != ours:
+            raise ConfigError(
+                f"model.init_from: {path} is a {_model_text(theirs)}, this run trains a "
+                f"{_model_text(ours)}: start from a checkpoint of the same model"
+            )
+        state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+        self.model.load_state_dict(state)
+        if self.ema is not None:
+            self.ema.load_state_dict(self.model.state_dict(), 0)
 
     def _time_cpu_precisions(self) -> None:
         """Native bf16 in the CPU flags does not always make bf16 faster than fp32: time both
@@ -484,6 +502,10 @@ class Trainer(CheckpointState):
         if self.events is not None:
             self.events.close()
             self.events = None
+
+
+def _model_text(model: dict[str, Any]) -> str:
+    return f"{model['arch']} with the {model['stem']} stem and {model['in_channels']} channel(s)"
 
 
 def _plain_config(cfg: RunConfig) -> dict[str, Any]:

@@ -289,6 +289,56 @@ def test_error_event_for_offline_pretrained_weights(
     assert read_run(run_dir).status() == "failed" and not (run_dir / LOCK).exists()
 
 
+def test_init_from_starts_a_new_run_from_a_trained_models_weights(
+    reference: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """model.init_from: the new run starts from the checkpoint's weights (with a learning rate
+    too small to move them, its last.pt still holds them), not from new ones; a resume of that
+    run continues from its own last.pt, even once the starting checkpoint is gone."""
+    start = tmp_path / "start.pt"
+    start.write_bytes((reference / "last.pt").read_bytes())
+    cfg = tmp_path / "more.toml"
+    cfg.write_text(
+        TINY.format(epochs=2)
+        .replace("[model]\n", f'[model]\ninit_from = "{start}"\n')
+        .replace("lr = 0.05", "lr = 1e-9")
+    )
+    runs = tmp_path / "runs"
+    assert train_cli([*args(cfg, tiny_data, runs), "--epochs", "1"]) == 0
+    run_dir = only_run(runs)
+    ours, theirs = weights(run_dir / "last.pt"), weights(start)
+    for key in ("conv1.weight", "layer4.1.conv2.weight", "fc.weight"):
+        assert torch.allclose(ours[key], theirs[key], atol=1e-6), key
+    start.unlink()
+    assert train_cli(["--resume", str(run_dir), "--epochs", "2"]) == 0
+    assert [e["epoch"] for e in read_events(run_dir) if e["type"] == "epoch"] == [1, 2]
+
+
+def test_init_from_a_different_model_is_a_clear_error(
+    reference: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A checkpoint of another stem (or arch) is refused by name, with the fix; setting both
+    model.weights and model.init_from is a configuration error."""
+    cfg = tmp_path / "other.toml"
+    cfg.write_text(
+        TINY.format(epochs=1).replace(
+            'stem = "imagenet"', f'stem = "compact"\ninit_from = "{reference / "last.pt"}"'
+        )
+    )
+    assert train_cli(args(cfg, tiny_data, tmp_path / "runs")) == 2
+    err = capsys.readouterr().err
+    assert "model.init_from" in err and "imagenet stem" in err and "compact stem" in err
+    assert "Traceback" not in err
+    both = tmp_path / "both.toml"
+    both.write_text(
+        TINY.format(epochs=1).replace(
+            "[model]\n", '[model]\nin_channels = 3\nweights = "DEFAULT"\ninit_from = "x.pt"\n'
+        )
+    )
+    assert train_cli(args(both, tiny_data, tmp_path / "runs2")) == 2
+    assert "leave model.weights unset" in capsys.readouterr().err
+
+
 def test_cuda_without_gpu_is_a_clear_error_and_creates_nothing(
     tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
