@@ -3,7 +3,7 @@
 Native bf16 in the CPU flags (`avx512_bf16`) is not enough to say bf16 wins: on a 2-core AMD
 EPYC Zen 5 bf16 autocast trains ResNet18 about 1.8x faster than fp32, while on a 2-core Intel
 Xeon (Emerald Rapids, model 207, `avx512_bf16` listed but no AMX exposed by the hypervisor) it
-runs at 0.75x fp32. So `train.amp = "auto"` on such a CPU times both on the run's own model,
+runs at 0.78x fp32. So `train.amp = "auto"` on such a CPU times both on the run's own model,
 batch and image size before the first epoch (a few seconds) and keeps the faster.
 """
 

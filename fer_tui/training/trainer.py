@@ -24,7 +24,7 @@ from fer_tui.augment import BatchAugment
 from fer_tui.config import RunConfig
 from fer_tui.data.index import CLASSES
 from fer_tui.errors import ConfigError, FerError, RunError
-from fer_tui.models import build_model, read_checkpoint, resolve_device
+from fer_tui.models import build_model, load_checkpoint, resolve_device
 from fer_tui.precision import layer4_input_side, resolve_precision
 from fer_tui.preprocess import to_input
 from fer_tui.progress import ProgressBar
@@ -163,8 +163,7 @@ class Trainer(CheckpointState):
         """Start from the weights of the fer-tui checkpoint at `path` (model.init_from): the
         model and its EMA; the optimizer and schedule start afresh."""
         m = self.cfg.model
-        ckpt = read_checkpoint(Path(path).expanduser())
-        meta = ckpt["meta"]
+        start, meta = load_checkpoint(Path(path).expanduser())
         ours = {"arch": self.arch, "stem": m.stem, "in_channels": m.in_channels}
         theirs = {k: meta.get(k) for k in ours}
         if theirs != ours:
@@ -172,8 +171,14 @@ class Trainer(CheckpointState):
                 f"model.init_from: {path} is a {_model_text(theirs)}, this run trains a "
                 f"{_model_text(ours)}: start from a checkpoint of the same model"
             )
-        state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
-        self.model.load_state_dict(state)
+        try:
+            self.model.load_state_dict(start.state_dict())
+        except RuntimeError as exc:  # e.g. a head with dropout against one without
+            first = str(exc).splitlines()[1:2] or [str(exc)]
+            raise ConfigError(
+                f"model.init_from: {path} does not fit this run's model ({first[0].strip()}): "
+                f"use the checkpoint's model settings (model.dropout)"
+            ) from None
         if self.ema is not None:
             self.ema.load_state_dict(self.model.state_dict(), 0)
 
