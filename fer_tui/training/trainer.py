@@ -359,16 +359,21 @@ class Trainer(CheckpointState):
         x_all, y_all = x_all[rank::world], y_all[rank::world]
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)
         batch = 1024 if self.device.type == "cuda" else 256
+        # a compiled graph is specialised to its batch size: a shorter last batch would compile
+        # again (tens of seconds), so it is padded with blank faces whose outputs are dropped
+        pad_to = batch if self.cfg.train.compile else 0
         m = self.cfg.model
         for s in range(0, len(y_all), batch):
-            x = to_input(
-                x_all[s : s + batch], image_size=m.image_size, in_channels=m.in_channels
-            ).contiguous(memory_format=self.memory_format)
-            y = y_all[s : s + batch]
+            xb, y = x_all[s : s + batch], y_all[s : s + batch]
+            if len(xb) < pad_to:
+                xb = torch.cat([xb, xb.new_zeros((pad_to - len(xb), *xb.shape[1:]))])
+            x = to_input(xb, image_size=m.image_size, in_channels=m.in_channels).contiguous(
+                memory_format=self.memory_format
+            )
             with torch.autocast(
                 self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.use_amp
             ):
-                out = net(x).float()
+                out = net(x).float()[: len(y)]
             sums += torch.stack(
                 [
                     F.cross_entropy(out, y, reduction="sum").double(),

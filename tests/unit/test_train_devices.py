@@ -483,6 +483,42 @@ def test_the_process_group_is_torn_down_when_training_ends(
     assert not td.is_initialized()
 
 
+# --- torch.compile -----------------------------------------------------------------------------
+
+
+def test_compiled_evaluation_sees_one_batch_size_and_the_same_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With train.compile, every evaluation batch has the same size (a shorter last batch would
+    compile a second graph), and the padding changes no validation figure."""
+    shapes: list[tuple[bool, int]] = []
+
+    class Recorded(torch.nn.Module):
+        """Stands in for torch.compile's wrapper (nothing compiles): records each batch."""
+
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            shapes.append((self.inner.training, len(x)))
+            return self.inner(x)
+
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: Recorded(module))
+    compiled = fit(trainer(tmp_path / "compiled", compile=True))
+    plain = fit(trainer(tmp_path / "plain"))
+    eval_sizes = {n for training, n in shapes if not training}
+    assert eval_sizes == {256}  # 14 validation faces, padded to the CPU evaluation batch
+    assert compiled["status"] == plain["status"] == "finished"
+
+    def val(run: str) -> list[tuple[float, float]]:
+        events = read_events(tmp_path / run)
+        return [(e["val_loss"], e["val_acc"]) for e in events if e["type"] == "epoch"]
+
+    assert val("compiled") == pytest.approx(val("plain"), abs=1e-6)
+    assert len(val("plain")) == 2
+
+
 # --- progressive resizing -------------------------------------------------------------------
 
 
