@@ -248,20 +248,36 @@ def read_checkpoint(
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
-        # torch's message is long; its "WeightsUnpickler error:" line names the offending object
-        why = next((ln.strip() for ln in str(exc).splitlines() if "Unpickler error" in ln), "")
+        why = _unpickler_reason(exc)
+        if "GLOBAL" not in why:  # junk bytes (a text file, say) fail on an unknown opcode
+            raise CheckpointError(
+                f"{path} is truncated or not a PyTorch checkpoint ({why or 'unreadable'})"
+            ) from None
         raise CheckpointError(
             f"{path} holds Python objects, not a plain dict of tensors, and was not loaded "
-            f"(fer-tui never runs pickled code). {why}".strip()
+            f"(fer-tui never runs pickled code): {why}"
         ) from None
     except Exception as exc:  # torch.load fails on junk with anything from struct to IndexError
-        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({exc})") from None
+        why = _first_sentence(str(exc)) or "the file is empty or cut short"
+        raise CheckpointError(f"{path} is truncated or not a PyTorch checkpoint ({why})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "meta" not in ckpt:
         raise CheckpointError(
             f"{path} is not a fer-tui checkpoint (no 'format'/'meta' keys): "
             f"train one with `fer-tui train` or use checkpoints/*.pt"
         )
     return ckpt
+
+
+def _unpickler_reason(exc: pickle.UnpicklingError) -> str:
+    """The line of torch's long weights-only message that says what it refused, e.g.
+    "Unsupported global: GLOBAL pathlib.Path.touch ..." or "Unsupported operand 35"."""
+    _, _, rest = str(exc).partition("WeightsUnpickler error:")
+    return _first_sentence(next((ln.strip() for ln in rest.splitlines() if ln.strip()), ""))
+
+
+def _first_sentence(text: str) -> str:
+    """torch's load errors go on with advice that does not apply here: keep what went wrong."""
+    return text.split(". ", 1)[0].strip()
 
 
 def load_checkpoint(

@@ -105,6 +105,29 @@ def test_truncated_checkpoint_is_a_clear_error(tiny_ckpt: Path, tmp_path: Path) 
         load_checkpoint(bad)
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"# notes\n\nnot weights\n", "Unsupported operand"),
+        (b"", "empty"),
+        (b"PK\x03\x04 not really a zip", "not a ZIP archive"),
+    ],
+    ids=["text", "empty", "zip-header"],
+)
+def test_a_file_that_is_not_a_checkpoint_says_so(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    """A text file, an empty file or junk is "not a PyTorch checkpoint" with the reason in one
+    line, not torch's advice to file an issue or to allowlist globals."""
+    bad = tmp_path / "notes.pt"
+    bad.write_bytes(content)
+    with pytest.raises(CheckpointError, match="truncated or not a PyTorch checkpoint") as err:
+        load_checkpoint(bad)
+    message = str(err.value)
+    assert reason in message
+    assert "Python objects" not in message and "file an issue" not in message
+
+
 class Evil:
     """Unpickling this would create a file: proof that pickled code never runs."""
 
@@ -120,8 +143,9 @@ def test_pickled_object_is_refused_and_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     bad = tmp_path / "evil.pt"
     torch.save({"format": "fer-tui-checkpoint", "meta": {}, "model": Evil(str(marker))}, bad)
-    with pytest.raises(CheckpointError, match="never runs pickled code"):
+    with pytest.raises(CheckpointError, match="never runs pickled code") as err:
         load_checkpoint(bad)
+    assert "GLOBAL" in str(err.value) and "safe_globals" not in str(err.value)
     assert not marker.exists()
     # the same with plain pickle, not torch.save
     bad.write_bytes(pickle.dumps(Evil(str(marker)), protocol=2))
