@@ -45,6 +45,10 @@ def check_backend(backend: str, device: str = "auto") -> None:
                 "--backend onnxruntime needs onnxruntime: pip install "
                 "'fer-tui[onnx]' (or use --backend torch)"
             )
+    if device not in ("auto", "cpu"):
+        from fer_tui.models import resolve_device  # imports torch: only for a GPU asked for
+
+        resolve_device(device)  # a missing GPU is an error now, not after the data is decoded
 
 
 def pick_backend(

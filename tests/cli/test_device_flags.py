@@ -85,3 +85,15 @@ def test_evaluate_on_a_missing_gpu_is_refused_even_when_cached(
     pretend_gpus(monkeypatch, "NVIDIA H200")
     assert main([*base, "--device", "cuda:1"]) == 2
     assert "device 'cuda:1' does not exist" in one_line_error(capsys)
+
+
+def test_evaluate_checks_the_gpu_before_reading_the_data(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A GPU that is not there is refused before the dataset is decoded (minutes for the real
+    one), so the error is about the device even when the data is not there either."""
+    pretend_gpus(monkeypatch)
+    missing = tmp_path / "no-data"
+    code = main(["evaluate", "--checkpoint", str(ckpt), "--data", str(missing), "--device", "cuda"])
+    assert code == 2
+    assert "no GPU is available: use --device cpu" in one_line_error(capsys)
