@@ -93,6 +93,23 @@ def table1_rows(
     return rows
 
 
+def paper_table1_rows() -> list[dict[str, Any]]:
+    """The paper's Table 1 alone, one row per arch (kind paper, model None): what the
+    Evaluation screen shows before any checkpoint is evaluated."""
+    rows = []
+    for arch, paper in paper_reference()["table1"].items():
+        row = {c: paper.get(c) for c in TABLE1_COLUMNS}
+        rows.append({"kind": "paper", "label": f"paper {arch}", "model": None, **row})
+    return rows
+
+
+def paper_table2_rows() -> list[dict[str, Any]]:
+    """The paper's Table 2 alone: per class, the mean over its three models."""
+    return [
+        {"kind": "paper", "label": name, **ref} for name, ref in paper_reference()["table2"].items()
+    ]
+
+
 def table2_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Table 2 as rows (one per class, then macro and weighted averages), each with the
     paper's per-class figures (`paper_<metric>`, the mean over its three models) and the

@@ -48,7 +48,7 @@ async def test_evaluates_and_shows_both_tables_with_the_paper(
         assert picks.selected == [str(ckpt_dir / "resnet18.pt")]
         await pilot.press("e")
         table1 = screen.query_one("#table1")
-        await until(pilot, lambda: table1.row_count > 0, timeout=EVALUATED)
+        await until(pilot, lambda: bool(screen.reports), timeout=EVALUATED)
         cells = _cells(table1)
         assert "resnet18 checkpoints0/resnet18.pt" in cells[0] or cells[0].startswith("resnet18")
         assert any("paper resnet18" in c for c in cells)
@@ -92,7 +92,7 @@ async def test_ensemble_checkbox_adds_the_ensemble_row(tiny_data: Path, tmp_path
         assert screen.query_one("#ensemble").value is True
         await pilot.press("e")
         table1 = screen.query_one("#table1")
-        await until(pilot, lambda: table1.row_count > 0, timeout=EVALUATED)
+        await until(pilot, lambda: screen.ensemble is not None, timeout=EVALUATED)
         labels = [str(table1.get_row_at(r)[0]) for r in range(table1.row_count)]
         assert labels[-2:] == ["mean of 2", "ensemble of 2"]
         assert "  paper resnet18" in labels and "  paper resnet34" in labels
@@ -129,7 +129,41 @@ async def test_ensemble_of_one_pick_is_refused_with_a_hint(
         await pilot.press("e")
         await pilot.pause(0.2)
         assert any("pick another checkpoint" in n.message for n in app.notifications)
-        assert screen.reports == [] and screen.query_one("#table1").row_count == 0
+        assert screen.reports == []
+        table1 = screen.query_one("#table1")
+        assert [str(table1.get_row_at(r)[0]) for r in range(table1.row_count)] == [
+            "paper resnet18",
+            "paper resnet34",
+            "paper resnet50",
+        ]
+
+
+async def test_the_paper_s_tables_show_before_any_evaluation(
+    ckpt_dir: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """With nothing evaluated yet, Table 1 holds the paper's three rows as printed and Table 2
+    its per-class figures, with titles that say so and how to add ours."""
+    app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=ckpt_dir)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await pilot.press("3")
+        screen = app.screen
+        await until(
+            pilot, lambda: screen.query_one("#checkpoints").option_count == 1, timeout=EVALUATED
+        )
+        table1 = screen.query_one("#table1")
+        rows = [[str(c) for c in table1.get_row_at(r)] for r in range(table1.row_count)]
+        assert rows == [
+            ["paper resnet18", "0.648", "0.650", "0.646", "7178", "0.650", "0.898", "—"],
+            ["paper resnet34", "0.652", "0.651", "0.650", "7178", "0.651", "0.893", "—"],
+            ["paper resnet50", "0.664", "0.654", "0.658", "7178", "0.654", "0.885", "—"],
+        ]
+        title = str(screen.query_one("#table1-title").render())
+        assert "of the paper" in title and "press e" in title
+        table2 = screen.query_one("#table2")
+        assert table2.row_count == 7
+        disgust = [str(c) for c in table2.get_row_at(1)]
+        assert disgust == ["disgust", "0.727", "0.583", "0.647", "111", "0.958"]
+        assert "of the paper" in str(screen.query_one("#table2-title").render())
 
 
 async def test_cached_results_show_when_the_screen_opens(
@@ -149,7 +183,9 @@ async def test_cached_results_show_when_the_screen_opens(
     async with app.run_test(size=(140, 45)) as pilot:
         await pilot.press("3")
         table1 = app.screen.query_one("#table1")
-        await until(pilot, lambda: table1.row_count == 3, timeout=EVALUATED)
+        await until(pilot, lambda: bool(app.screen.reports), timeout=EVALUATED)
+        assert table1.row_count == 3  # ours, the paper's, the difference
+        assert str(table1.get_row_at(0)[0]).startswith("resnet18")
         assert "Cached" in str(app.screen.query_one("#eval-status").render())
 
 

@@ -21,7 +21,14 @@ from textual.widgets import DataTable
 
 from fer_tui.evaluation.formatting import fmt
 from fer_tui.evaluation.metrics import METRICS
-from fer_tui.evaluation.tables import TABLE1_COLUMNS, model_label, table1_rows, table2_rows
+from fer_tui.evaluation.tables import (
+    TABLE1_COLUMNS,
+    model_label,
+    paper_table1_rows,
+    paper_table2_rows,
+    table1_rows,
+    table2_rows,
+)
 from fer_tui.tui.widgets.columns import set_columns, text_width
 
 #: Table 1's headers on screen (the CLI and exports spell them out: TABLE1_HEADERS)
@@ -113,11 +120,12 @@ class Table1View(DataTable):
         """The room the model names were last fitted to."""
 
     def on_mount(self) -> None:
-        set_columns(self, self.HEADERS, [])
+        self.show([])
 
     def show(self, reports: list[dict[str, Any]], ensemble: dict[str, Any] | None = None) -> None:
+        """Table 1 of `reports` beside the paper; with none, the paper's Table 1 alone."""
         self._reports, self._ensemble = list(reports), ensemble
-        self.rows_meta = table1_rows(reports, ensemble) if reports else []
+        self.rows_meta = table1_rows(reports, ensemble) if reports else paper_table1_rows()
         self._fill_rows()
 
     def _number_cells(self) -> list[list[Text]]:
@@ -198,13 +206,21 @@ class ClassTableView(DataTable):
         super().__init__(cursor_type="row", **kwargs)
 
     def on_mount(self) -> None:
-        set_columns(self, self.HEADERS, [])
+        self.show(None)
 
     def show(self, report: dict[str, Any] | None) -> None:
-        rows = self._rows(report) if report is not None else []
+        """Table 2 of `report` beside the paper; with None, the paper's Table 2 alone."""
+        rows = self._rows(report) if report is not None else self._paper_rows()
         set_columns(self, self.HEADERS, [cells for _, cells in rows])
         for key, cells in rows:
             self.add_row(*cells, key=key)
+
+    @staticmethod
+    def _paper_rows() -> list[tuple[str, list[Text]]]:
+        return [
+            (row["label"], [Text(row["label"]), *(_cell(row.get(c)) for c in TABLE2_COLUMNS)])
+            for row in paper_table2_rows()
+        ]
 
     @staticmethod
     def _rows(report: dict[str, Any]) -> list[tuple[str, list[Text]]]:
