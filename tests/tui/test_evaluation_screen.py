@@ -33,6 +33,15 @@ def _headers(table) -> list[str]:
     return [str(c.label) for c in table.columns.values()]
 
 
+async def open_with_checkpoints(pilot, count: int):
+    """Key 3, then wait until the checkpoint scan has listed `count` files; the screen."""
+    await pilot.press("3")
+    screen = pilot.app.screen
+    picks = screen.query_one("#checkpoints")
+    await until(pilot, lambda: picks.option_count == count, timeout=EVALUATED)
+    return screen
+
+
 async def test_evaluates_and_shows_both_tables_with_the_paper(
     ckpt_dir: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
@@ -120,11 +129,7 @@ async def test_ensemble_of_one_pick_is_refused_with_a_hint(
     """ "Ensemble" with a single checkpoint picked warns how to fix it and evaluates nothing."""
     app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=ckpt_dir)
     async with app.run_test(size=(140, 45)) as pilot:
-        await pilot.press("3")
-        screen = app.screen
-        await until(
-            pilot, lambda: screen.query_one("#checkpoints").option_count == 1, timeout=EVALUATED
-        )
+        screen = await open_with_checkpoints(pilot, 1)
         await pilot.click("#ensemble")
         await pilot.press("e")
         await pilot.pause(0.2)
@@ -145,11 +150,7 @@ async def test_the_paper_s_tables_show_before_any_evaluation(
     its per-class figures, with titles that say so and how to add ours."""
     app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=ckpt_dir)
     async with app.run_test(size=(140, 45)) as pilot:
-        await pilot.press("3")
-        screen = app.screen
-        await until(
-            pilot, lambda: screen.query_one("#checkpoints").option_count == 1, timeout=EVALUATED
-        )
+        screen = await open_with_checkpoints(pilot, 1)
         table1 = screen.query_one("#table1")
         rows = [[str(c) for c in table1.get_row_at(r)] for r in range(table1.row_count)]
         assert rows == [
@@ -242,11 +243,7 @@ async def test_bad_checkpoint_shows_an_error_and_select_checkpoint_works(
     (broken / "broken.pt").write_bytes(b"junk")
     app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=broken)
     async with app.run_test(size=(140, 45)) as pilot:
-        await pilot.press("3")
-        screen = app.screen
-        await until(
-            pilot, lambda: screen.query_one("#checkpoints").option_count == 1, timeout=EVALUATED
-        )
+        screen = await open_with_checkpoints(pilot, 1)
         await pilot.press("e")
         status = screen.query_one("#eval-status")
         await until(pilot, lambda: status.has_class("-error"), timeout=EVALUATED)
