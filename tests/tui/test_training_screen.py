@@ -267,6 +267,24 @@ async def test_start_dialog_shows_a_config_error(tmp_path: Path, configs: Path) 
         assert app.screen is dialog
 
 
+@pytest.mark.parametrize(("gpu", "offered"), [(True, "scratch.toml"), (False, "cpu.toml")])
+async def test_start_dialog_offers_the_recipe_for_this_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpu: bool, offered: str
+) -> None:
+    """The dialog's config is the GPU recipe where a GPU is seen, the CPU recipe elsewhere."""
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for name in ("cpu.toml", "scratch.toml", "smoke.toml"):
+        (configs / name).write_text(SMOKE)
+    monkeypatch.setattr(launch, "gpu_available", lambda: gpu)
+    app = app_for(tmp_path / "runs", configs_dir=configs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await pilot.press("s")
+        assert isinstance(app.screen, StartDialog)
+        assert app.screen.query_one("#start-config", Select).value == str(configs / offered)
+
+
 async def test_cuda_without_gpu_offers_cpu(tmp_path, configs, monkeypatch) -> None:
     """Asking for cuda with no GPU says so and a 'Start on CPU' button starts on the CPU."""
     monkeypatch.setattr(launch, "gpu_available", lambda: False)

@@ -1,5 +1,8 @@
 """StartDialog: pick a config, archs, device, epochs and an optional limit, then start.
 
+The config offered first is `scratch.toml` where an NVIDIA driver is visible and `cpu.toml`
+where none is.
+
 The dialog calls the launcher itself, so a bad config, an unwritable runs dir or cuda without
 a GPU is shown inline and the user can fix the field and try again; when the error is "no GPU",
 a "Start on CPU" button appears. It dismisses with the trainer's pid once one has started.
@@ -18,6 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from fer_tui import launch
 from fer_tui.config import ARCHS
 from fer_tui.errors import FerError
 from fer_tui.launch import DEVICES, NoGpuError
@@ -81,7 +85,10 @@ class StartDialog(ModalScreen[int | None]):
     def compose(self) -> ComposeResult:
         configs = self._configs()
         names = [p.name for p in configs]
-        default = next((n for n in ("scratch.toml", "smoke.toml") if n in names), None)
+        # the GPU recipe where a GPU is seen; on a laptop or a CPU server, the 2-core one
+        gpu = ("scratch.toml", "cpu.toml")
+        preferred = gpu if launch.gpu_available() else gpu[::-1]
+        default = next((n for n in (*preferred, "smoke.toml") if n in names), None)
         with Vertical() as box:
             box.border_title = "Start training"
             with Horizontal(classes="field"):
