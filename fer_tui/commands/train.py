@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,10 @@ ARCH_CHOICES = ("resnet18", "resnet34", "resnet50", "all")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The trainer's flags (`--data` and `--runs-dir` come from fer_tui.cli)."""
     parser.add_argument(
-        "--config", default=None, help="run config TOML (default: configs/scratch.toml)"
+        "--config",
+        default=None,
+        help="run config TOML (default: configs/scratch.toml where an NVIDIA GPU is seen, "
+        "configs/cpu.toml elsewhere or with --device cpu)",
     )
     parser.add_argument(
         "--arch",
@@ -78,9 +82,17 @@ def _cli_changes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def _config_path(args: argparse.Namespace) -> Path:
+    """--config, else the recipe for where the run will train: the GPU one (scratch.toml) where
+    an NVIDIA driver is visible and the device is not forced to the CPU, the 2-core one
+    (cpu.toml) elsewhere."""
+    from fer_tui.launch import gpu_available
     from fer_tui.paths import configs_dir
 
-    return Path(args.config) if args.config else configs_dir() / "scratch.toml"
+    if args.config:
+        return Path(args.config)
+    device = getattr(args, "device", None)
+    on_gpu = device == "cuda" or (device != "cpu" and gpu_available())
+    return configs_dir() / ("scratch.toml" if on_gpu else "cpu.toml")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.replace(**changes)
         resolve_device(cfg.train.device)  # no GPU: say so without marking the run failed
         return _report([fit_run(cfg, run_dir, resume=True)], args.json)
-    cfg = load_config(_config_path(args))
+    config_path = _config_path(args)
+    if not args.config:
+        print(f"recipe: {config_path.name} (pick another with --config)", file=sys.stderr)
+    cfg = load_config(config_path)
     archs = list(ARCHS) if args.arch == "all" else [args.arch] if args.arch else cfg.archs
     cfgs = [cfg.for_arch(a).replace(**changes) for a in archs]
     resolve_device(cfgs[0].train.device)  # `--device cuda` without a GPU: fail before any dir

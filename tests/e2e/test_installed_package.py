@@ -29,6 +29,7 @@ from fer_tui.checkpoints import find_checkpoint, shipped_checkpoints
 from fer_tui.commands.live import resolve_checkpoint
 from fer_tui.commands.train import _config_path
 from fer_tui.config import load_config
+from fer_tui.launch import gpu_available
 
 class Args:
     config = None
@@ -39,6 +40,7 @@ print(json.dumps({
     "package": fer_tui.__file__,
     "configs_dir": str(paths.configs_dir()),
     "configs": sorted(p.name for p in paths.configs_dir().glob("*.toml")),
+    "gpu": gpu_available(),
     "default_config": str(default_config),
     "default_recipe": load_config(default_config).name,
     "checkpoints_dir": str(paths.checkpoints_dir()),
@@ -99,8 +101,9 @@ def test_a_plain_install_finds_the_shipped_recipes_and_models(tmp_path: Path) ->
     assert Path(found["package"]).parent == package
     assert Path(found["configs_dir"]) == package / "shipped_configs"
     assert found["configs"] == sorted(p.name for p in (ROOT / "configs").glob("*.toml"))
-    assert found["default_config"] == str(package / "shipped_configs" / "scratch.toml")
-    assert found["default_recipe"] == "scratch"
+    recipe = "scratch" if found["gpu"] else "cpu"  # the GPU recipe only where a GPU is seen
+    assert found["default_config"] == str(package / "shipped_configs" / f"{recipe}.toml")
+    assert found["default_recipe"] == recipe
     assert Path(found["checkpoints_dir"]) == package / "shipped_checkpoints"
     shipped = {p.name: p.stat().st_size for p in sorted((ROOT / "checkpoints").glob("*.pt"))}
     assert found["shipped_bytes"] == shipped
