@@ -26,6 +26,20 @@ def shipped_checkpoints(checkpoints_dir: str | os.PathLike[str]) -> list[Path]:
     return sorted(Path(checkpoints_dir).glob("*.pt"))
 
 
+#: The name ending of the shipped models trained for two CPU cores (the compact stem).
+CPU_SUFFIX = "-cpu.pt"
+
+
+def default_picks(shipped: list[Path], gpu: bool) -> list[Path]:
+    """The shipped checkpoints to evaluate side by side by default: all of them where a GPU is
+    seen; without one, the CPU-sized ones (`*-cpu.pt`) when there are any. On two CPU cores
+    the three of those take about 5 minutes on the test split, while the GPU recipe's models
+    (4x the work per face) take 3.4 minutes for ResNet18 alone (docs/benchmarks.md)."""
+    if gpu:
+        return list(shipped)
+    return [p for p in shipped if p.name.endswith(CPU_SUFFIX)] or list(shipped)
+
+
 def finished_run_checkpoints(runs_dir: str | os.PathLike[str]) -> list[Path]:
     """The final weights (`shipping.final_weights`) of every run whose trainer said `end`,
     oldest first."""

@@ -303,3 +303,27 @@ async def test_finished_runs_are_offered_and_select_checkpoint_before_the_scan(
         assert sorted(picks.selected) == [str(older), str(newer)]
         title = str(screen.query_one("#table2-title").render())
         assert "20260101-000000-resnet18/last.pt" in title
+
+
+@pytest.mark.parametrize(("gpu", "picked"), [(False, ["resnet18-cpu.pt"]), (True, None)])
+async def test_without_a_gpu_the_cpu_sized_models_are_picked(
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    gpu: bool,
+    picked: list[str] | None,
+) -> None:
+    """Where no GPU is seen, only the shipped `*-cpu.pt` models start picked (the GPU recipe's
+    take minutes each on a CPU); every file stays listed. With a GPU, all are picked."""
+    from fer_tui import launch
+
+    monkeypatch.setattr(launch, "gpu_available", lambda: gpu)
+    shipped = tmp_path / "checkpoints"
+    names = ["resnet18-cpu.pt", "resnet18.pt"]
+    for name in names:
+        make_tiny_checkpoint(shipped / name)
+    app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=shipped)
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = await open_with_checkpoints(pilot, 2)
+        selected = screen.query_one("#checkpoints").selected
+        assert sorted(Path(p).name for p in selected) == (picked or names)

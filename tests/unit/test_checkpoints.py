@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_tui.checkpoints import find_checkpoint, finished_run_checkpoints, shipped_checkpoints
+from fer_tui.checkpoints import (
+    default_picks,
+    find_checkpoint,
+    finished_run_checkpoints,
+    shipped_checkpoints,
+)
 from fer_tui.runs import BEST, EMA, LAST, EventWriter
 
 CONFIG = """
@@ -84,3 +89,14 @@ def test_finished_runs_offer_their_final_weights(tmp_path: Path) -> None:
     for name in ("b.pt", "a.pt", "notes.txt"):
         (tmp_path / "ckpts" / name).write_bytes(b"x")
     assert [p.name for p in shipped_checkpoints(tmp_path / "ckpts")] == ["a.pt", "b.pt"]
+
+
+def test_default_picks_are_the_cpu_sized_models_without_a_gpu() -> None:
+    """All shipped files with a GPU; without one the *-cpu.pt ones, or all when there are
+    none of those."""
+    both = [Path("resnet18-cpu.pt"), Path("resnet18.pt"), Path("resnet50-cpu.pt")]
+    assert default_picks(both, gpu=True) == both
+    assert default_picks(both, gpu=False) == [Path("resnet18-cpu.pt"), Path("resnet50-cpu.pt")]
+    gpu_only = [Path("resnet18.pt"), Path("resnet34.pt")]
+    assert default_picks(gpu_only, gpu=False) == gpu_only
+    assert default_picks([], gpu=False) == []

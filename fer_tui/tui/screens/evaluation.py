@@ -40,8 +40,9 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from fer_tui import launch
 from fer_tui.backends import BACKENDS, check_backend
-from fer_tui.checkpoints import finished_run_checkpoints, shipped_checkpoints
+from fer_tui.checkpoints import default_picks, finished_run_checkpoints, shipped_checkpoints
 from fer_tui.errors import FerError
 from fer_tui.evaluation.cache import find_cached_report
 from fer_tui.evaluation.ensemble import ENSEMBLE, ensemble_evaluation
@@ -225,8 +226,9 @@ class EvaluationScreen(Screen[None]):
         shipped = shipped_checkpoints(self.settings.checkpoints_dir)
         runs = finished_run_checkpoints(self.settings.runs_dir)
         found = [(p.name, p) for p in shipped] + [(f"{p.parent.name}/{p.name}", p) for p in runs]
-        # shipped ones side by side like the paper; else the newest finished run
-        picked = shipped or runs[-1:]
+        # shipped ones side by side like the paper (without a GPU, the CPU-sized ones);
+        # else the newest finished run
+        picked = default_picks(shipped, gpu=launch.gpu_available()) or runs[-1:]
         cached = []
         for path in picked:
             report = find_cached_report(path, tta="none", source=self._source())
