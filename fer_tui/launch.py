@@ -58,6 +58,14 @@ def gpu_available() -> bool:
     return Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi") is not None
 
 
+def default_recipe(device: str | None = None) -> str:
+    """The recipe (a file name in configs/) for where a run will train: the GPU one
+    (scratch.toml) where an NVIDIA driver is visible and the device is not forced to the CPU,
+    the 2-core one (cpu.toml) elsewhere."""
+    on_gpu = device == "cuda" or (device != "cpu" and gpu_available())
+    return "scratch.toml" if on_gpu else "cpu.toml"
+
+
 def _check_device(device: str | None, config_device: str) -> None:
     if device is not None and device not in DEVICES:
         raise ConfigError(f"device {device!r} is not one of {', '.join(DEVICES)}")

@@ -82,17 +82,13 @@ def _cli_changes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def _config_path(args: argparse.Namespace) -> Path:
-    """--config, else the recipe for where the run will train: the GPU one (scratch.toml) where
-    an NVIDIA driver is visible and the device is not forced to the CPU, the 2-core one
-    (cpu.toml) elsewhere."""
-    from fer_tui.launch import gpu_available
+    """--config, else the recipe for where the run will train (`launch.default_recipe`)."""
+    from fer_tui.launch import default_recipe
     from fer_tui.paths import configs_dir
 
     if args.config:
         return Path(args.config)
-    device = getattr(args, "device", None)
-    on_gpu = device == "cuda" or (device != "cpu" and gpu_available())
-    return configs_dir() / ("scratch.toml" if on_gpu else "cpu.toml")
+    return configs_dir() / default_recipe(getattr(args, "device", None))
 
 
 def run(args: argparse.Namespace) -> int:

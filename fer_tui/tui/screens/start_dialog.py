@@ -85,10 +85,8 @@ class StartDialog(ModalScreen[int | None]):
     def compose(self) -> ComposeResult:
         configs = self._configs()
         names = [p.name for p in configs]
-        # the GPU recipe where a GPU is seen; on a laptop or a CPU server, the 2-core one
-        gpu = ("scratch.toml", "cpu.toml")
-        preferred = gpu if launch.gpu_available() else gpu[::-1]
-        default = next((n for n in (*preferred, "smoke.toml") if n in names), None)
+        wanted = (launch.default_recipe(), "scratch.toml", "cpu.toml", "smoke.toml")
+        default = next((n for n in wanted if n in names), None)
         with Vertical() as box:
             box.border_title = "Start training"
             with Horizontal(classes="field"):
