@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split",
         default="test",
-        help="the split to evaluate: test (default), public_test, private_test or train",
+        help="the split to evaluate: test (default), public_test, private_test, train, or "
+        "holdout (the part of train the checkpoints' runs kept out to choose their weights)",
     )
     parser.add_argument(
         "--tta",

@@ -17,6 +17,7 @@ import numpy as np
 
 from fer_tui.backends import check_backend
 from fer_tui.data.index import CLASSES, SPLITS, SUBSPLITS
+from fer_tui.data.records import Split
 from fer_tui.errors import CheckpointError, DataError, FerError
 from fer_tui.evaluation.cache import CACHE_VERSION, cache_get, cache_key, cache_put
 from fer_tui.evaluation.metrics import AUC_IN_TABLE, compute_metrics
@@ -28,9 +29,14 @@ TTAS: tuple[str, ...] = ("none", "flip", "tencrop")
 Progress = Callable[[str, int, int], None]
 
 
+#: The part of train that the checkpoints' runs held out to choose their weights (data.val =
+#: "holdout"): cut again from train the way the runs cut it.
+HOLDOUT = "holdout"
+
+
 def check_split_name(split: str) -> None:
     """Reject a split name no data source can have, before anything slow happens."""
-    known = (*SPLITS, *SUBSPLITS)
+    known = (*SPLITS, *SUBSPLITS, HOLDOUT)
     if split not in known:
         raise DataError(f"unknown split '{split}': use one of {', '.join(known)}")
 
@@ -67,6 +73,42 @@ def get_split(data: Any, split: str) -> Any:
             f"or fer2013.csv's PublicTest/PrivateTest rows"
         )
     return found[split]
+
+
+def holdout_cut(metas: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[float, int | None]:
+    """(holdout_fraction, limit) of the holdout that every checkpoint's run kept out of training,
+    or a DataError when one has none or they differ."""
+    cuts = set()
+    for path, meta in metas:
+        data = (meta.get("config") or {}).get("data")
+        if not data:
+            raise DataError(
+                f"{path} does not record the config it was trained with, so its holdout is "
+                f"unknown: evaluate it with --split test"
+            )
+        if data.get("val") != HOLDOUT:
+            raise DataError(
+                f"{path} validated on the test split, so its run trained on all of train and "
+                f"held nothing out: evaluate it with --split test"
+            )
+        cuts.add((float(data["holdout_fraction"]), data.get("limit")))
+    if len(cuts) > 1:
+        raise DataError(
+            "these checkpoints held out different parts of train "
+            f"({', '.join(f'fraction {f}, limit {n}' for f, n in sorted(cuts, key=str))}): "
+            "evaluate them on --split holdout one at a time"
+        )
+    return cuts.pop()
+
+
+def holdout_part(train: Any, fraction: float, limit: int | None) -> Split:
+    """The faces of `train` that a run with this holdout fraction and limit never trained on."""
+    from fer_tui.training.arrays import first_n, holdout_split
+
+    rows = first_n(len(train.labels), limit)
+    _, held = holdout_split(np.asarray(train.labels)[rows], fraction, seed=0)
+    rows = rows[held]
+    return Split(train.images[rows], train.labels[rows], [train.names[i] for i in rows])
 
 
 @dataclass
@@ -157,19 +199,26 @@ def evaluate_checkpoints(
     check_backend(backend, device)
     check_split_name(split)
     metas = [(Path(p), checkpoint_meta(p)) for p in checkpoints]
+    cut = holdout_cut(metas) if split == HOLDOUT else None
     fer = load_data(data, progress, cancelled)
-    part = get_split(fer, split)
+    if cut is not None:
+        part = holdout_part(get_split(fer, "train"), *cut)
+    else:
+        part = get_split(fer, split)
     labels = np.asarray(part.labels, dtype=np.int64)
     data_info = {
         "source": str(Path(fer.source).expanduser().resolve()),
         "fingerprint": fer.fingerprint,
         "split": split,
         "n": len(labels),
+        **({"holdout_fraction": cut[0], "limit": cut[1]} if cut is not None else {}),
     }
+    # the cache tells holdouts apart by their cut
+    cached_split = f"{split}-{cut[0]}-{cut[1]}" if cut is not None else split
     out = []
     for path, meta in metas:
         sha = file_sha256(path)
-        key = cache_key(sha, fer.fingerprint, split, tta, backend, device)
+        key = cache_key(sha, fer.fingerprint, cached_split, tta, backend, device)
         hit = cache_get(key) if use_cache else None
         if hit is not None and len(hit[1]) == len(labels):
             report, probs = hit

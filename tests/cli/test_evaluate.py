@@ -400,3 +400,54 @@ def test_ensemble_of_one_checkpoint_is_a_one_line_error(
     )
     assert err.count("\n") == 1
     assert "--ensemble" in err and "add another --checkpoint" in err
+
+
+def _with_holdout(ckpt: Path, path: Path, fraction: float | None) -> Path:
+    """`ckpt` as if its run had validated on a `fraction` of train (None: on the test split)."""
+    from fer_tui.models import read_checkpoint, save_checkpoint
+
+    raw = read_checkpoint(ckpt)
+    data = {"val": "test", "holdout_fraction": 0.1, "limit": None}
+    if fraction is not None:
+        data.update(val="holdout", holdout_fraction=fraction)
+    save_checkpoint(path, raw["model"], {**raw["meta"], "config": {"data": data}})
+    return path
+
+
+def test_holdout_split_is_the_part_of_train_the_run_kept_out(
+    ckpt: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--split holdout evaluates on exactly the faces the checkpoint's run held out of train
+    (cut as the trainer cuts them); a checkpoint that held nothing out, or checkpoints that held
+    out different parts, are one-line errors that say to use --split test or one at a time."""
+    from fer_tui.config import from_dict
+    from fer_tui.training.arrays import prepare_arrays
+
+    quarter = _with_holdout(ckpt, tmp_path / "quarter.pt", 0.25)
+    preds = tmp_path / "p.csv"
+    argv = ["evaluate", "--checkpoint", str(quarter), "--data", str(tiny_data), "--split"]
+    assert main([*argv, "holdout", "--json", "-", "--predictions", str(preds)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    trainer = prepare_arrays(
+        from_dict({"data": {"path": str(tiny_data), "val": "holdout", "holdout_fraction": 0.25}})
+    )
+    assert report["data"]["split"] == "holdout" and report["n"] == len(trainer.val_y) == 7 * 2
+    with preds.open() as f:
+        rows = list(csv.DictReader(f))
+    assert all("train/" in row["path"].replace("\\", "/") for row in rows)
+    labels = sorted(CLASSES.index(row["true"]) for row in rows)
+    assert labels == sorted(trainer.val_y.tolist())
+
+    test_only = _with_holdout(ckpt, tmp_path / "test.pt", None)
+    err = _fails([*argv[:2], str(test_only), *argv[3:], "holdout"], capsys)
+    assert "held nothing out" in err and "--split test" in err
+    from fer_tui.models import read_checkpoint, save_checkpoint
+
+    raw = read_checkpoint(ckpt)
+    bare = tmp_path / "bare.pt"
+    save_checkpoint(bare, raw["model"], {k: v for k, v in raw["meta"].items() if k != "config"})
+    err = _fails([*argv[:2], str(bare), *argv[3:], "holdout"], capsys)
+    assert "does not record the config" in err and "--split test" in err
+    half = _with_holdout(ckpt, tmp_path / "half.pt", 0.5)
+    err = _fails([*argv, "holdout", "--checkpoint", str(half)], capsys)
+    assert "held out different parts of train" in err and "one at a time" in err
