@@ -81,3 +81,15 @@ def ship_dir() -> Path:
     own folder, which an upgrade would wipe (and may not be writable): `./checkpoints` then."""
     target = checkpoints_dir()
     return Path("checkpoints") if target == packaged_dir("checkpoints") else target
+
+
+def shipped_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """`path` as given when it exists, is absolute or lies outside `checkpoints/`; else a relative
+    `checkpoints/NAME.pt` that is not here is the shipped NAME.pt (the installed package's copy,
+    or the checkout's), so recipes can name shipped weights from any directory."""
+    given = Path(path).expanduser()
+    if given.is_absolute() or given.exists() or given.parts[:1] != ("checkpoints",):
+        return given
+    return (packaged_dir("checkpoints") or project_root() / "checkpoints").joinpath(
+        *given.parts[1:]
+    )

@@ -25,6 +25,7 @@ from fer_tui.config import RunConfig
 from fer_tui.data.index import CLASSES
 from fer_tui.errors import ConfigError, FerError, RunError
 from fer_tui.models import build_model, load_checkpoint, resolve_device
+from fer_tui.paths import shipped_checkpoint
 from fer_tui.precision import layer4_input_side, resolve_precision
 from fer_tui.preprocess import to_input
 from fer_tui.progress import ProgressBar
@@ -163,7 +164,13 @@ class Trainer(CheckpointState):
         """Start from the weights of the fer-tui checkpoint at `path` (model.init_from): the
         model and its EMA; the optimizer and schedule start afresh."""
         m = self.cfg.model
-        start, meta = load_checkpoint(Path(path).expanduser())
+        found = shipped_checkpoint(path)
+        if not found.is_file():
+            raise ConfigError(
+                f"model.init_from: no checkpoint at {path}: train and ship that model first "
+                f"(fer-tui ship RUN --name NAME), or point init_from at a checkpoint"
+            )
+        start, meta = load_checkpoint(found)
         ours = {"arch": self.arch, "stem": m.stem, "in_channels": m.in_channels}
         theirs = {k: meta.get(k) for k in ours}
         if theirs != ours:

@@ -69,6 +69,28 @@ def test_recipes_say_what_the_issue_asks() -> None:
     assert smoke.train.device == "cpu"
 
 
+def test_the_cycle_recipe_starts_each_arch_from_its_shipped_cpu_model() -> None:
+    """cpu-cycle.toml starts every arch from checkpoints/<arch>-cpu.pt, whose model it keeps,
+    with a lower, shorter schedule; data and augmentation stay cpu.toml's, so the holdout that
+    chooses between the cycle's weights and the shipped ones is the one neither trained on."""
+    from fer_tui.models import read_checkpoint
+    from fer_tui.paths import shipped_checkpoint
+
+    cpu, cycle = load_config(CONFIGS / "cpu.toml"), load_config(CONFIGS / "cpu-cycle.toml")
+    assert cycle.archs == cpu.archs and (cycle.data, cycle.augment) == (cpu.data, cpu.augment)
+    for arch in cycle.archs:
+        ours = cycle.for_arch(arch)
+        assert ours.model.init_from == f"checkpoints/{arch}-cpu.pt"
+        meta = read_checkpoint(shipped_checkpoint(ours.model.init_from))["meta"]
+        assert (meta["arch"], meta["stem"], meta["in_channels"]) == (
+            arch,
+            ours.model.stem,
+            ours.model.in_channels,
+        )
+        assert ours.train.lr < cpu.for_arch(arch).train.lr
+        assert ours.train.epochs < cpu.for_arch(arch).train.epochs
+
+
 def test_per_arch_override_applies_to_that_arch_only() -> None:
     """[train.resnet50] changes resnet50's run and leaves the others on the shared value."""
     cfg = from_dict(

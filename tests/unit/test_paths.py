@@ -39,3 +39,21 @@ def test_an_installed_package_reads_its_own_copy_but_ships_to_the_working_folder
     assert paths.configs_dir() == packaged["configs"]
     assert paths.checkpoints_dir() == packaged["checkpoints"]
     assert paths.ship_dir() == Path("checkpoints")
+
+
+def test_a_recipe_names_shipped_weights_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """model.init_from = "checkpoints/NAME.pt" finds the shipped NAME.pt from a folder without
+    one, a file of that name in ./checkpoints first, and leaves any other path as given."""
+    monkeypatch.chdir(tmp_path)
+    shipped = paths.shipped_checkpoint("checkpoints/resnet18-cpu.pt")
+    assert shipped == paths.project_root() / "checkpoints" / "resnet18-cpu.pt"
+    assert shipped.is_file()
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "resnet18-cpu.pt").write_bytes(b"mine")
+    assert paths.shipped_checkpoint("checkpoints/resnet18-cpu.pt") == Path(
+        "checkpoints/resnet18-cpu.pt"
+    )
+    assert paths.shipped_checkpoint("runs/x/last.pt") == Path("runs/x/last.pt")
+    assert paths.shipped_checkpoint(tmp_path / "a.pt") == tmp_path / "a.pt"

@@ -339,6 +339,20 @@ def test_init_from_a_different_model_is_a_clear_error(
     assert "leave model.weights unset" in capsys.readouterr().err
 
 
+def test_init_from_a_missing_checkpoint_is_a_clear_error(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A model.init_from that names no file stops the run with the key, the path and the fix."""
+    cfg = tmp_path / "missing.toml"
+    cfg.write_text(
+        TINY.format(epochs=1).replace("[model]\n", '[model]\ninit_from = "checkpoints/no.pt"\n')
+    )
+    assert train_cli(args(cfg, tiny_data, tmp_path / "runs")) == 2
+    err = capsys.readouterr().err
+    assert "model.init_from: no checkpoint at checkpoints/no.pt" in err
+    assert "fer-tui ship" in err and "Traceback" not in err
+
+
 def test_cuda_without_gpu_is_a_clear_error_and_creates_nothing(
     tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
