@@ -103,12 +103,10 @@ def holdout_cut(metas: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[float, in
 
 def holdout_part(train: Any, fraction: float, limit: int | None) -> Split:
     """The faces of `train` that a run with this holdout fraction and limit never trained on."""
-    from fer_tui.training.arrays import first_n, holdout_split
+    from fer_tui.training.arrays import holdout_rows
 
-    rows = first_n(len(train.labels), limit)
-    _, held = holdout_split(np.asarray(train.labels)[rows], fraction, seed=0)
-    rows = rows[held]
-    return Split(train.images[rows], train.labels[rows], [train.names[i] for i in rows])
+    _, held = holdout_rows(train.labels, fraction, limit)
+    return Split(train.images[held], train.labels[held], [train.names[i] for i in held])
 
 
 @dataclass

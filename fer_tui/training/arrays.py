@@ -43,6 +43,17 @@ def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.nd
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
 
 
+def holdout_rows(
+    labels: np.ndarray, fraction: float, limit: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(trained on, held out): rows of the train split for a run with data.val = "holdout".
+    The cut does not depend on the run's seed, so every run of a recipe, and `fer-tui evaluate
+    --split holdout`, hold out the same faces."""
+    rows = first_n(len(labels), limit)
+    keep, held = holdout_split(np.asarray(labels)[rows], fraction, seed=0)
+    return rows[keep], rows[held]
+
+
 def prepare_arrays(cfg: RunConfig, data: Any | None = None) -> Arrays:
     """Load the dataset named by the config (or use `data`, a FerData) and cut it as asked."""
     if data is None:
@@ -50,11 +61,12 @@ def prepare_arrays(cfg: RunConfig, data: Any | None = None) -> Arrays:
 
         data = load_dataset(cfg.data.path)
     train, test = data.splits["train"], data.splits.get("test")
+    if cfg.data.val == "holdout":
+        keep, held = holdout_rows(train.labels, cfg.data.holdout_fraction, cfg.data.limit)
+        tx, ty = train.images, train.labels
+        return Arrays(tx[keep], ty[keep], tx[held], ty[held], "holdout", data.fingerprint)
     ti = first_n(len(train.labels), cfg.data.limit)
     tx, ty = train.images[ti], train.labels[ti]
-    if cfg.data.val == "holdout":
-        keep, held = holdout_split(ty, cfg.data.holdout_fraction, seed=0)
-        return Arrays(tx[keep], ty[keep], tx[held], ty[held], "holdout", data.fingerprint)
     if test is None or len(test.labels) == 0:
         raise FerError(
             "the dataset has no test split to validate on: set data.val = "

@@ -402,15 +402,16 @@ def test_ensemble_of_one_checkpoint_is_a_one_line_error(
     assert "--ensemble" in err and "add another --checkpoint" in err
 
 
-def _with_holdout(ckpt: Path, path: Path, fraction: float | None) -> Path:
-    """`ckpt` as if its run had validated on a `fraction` of train (None: on the test split)."""
+def _with_data_config(ckpt: Path, path: Path, val: str | None, fraction: float = 0.1) -> Path:
+    """`ckpt` as if its run had validated on `val` ("holdout": a `fraction` of train; "test"),
+    or with no config recorded at all (None)."""
     from fer_tui.models import read_checkpoint, save_checkpoint
 
     raw = read_checkpoint(ckpt)
-    data = {"val": "test", "holdout_fraction": 0.1, "limit": None}
-    if fraction is not None:
-        data.update(val="holdout", holdout_fraction=fraction)
-    save_checkpoint(path, raw["model"], {**raw["meta"], "config": {"data": data}})
+    meta = {k: v for k, v in raw["meta"].items() if k != "config"}
+    if val is not None:
+        meta["config"] = {"data": {"val": val, "holdout_fraction": fraction, "limit": None}}
+    save_checkpoint(path, raw["model"], meta)
     return path
 
 
@@ -423,7 +424,7 @@ def test_holdout_split_is_the_part_of_train_the_run_kept_out(
     from fer_tui.config import from_dict
     from fer_tui.training.arrays import prepare_arrays
 
-    quarter = _with_holdout(ckpt, tmp_path / "quarter.pt", 0.25)
+    quarter = _with_data_config(ckpt, tmp_path / "quarter.pt", "holdout", 0.25)
     preds = tmp_path / "p.csv"
     argv = ["evaluate", "--checkpoint", str(quarter), "--data", str(tiny_data), "--split"]
     assert main([*argv, "holdout", "--json", "-", "--predictions", str(preds)]) == 0
@@ -438,16 +439,12 @@ def test_holdout_split_is_the_part_of_train_the_run_kept_out(
     labels = sorted(CLASSES.index(row["true"]) for row in rows)
     assert labels == sorted(trainer.val_y.tolist())
 
-    test_only = _with_holdout(ckpt, tmp_path / "test.pt", None)
+    test_only = _with_data_config(ckpt, tmp_path / "test.pt", "test")
     err = _fails([*argv[:2], str(test_only), *argv[3:], "holdout"], capsys)
     assert "held nothing out" in err and "--split test" in err
-    from fer_tui.models import read_checkpoint, save_checkpoint
-
-    raw = read_checkpoint(ckpt)
-    bare = tmp_path / "bare.pt"
-    save_checkpoint(bare, raw["model"], {k: v for k, v in raw["meta"].items() if k != "config"})
+    bare = _with_data_config(ckpt, tmp_path / "bare.pt", None)
     err = _fails([*argv[:2], str(bare), *argv[3:], "holdout"], capsys)
     assert "does not record the config" in err and "--split test" in err
-    half = _with_holdout(ckpt, tmp_path / "half.pt", 0.5)
+    half = _with_data_config(ckpt, tmp_path / "half.pt", "holdout", 0.5)
     err = _fails([*argv, "holdout", "--checkpoint", str(half)], capsys)
     assert "held out different parts of train" in err and "one at a time" in err
