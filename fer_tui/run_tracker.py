@@ -87,15 +87,18 @@ class RunView:
         status = state.status(pid_is_alive=pid is not None)
         elapsed = state.elapsed_seconds
         eta = state.eta_seconds
+        # time since the last completed epoch (or the latest start) is not in the history:
+        # a running run's goes on until now, an interrupted one's until its last event
+        last_epoch_t = state.history[-1].get("t") if state.history else None
+        marks = [t for t in (last_epoch_t, state.resumed_t) if isinstance(t, (int, float))]
         if status == "running":
-            # time since the last completed epoch (or the latest start) is not in the history yet
-            last_epoch_t = state.history[-1].get("t") if state.history else None
-            marks = [t for t in (last_epoch_t, state.resumed_t) if isinstance(t, (int, float))]
             since = max(0.0, now - max(marks)) if marks else 0.0
             elapsed += since
             if eta is not None:
                 eta = max(0.0, eta - since)
         elif status != "finished":
+            if marks and state.last_t is not None:
+                elapsed += max(0.0, state.last_t - max(marks))
             eta = None
         lr = None
         if state.recent_steps:

@@ -22,7 +22,7 @@ written as null. Types and their keys:
              images / train_seconds), eta_seconds, best_metric, best_epoch; with an EMA also
              val_loss_ema, val_acc_ema; with progressive resizing train_image_size
     end      epoch, best_metric, best_epoch, seconds
-    stopped  epoch, reason
+    stopped  epoch (completed), step_in_epoch (steps of the next one saved), reason
     error    message, traceback
     warning  message (the run goes on: e.g. a resume that cannot continue a random stream)
 
@@ -363,6 +363,7 @@ class RunState:
             self.eta_seconds = 0.0
         elif kind == "stopped":
             self.ended = "stopped"
+            self.step_in_epoch = event.get("step_in_epoch", self.step_in_epoch)
             self.stop_reason = event.get("reason")
             self.eta_seconds = None
         elif kind == "error":

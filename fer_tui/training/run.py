@@ -96,7 +96,7 @@ def _error_event(run_dir: Path, dist: Dist, kind: str, **fields: Any) -> None:
     try:
         with EventWriter(run_dir) as events:
             if kind == "stopped":
-                events.write("stopped", epoch=0, **fields)
+                events.write("stopped", epoch=0, step_in_epoch=0, **fields)
             else:
                 events.write(kind, **fields)
     except OSError:

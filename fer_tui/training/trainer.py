@@ -475,7 +475,12 @@ class Trainer(CheckpointState):
         except StopRequested:
             self.save_last()
             if self.events is not None:
-                self.events.write("stopped", epoch=self.epoch, reason=self.stop_signal)
+                self.events.write(
+                    "stopped",
+                    epoch=self.epoch,
+                    step_in_epoch=self.step_in_epoch,
+                    reason=self.stop_signal,
+                )
             if self.show_progress:
                 print(
                     f"\nstopped after epoch {self.epoch} + {self.step_in_epoch} steps; "

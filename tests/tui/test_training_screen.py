@@ -160,6 +160,27 @@ async def test_failed_run_shows_its_error_and_stopped_offers_resume(runs: Path) 
         assert "20260101-120000-resnet50" in app.screen.query_one("#panel-resnet50").border_subtitle
 
 
+async def test_interrupted_runs_say_where_a_resume_goes_on(tmp_path: Path) -> None:
+    """A stop mid-epoch names the step a resume continues from; a crash, the epoch it goes
+    back to, or that it starts again when the trainer died before its first epoch ended."""
+    runs = tmp_path / "runs"
+    stop = {"type": "stopped", "epoch": 1, "step_in_epoch": 7, "reason": "SIGTERM"}
+    write_run(runs, "20260101-120000-resnet18", [start("resnet18", 5), epoch(1, 5), stop])
+    write_run(runs, "20260101-120000-resnet34", [start("resnet34", 5), epoch(1, 5), epoch(2, 5)])
+    write_run(runs, "20260101-120000-resnet50", [start("resnet50", 5)])
+    app = app_for(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+        await until(pilot, lambda: len(statuses(app)) == 3)
+        assert "stopped in epoch 2 at step 7/10: r resumes it there" in panel_text(app, "resnet18")
+        assert "crashed in epoch 3 (the trainer died): r resumes it after epoch 2" in panel_text(
+            app, "resnet34"
+        )
+        assert "crashed in epoch 1 (the trainer died): r starts it again" in panel_text(
+            app, "resnet50"
+        )
+
+
 async def test_appended_epoch_shows_up_live(tmp_path: Path) -> None:
     """Appending an epoch line to a running run's events moves its panel to the new epoch."""
     runs = tmp_path / "runs"

@@ -74,3 +74,29 @@ def test_tracker_shows_a_waiting_runs_config(tmp_path: Path) -> None:
         "scratch",
         "0/60",
     )
+
+
+def test_interrupted_runs_count_their_unfinished_epoch(tmp_path: Path) -> None:
+    """A run stopped or crashed mid-epoch says how long it ran, that epoch included, and where
+    it stopped; a run that died in its first epoch is not shown as having taken 0 s."""
+    start = {"type": "start", "arch": "x", "epochs": 5, "steps_per_epoch": 10}
+    timed = {
+        "20260101-000000-resnet50": [  # crashed in epoch 1, its last step 600 s after the start
+            (100.0, start),
+            (300.0, {"type": "step", "step_in_epoch": 2, "steps_per_epoch": 10}),
+            (700.0, {"type": "step", "step_in_epoch": 4, "steps_per_epoch": 10}),
+        ],
+        "20260101-000000-resnet18": [  # stopped 30 s into epoch 2
+            (0.0, start),
+            (50.0, {"type": "epoch", "epoch": 1, "epochs": 5, "seconds": 50.0}),
+            (80.0, {"type": "stopped", "epoch": 1, "step_in_epoch": 7, "reason": "SIGTERM"}),
+        ],
+    }
+    for name, events in timed.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / runs.EVENTS).write_bytes(b"".join(line(**e, t=t) for t, e in events))
+    views = {v.run_id: v for v in RunTracker(tmp_path, rescan_interval=0.0).poll()[0]}
+    died, halted = views["20260101-000000-resnet50"], views["20260101-000000-resnet18"]
+    assert died.status == "crashed" and died.elapsed_seconds == 600.0 and died.epoch == 0
+    assert halted.status == "stopped" and halted.elapsed_seconds == 80.0
+    assert (halted.epoch, halted.step_in_epoch, halted.steps_per_epoch) == (1, 7, 10)

@@ -74,7 +74,7 @@ KEYS = {
         "best_epoch",
     },
     "end": {"epoch", "best_metric", "best_epoch", "seconds"},
-    "stopped": {"epoch", "reason"},
+    "stopped": {"epoch", "step_in_epoch", "reason"},
     "error": {"message", "traceback"},
 }
 
@@ -234,6 +234,7 @@ def test_sigterm_mid_epoch_saves_and_resume_is_exact(
     assert events[-1]["type"] == "stopped" and events[-1]["reason"] == "SIGTERM"
     ckpt = read_checkpoint(run_dir / "last.pt")
     assert ckpt["epoch"] == 0 and 1 <= ckpt["step_in_epoch"] < 6
+    assert events[-1]["step_in_epoch"] == ckpt["step_in_epoch"]  # what the screens show
     assert not (run_dir / LOCK).exists()
     assert train_cli(["--resume", str(run_dir)]) == 0
     state = read_run(run_dir)

@@ -128,9 +128,20 @@ def _message(view: RunView) -> str:
     if view.status == "failed":
         return f"failed: {view.error}  (r resume)"
     if view.status == "stopped":
+        if view.step_in_epoch:  # a stop saves where it was: the resume goes on from that step
+            return (
+                f"stopped in epoch {view.epoch + 1} at step {view.step_in_epoch}"
+                f"/{view.steps_per_epoch}: r resumes it there"
+            )
         return f"stopped after epoch {view.epoch}: r resumes it"
     if view.status == "crashed":
-        return f"crashed (trainer died after epoch {view.epoch}): r resumes it"
+        # the trainer died without saving: the resume goes back to its last epoch's end
+        if view.epoch == 0:
+            return "crashed in epoch 1 (the trainer died): r starts it again"
+        return (
+            f"crashed in epoch {view.epoch + 1} (the trainer died): "
+            f"r resumes it after epoch {view.epoch}"
+        )
     if view.status == "pending":
         return "waiting for the trainer to start"
     if view.status == "finished":
