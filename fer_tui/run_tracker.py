@@ -96,6 +96,8 @@ class RunView:
             elapsed += since
             if eta is not None:
                 eta = max(0.0, eta - since)
+            else:
+                eta = _eta_from_steps(state, now)
         elif status != "finished":
             if marks and state.last_t is not None:
                 elapsed += max(0.0, state.last_t - max(marks))
@@ -129,6 +131,27 @@ class RunView:
             traceback=state.traceback,
             **series,
         )
+
+
+def _eta_from_steps(state: RunState, now: float) -> float | None:
+    """A running run's ETA before it has finished an epoch (since its latest start): the steps
+    left at the pace of its latest five logged steps. Per-epoch evaluation is not counted; the
+    trainer's own ETA, from whole epochs, takes over after the first one."""
+    recent = [
+        e
+        for e in list(state.recent_steps)[-5:]
+        if isinstance(e.get("t"), (int, float))
+        and isinstance(e.get("step"), int)
+        and (state.resumed_t is None or e["t"] >= state.resumed_t)
+    ]
+    if len(recent) < 2 or not state.epochs or not state.steps_per_epoch:
+        return None
+    first, last = recent[0], recent[-1]
+    dt, steps = last["t"] - first["t"], last["step"] - first["step"]
+    if dt <= 0 or steps <= 0:
+        return None
+    left = state.epochs * state.steps_per_epoch - last["step"]
+    return max(0.0, left * dt / steps - max(0.0, now - last["t"]))
 
 
 def _finite_or_none(value: object) -> float | None:

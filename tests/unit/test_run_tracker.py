@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from fer_tui import runs
-from fer_tui.run_tracker import RunTracker
+from fer_tui.run_tracker import RunTracker, RunView
 from fer_tui.runs import EventWriter
 
 
@@ -100,3 +100,35 @@ def test_interrupted_runs_count_their_unfinished_epoch(tmp_path: Path) -> None:
     assert died.status == "crashed" and died.elapsed_seconds == 600.0 and died.epoch == 0
     assert halted.status == "stopped" and halted.elapsed_seconds == 80.0
     assert (halted.epoch, halted.step_in_epoch, halted.steps_per_epoch) == (1, 7, 10)
+
+
+def test_a_run_in_its_first_epoch_has_an_eta_from_its_steps(tmp_path: Path) -> None:
+    """Before any epoch ends (a fresh run, or a resumed one), the ETA comes from the pace of
+    the steps since the latest start, not from steps of the session before it."""
+    run = tmp_path / "20260101-000000-resnet50"
+    run.mkdir()
+    start = {"type": "start", "arch": "resnet50", "epochs": 2, "steps_per_epoch": 100}
+    events = [
+        (0.0, start),
+        (100.0, {"type": "step", "epoch": 1, "step": 20, "step_in_epoch": 20}),
+        (200.0, {"type": "step", "epoch": 1, "step": 40, "step_in_epoch": 40}),
+    ]
+    (run / runs.EVENTS).write_bytes(b"".join(line(**e, t=t) for t, e in events))
+    view = RunView.from_state(runs.read_run(run), pid=1, now=250.0)
+    # 160 steps left at 20 steps per 100 s: 800 s from the last step, 50 s of it gone
+    assert view.status == "running" and view.eta_seconds == 750.0
+    assert RunView.from_state(runs.read_run(run), pid=None, now=250.0).eta_seconds is None
+
+    # stopped, then resumed: the steps before the stop (a slower pace) no longer count
+    resumed = [
+        (300.0, {"type": "stopped", "epoch": 0, "step_in_epoch": 40, "reason": "SIGTERM"}),
+        (1000.0, {**start, "start_epoch": 1, "resumed": True}),
+        (1010.0, {"type": "step", "epoch": 1, "step": 60, "step_in_epoch": 60}),
+    ]
+    with (run / runs.EVENTS).open("ab") as f:
+        f.write(b"".join(line(**e, t=t) for t, e in resumed))
+    assert RunView.from_state(runs.read_run(run), pid=1, now=1010.0).eta_seconds is None
+    with (run / runs.EVENTS).open("ab") as f:
+        f.write(line(type="step", epoch=1, step=80, step_in_epoch=80, t=1050.0))
+    # 120 steps left at 20 per 40 s
+    assert RunView.from_state(runs.read_run(run), pid=1, now=1050.0).eta_seconds == 240.0
