@@ -9,13 +9,27 @@ import time
 from typing import TextIO
 
 
+def duration(seconds: float | None) -> str:
+    """`12s`, `4m05s`, `2h03m`; `-` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = int(round(max(0.0, seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
 class ProgressBar:
     """One line, redrawn at most 10 times a second on a terminal.
 
-        Where the stream is not a terminal (a log file), it writes a plain line every `log_every`
-        seconds, or nothing when `log_every` is None. `total=None` (or 0) means an unknown total:
-        the line shows the count and rate without a bar or ETA. Safe to update from any thread;
-    callable as `bar(done, total)`, the shape of the data layer's `progress` callback.
+    Where the stream is not a terminal (a log file), it writes a plain line every `log_every`
+    seconds, or nothing when `log_every` is None. `total=None` (or 0) means an unknown total:
+    the line shows the count and rate without a bar or ETA. `start` is the count already done
+    before this bar began (a resumed epoch): the rate and ETA count only what it saw done. Safe
+    to update from any thread; callable as `bar(done, total)`, the shape of the data layer's
+    `progress` callback.
     """
 
     def __init__(
@@ -29,15 +43,17 @@ class ProgressBar:
         log_every: float | None = None,
         count: bool = True,
         enabled: bool = True,
+        start: int = 0,
     ) -> None:
         self.label, self.total, self.unit, self.width = label, total, unit, width
+        self.start = start
         self.count = count  # off where done/total are bytes, not things a user counts
         self.stream = stream or sys.stderr
         # disabled (e.g. DDP ranks other than 0): no tty, no log lines, nothing written
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self.log_every = log_every if enabled else None
         self.t0 = time.monotonic()
-        self.done = 0
+        self.done = start
         self._shown = -math.inf
         self._drawn = False
         self._lock = threading.Lock()
@@ -66,7 +82,7 @@ class ProgressBar:
 
     def line(self, done: int, info: str = "", now: float | None = None) -> str:
         elapsed = (now if now is not None else time.monotonic()) - self.t0
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
         if self.total:
             frac = min(max(done / self.total, 0.0), 1.0)
             filled = int(frac * self.width)
@@ -77,10 +93,10 @@ class ProgressBar:
             parts = [f"{self.label} {done}"]
         if self.unit:
             parts.append(f"{rate:6.1f} {self.unit}")
-        parts.append(f"{elapsed:4.0f}s")
+        parts.append(f"{duration(elapsed):>6}")
         if self.total:
             eta = (self.total - done) / rate if rate > 0 else math.nan
-            parts.append(f"ETA {eta:4.0f}s" if math.isfinite(eta) else "ETA    ?")
+            parts.append(f"ETA {duration(eta) if math.isfinite(eta) else '?':>6}")
         if info:
             parts.append(info)
         return " ".join(parts)

@@ -28,7 +28,7 @@ from fer_tui.models import build_model, load_checkpoint, resolve_device
 from fer_tui.paths import shipped_checkpoint
 from fer_tui.precision import layer4_input_side, resolve_precision
 from fer_tui.preprocess import to_input
-from fer_tui.progress import ProgressBar
+from fer_tui.progress import ProgressBar, duration
 from fer_tui.runs import EventWriter
 from fer_tui.training.arrays import Arrays
 from fer_tui.training.checkpoints import BackgroundWriter, CheckpointState
@@ -277,6 +277,7 @@ class Trainer(CheckpointState):
             width=24,
             log_every=30.0,
             enabled=self.show_progress,
+            start=self.step_in_epoch,  # a resumed epoch: its rate counts only these steps
         )
         window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
         window_steps, window_imgs, window_t0 = 0, 0, time.perf_counter()
@@ -441,6 +442,7 @@ class Trainer(CheckpointState):
                 if improved:
                     self.best_metric, self.best_epoch = val_acc, epoch
                 mean_s = sum(session_epochs) / len(session_epochs)
+                eta = mean_s * (t.epochs - epoch)
                 if self.events is not None:
                     # the event goes first: a kill between it and last.pt repeats the epoch
                     # (readers drop the repeat on the resume's start), never leaves a gap
@@ -458,7 +460,7 @@ class Trainer(CheckpointState):
                         eval_seconds=eval_seconds,
                         # training images over training time: evaluation is not in it
                         img_per_s=n / max(train_seconds, 1e-9),
-                        eta_seconds=mean_s * (t.epochs - epoch),
+                        eta_seconds=eta,
                         best_metric=self.best_metric,
                         best_epoch=self.best_epoch,
                         **ema_fields,
@@ -469,7 +471,8 @@ class Trainer(CheckpointState):
                     print(
                         f"{self.arch} epoch {epoch}/{t.epochs}: train loss {loss_sum / n:.4f} "
                         f"acc {correct / n:.4f} | {self.val_name} loss {val_loss:.4f} "
-                        f"acc {val_acc:.4f} | {self.epoch_seconds:.1f}s",
+                        f"acc {val_acc:.4f} | {self.epoch_seconds:.1f}s"
+                        + (f" | run ETA {duration(eta)}" if epoch < t.epochs else ""),
                         file=sys.stderr,
                     )
         except StopRequested:

@@ -177,11 +177,16 @@ def test_run_writes_config_events_and_loadable_checkpoints(reference: Path) -> N
 
 
 def test_cli_json_summary(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """`--json` prints run_dir, best metric/epoch, epochs, seconds and the final val_acc."""
-    code = main(["train", *args(tiny_config(tmp_path, 1), tiny_data, tmp_path / "r"), "--json"])
+    """`--json` prints run_dir, best metric/epoch, epochs, seconds and the final val_acc; the
+    log's epoch lines say how long the run has left, but the last one."""
+    code = main(["train", *args(tiny_config(tmp_path, 2), tiny_data, tmp_path / "r"), "--json"])
     assert code == 0
-    (run,) = json.loads(capsys.readouterr().out)["runs"]
-    assert run["status"] == "finished" and run["epochs"] == 1 and run["best_epoch"] == 1
+    out, err = capsys.readouterr()
+    (run,) = json.loads(out)["runs"]
+    assert run["status"] == "finished" and run["epochs"] == 2 and run["best_epoch"] in (1, 2)
+    epoch_lines = [line for line in err.splitlines() if ": train loss" in line]
+    assert len(epoch_lines) == 2
+    assert "run ETA " in epoch_lines[0] and "run ETA" not in epoch_lines[1]
     assert run["val_acc"] == run["best_metric"] and run["seconds"] > 0
     assert Path(run["run_dir"]).parent == tmp_path / "r"
 

@@ -1,20 +1,9 @@
-"""Short human formats for durations, accuracies and rates (shared by the Training widgets)."""
+"""Short human formats for accuracies and numbers (shared by the Training widgets); durations are
+fer_tui.progress.duration."""
 
 from __future__ import annotations
 
 import math
-
-
-def duration(seconds: float | None) -> str:
-    """`12s`, `4m05s`, `2h03m`; `-` when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    s = int(round(max(0.0, seconds)))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
 def percent(value: float | None) -> str:

@@ -6,9 +6,10 @@ from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
+from fer_tui.progress import duration
 from fer_tui.run_tracker import RunView
 from fer_tui.runs import STATUSES
-from fer_tui.tui.widgets.format import duration, percent
+from fer_tui.tui.widgets.format import percent
 
 COLUMNS = ("status", "run", "arch", "recipe", "epoch", "best val acc", "elapsed", "ETA")
 

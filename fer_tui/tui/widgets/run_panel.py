@@ -6,9 +6,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, ProgressBar, Sparkline, Static
 
+from fer_tui.progress import duration
 from fer_tui.run_tracker import RunView
 from fer_tui.runs import STATUSES
-from fer_tui.tui.widgets.format import duration, number, percent
+from fer_tui.tui.widgets.format import number, percent
 
 #: (RunView field, label, formatter) for each sparkline row.
 CURVES = (
