@@ -29,7 +29,16 @@ from typing import TYPE_CHECKING, Any
 
 from fer_tui.config import RunConfig
 from fer_tui.errors import FerError, RunError
-from fer_tui.runs import CONFIG, EMA, EVENTS, LAST, RunState, read_config, read_run
+from fer_tui.runs import (
+    CONFIG,
+    EMA,
+    EVENTS,
+    LAST,
+    RunState,
+    read_config,
+    read_run,
+    running_pid,
+)
 
 if TYPE_CHECKING:  # numpy comes with it: finding a run's weights needs none
     from fer_tui.logit_adjustment import Adjustment
@@ -95,8 +104,16 @@ def choose_weights(
         raise FerError(f"--weights {weights!r}: choose one of {', '.join(WEIGHTS)}")
     done, total = _progress(state)
     finished = done > 0 and done == total
+    pid = None if finished else running_pid(run_dir)
     if not finished and not unfinished:
         where = f"finished epoch {done} of {total} only" if done else "finished no epoch"
+        if pid is not None:
+            what = (
+                f"let it end, or pass --unfinished to ship its weights after epoch {done}"
+                if done
+                else "there is nothing to ship before its first epoch ends"
+            )
+            raise RunError(f"{run_dir} is still training (pid {pid}) and has {where}: {what}")
         raise RunError(
             f"{run_dir} {where}: let it end or resume it (`fer-tui train --resume {run_dir}`), "
             f"or pass --unfinished to ship it as it is"
@@ -110,10 +127,11 @@ def choose_weights(
     has_ema = decay > 0 and (run_dir / EMA).is_file()
     last_event = state.history[-1] if state.history else {}
     acc, acc_ema = last_event.get("val_acc"), last_event.get("val_acc_ema")
-    stopped = "" if finished else f"; stopped after epoch {done} of {total}"
+    halt = "still training" if pid is not None else "stopped"
+    stopped = "" if finished else f"; {halt} after epoch {done} of {total}"
     ema_text = f"EMA of the weights after epoch {done} (decay {decay:g})"
     last_text = (
-        f"last epoch ({done})" if finished else f"last.pt, stopped after epoch {done} of {total}"
+        f"last epoch ({done})" if finished else f"last.pt, {halt} after epoch {done} of {total}"
     )
 
     if weights == "ema":

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 
 from fer_tui.cli import main
 from fer_tui.models import load_checkpoint, read_checkpoint
-from fer_tui.runs import EMA, EVENTS, LAST
+from fer_tui.runs import EMA, EVENTS, LAST, LOCK
 
 TINY = """
 name = "tiny"
@@ -213,6 +214,30 @@ def test_an_unfinished_run_is_refused_unless_asked_for(
     write_events(run, evs[:1])  # the start event only
     assert ship(run, out, "--replace") == 2
     assert "finished no epoch" in capsys.readouterr().err
+
+
+def test_a_run_still_training_is_not_told_to_resume(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    """While a trainer holds the run, the refusal says it is still training (not "resume it"),
+    and --unfinished labels the weights as taken mid-run, not as stopped."""
+    run = copy_run(runs["holdout"], tmp_path / "runs")
+    out = tmp_path / "ckpts"
+    evs = events(run)
+    first = next(i for i, e in enumerate(evs) if e["type"] == "epoch" and e["epoch"] == 1)
+    write_events(run, evs[: first + 1])
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / LOCK).write_text(f"{trainer.pid} host\n")
+        assert ship(run, out) == 2
+        err = capsys.readouterr().err
+        assert f"still training (pid {trainer.pid})" in err and "--unfinished" in err
+        assert "--resume" not in err and len(err.strip().splitlines()) == 1
+        assert ship(run, out, "--unfinished") == 0
+        assert shipped_meta(out)["selection"] == "last.pt, still training after epoch 1 of 2"
+    finally:
+        trainer.kill()
+        trainer.wait()
 
 
 def test_an_existing_file_is_kept_unless_replace(
