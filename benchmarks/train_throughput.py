@@ -11,7 +11,9 @@
 
 Both train the same model (the stem and arch of the row) with the same optimizer and batch size;
 the baseline is measured once per model in the same run, and every row gives ours / baseline. The
-images are random 48x48 faces (throughput does not depend on their content). Images/s counts
+images are random 48x48 faces (throughput does not depend on their content), trained at 48 px:
+a recipe's progressive resizing (train.low_res_size) is switched off, so every row times the
+same work per face; `--side 32` times ours on faces resampled to 32 px instead. Images/s counts
 training images through forward + backward + optimizer step, after warm-up steps (which include
 cuDNN autotuning and, with --compile, the compilation, reported separately).
 """
@@ -158,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch-size", type=int, default=None, help="default: the config's")
+    p.add_argument(
+        "--side",
+        type=int,
+        default=None,
+        help="time ours on faces resampled to this many pixels (16 up to the model's 48; "
+        "default 48: a recipe's progressive resizing is off)",
+    )
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 5 CPU, 50 GPU)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 2 / 10)")
     p.add_argument(
@@ -194,9 +203,22 @@ def main(argv: list[str] | None = None) -> int:
         for stem in stems:
             cfg = base.for_arch(arch)
             batch = args.batch_size or cfg.train.batch_size
+            side = args.side or cfg.model.image_size
+            if not 16 <= side <= cfg.model.image_size:
+                raise SystemExit(f"--side {side}: use 16 up to the model's {cfg.model.image_size}")
+            low_res = side if side != cfg.model.image_size else None
             cfg = cfg.replace(
                 model={"stem": stem},
-                train={"batch_size": batch, "compile": args.compile, "device": device.type},
+                train={
+                    "batch_size": batch,
+                    "compile": args.compile,
+                    "device": device.type,
+                    # every timed epoch at `side`: the recipe's first low-res epochs are not
+                    # silently timed in place of full-size ones
+                    "low_res_size": low_res,
+                    "low_res_fraction": 0.99,
+                    "epochs": 2,
+                },
             )
             # the baseline (fp32, NCHW, DataLoader) once per model, in the same run as ours
             plain = (
@@ -211,14 +233,15 @@ def main(argv: list[str] | None = None) -> int:
                     "precision": ours["precision"],
                     "device": str(device),
                     "batch_size": batch,
+                    "side": side,
                     "steps": steps,
                     "ours_img_per_s": ours["img_per_s"],
                     "ours_warmup_seconds": ours["warmup_seconds"],
                     "compile": args.compile,
                 }
                 line = (
-                    f"{arch:9s} {stem:8s} {ours['precision']:5s} {device.type}  batch "
-                    f"{batch:4d}  ours {row['ours_img_per_s']:9.1f} img/s"
+                    f"{arch:9s} {stem:8s} {side:2d}px {ours['precision']:5s} {device.type}  "
+                    f"batch {batch:4d}  ours {row['ours_img_per_s']:9.1f} img/s"
                 )
                 if plain is not None:
                     row["baseline_img_per_s"] = plain["img_per_s"]
