@@ -94,7 +94,7 @@ class ProgressBar:
         if self.unit:
             parts.append(f"{rate:6.1f} {self.unit}")
         parts.append(f"{duration(elapsed):>6}")
-        if self.total:
+        if self.total and done < self.total:
             eta = (self.total - done) / rate if rate > 0 else math.nan
             parts.append(f"ETA {duration(eta) if math.isfinite(eta) else '?':>6}")
         if info:

@@ -327,7 +327,7 @@ class Trainer(CheckpointState):
             self.epoch_seconds += time.perf_counter() - t0
             if self._should_stop(sync=window_end):
                 raise StopRequested
-        bar.close(info=f"{self.epoch_seconds:.1f}s")
+        bar.close()
 
     def _should_stop(self, sync: bool = True) -> bool:
         """Whether a signal asked to stop. Under DDP every rank must agree (else the next

@@ -27,3 +27,4 @@ def test_a_resumed_count_paces_the_eta_by_what_this_bar_saw_done() -> None:
     fresh = ProgressBar("resnet50 epoch 1/10", 200, stream=io.StringIO())
     assert "ETA  4h57m" in fresh.line(2, now=fresh.t0 + 180.0)  # 198 steps at 90 s each
     assert "ETA      ?" in fresh.line(0, now=fresh.t0 + 5.0)
+    assert "ETA" not in fresh.line(200, now=fresh.t0 + 600.0)  # done: the time it took, no ETA
