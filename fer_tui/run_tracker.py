@@ -18,7 +18,7 @@ from fer_tui.runs import RunState, RunWatcher, list_runs, read_config, running_p
 from fer_tui.shipping import final_weights
 
 #: The per-epoch series a RunView carries (keys of the `epoch` events).
-SERIES = ("train_loss", "val_loss", "train_acc", "val_acc", "seconds")
+SERIES = ("train_loss", "val_loss", "train_acc", "val_acc", "val_acc_ema", "seconds")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class RunView:
     val_loss: tuple[float | None, ...] = ()
     train_acc: tuple[float | None, ...] = ()
     val_acc: tuple[float | None, ...] = ()
+    val_acc_ema: tuple[float | None, ...] = ()
     seconds: tuple[float | None, ...] = ()
 
     @property

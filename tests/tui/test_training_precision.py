@@ -1,4 +1,5 @@
-"""The Training screen says which precision a run trains in (from its start event)."""
+"""The Training screen's run panel: the precision a run trains in (from its start event) and
+its moving average's holdout accuracy."""
 
 from __future__ import annotations
 
@@ -32,3 +33,25 @@ async def test_the_run_panel_names_the_precision_that_ran(tmp_path: Path) -> Non
         await until(pilot, lambda: "epoch" in status("resnet18") and "epoch" in status("resnet34"))
         assert status("resnet18").endswith("cpu bf16")
         assert "bf16" not in status("resnet34") and "fp32" not in status("resnet34")
+
+
+async def test_the_run_panel_shows_the_moving_average_beside_the_best_epoch(
+    tmp_path: Path,
+) -> None:
+    """A run with an EMA shows its latest holdout accuracy beside the raw weights' best, since
+    `fer-tui ship` may choose it; a run without one shows no EMA figure."""
+    runs = tmp_path / "runs"
+    ema = [{**epoch(e), "val_acc_ema": 0.50 + 0.1 * e} for e in (1, 2, 3)]
+    write_run(runs, "20260101-120000-resnet18", [start("resnet18"), *ema, {"type": "end"}])
+    write_run(runs, "20260101-120000-resnet34", [start("resnet34"), epoch(1), {"type": "end"}])
+    app = app_for(runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.switch_mode("training")
+
+        def best(arch: str) -> str:
+            panel = app.screen.query_one(f"#panel-{arch}", RunPanel)
+            return str(panel.query_one("#run-best", Label).render())
+
+        await until(pilot, lambda: "best" in best("resnet18") and "best" in best("resnet34"))
+        assert "last EMA 80.0%" in best("resnet18")
+        assert "EMA" not in best("resnet34")

@@ -115,6 +115,9 @@ class RunPanel(Vertical):
         best = [f"lr {number(view.lr)}"]
         if view.best_metric is not None:
             best.append(f"best {percent(view.best_metric)} (ep {view.best_epoch})")
+        if view.val_acc_ema and view.val_acc_ema[-1] is not None:
+            # the weights' moving average, which `fer-tui ship` may pick over the raw weights
+            best.append(f"last EMA {percent(view.val_acc_ema[-1])}")
         self.query_one("#run-best", Label).update(" · ".join(best))
         for key, _, fmt in CURVES:
             row = self.query_one(f"#curve-{key.replace('_', '-')}", Horizontal)
