@@ -391,6 +391,17 @@ async def show_dataset(pilot: Any) -> None:
     await _settled(pilot)
 
 
+def _columns_fit(table: Any) -> bool:
+    """Whether each column of a DataTable is as wide as its widest cell (a table widens a column
+    for updated cells only when it is next idle)."""
+    from rich.cells import cell_len
+
+    def widest(key: Any) -> int:
+        return max((cell_len(str(cell)) for cell in table.get_column(key)), default=0)
+
+    return all(column.content_width >= widest(key) for key, column in table.columns.items())
+
+
 async def show_training(pilot: Any) -> None:
     """The Training screen once every fixture run is listed and shown in its panel."""
     from fer_tui.tui.widgets.run_list import RunList
@@ -405,6 +416,7 @@ async def show_training(pilot: Any) -> None:
             len(table.views) == 4
             # laid out: the header and four rows (the table sizes itself when next idle)
             and table.virtual_size.height == 5
+            and _columns_fit(table)
             and all(p.view is not None for p in screen.query(RunPanel))
             and str(screen.query_one("#system").render()) == SYSTEM_LINE
         ),

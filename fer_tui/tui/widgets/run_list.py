@@ -61,11 +61,11 @@ class RunList(DataTable[Text | str]):
         ]
 
     def show(self, view: RunView) -> None:
-        """Add the run's row, or update it in place."""
-        new = view.run_id not in self.views
+        """Add the run's row, or update in place the cells that changed."""
+        before = self.views.get(view.run_id)
         self.views[view.run_id] = view
         cells = self._cells(view)
-        if new:
+        if before is None:
             # on the top row the cursor follows the newest run; moved down, it stays on its run
             kept = self.selected if self.cursor_row > 0 else None
             self.add_row(*cells, key=view.run_id)
@@ -73,8 +73,11 @@ class RunList(DataTable[Text | str]):
             row = self.get_row_index(kept.run_id) if kept is not None else 0
             self.move_cursor(row=row, animate=False)
             return
-        for column, cell in zip(COLUMNS, cells, strict=True):
-            self.update_cell(view.run_id, column, cell, update_width=True)
+        # the views are polled several times a second: touching only what changed leaves the
+        # table idle, which is when it fits its columns to their new content
+        for column, cell, old in zip(COLUMNS, cells, self._cells(before), strict=True):
+            if cell != old:
+                self.update_cell(view.run_id, column, cell, update_width=True)
 
     def remove(self, run_id: str) -> None:
         self.views.pop(run_id, None)
