@@ -1,6 +1,6 @@
 """Run configs: TOML files in `configs/`, read with `tomllib` into frozen dataclasses.
 
-A config file has up to five tables, each optional, each mapping onto one dataclass below:
+A config file has up to six tables, each optional, each mapping onto one dataclass below:
 
     name = "scratch"                 # recipe name, shown in the TUI and stored in checkpoints
     archs = ["resnet18", "resnet34", "resnet50"]
@@ -8,6 +8,7 @@ A config file has up to five tables, each optional, each mapping onto one datacl
     [model]    -> ModelConfig
     [augment]  -> AugmentConfig
     [train]    -> TrainConfig
+    [distill]  -> DistillConfig      (teachers for knowledge distillation; none by default)
     [model.resnet50] / [train.resnet50]   per-arch overrides of [model] / [train]
 
 The dataclasses are the one source of defaults. Unknown keys are rejected with the closest
@@ -136,6 +137,20 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    teachers: list[str] = field(default_factory=list)
+    """fer-tui checkpoints whose mean probabilities the student learns from (knowledge
+    distillation); empty = plain training on the labels. Each teacher predicts every training
+    face once, cached under the cache dir (keyed by its file hash and the data)."""
+    temperature: float = 2.0
+    """Softens the teachers' and the student's distributions in the soft loss (T^2 rescales it)."""
+    weight: float = 0.5
+    """Weight of the soft loss (KL to the teachers); the label loss gets 1 - weight."""
+    tta: Literal["none", "flip"] = "flip"
+    """Test-time augmentation of the teachers: "flip" averages each face and its mirror."""
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "scratch"
     """Recipe name."""
@@ -145,6 +160,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per-arch tables, e.g. {"resnet50": {"train": {"lr": 0.05}}}."""
 
@@ -241,7 +257,7 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-_SECTIONS = ("data", "model", "augment", "train")
+_SECTIONS = ("data", "model", "augment", "train", "distill")
 
 
 def _validate(cfg: RunConfig, where: str) -> None:
@@ -286,6 +302,9 @@ def _validate(cfg: RunConfig, where: str) -> None:
     )
     need(0.0 < t.low_res_fraction < 1.0, "train.low_res_fraction", "must be between 0 and 1")
     need(t.log_every_steps >= 1, "train.log_every_steps", "must be at least 1")
+    k = cfg.distill
+    need(k.temperature > 0, "distill.temperature", "must be > 0")
+    need(0.0 <= k.weight <= 1.0, "distill.weight", "must be in [0, 1]")
     for arch in cfg.overrides:
         need(arch in ARCHS, arch, f"unknown arch table '[*.{arch}]'")
 

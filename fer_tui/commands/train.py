@@ -58,12 +58,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="train into this (new or pending) run dir instead of a fresh one",
     )
+    parser.add_argument(
+        "--teacher",
+        action="append",
+        default=None,
+        metavar="CKPT",
+        help="distil from this checkpoint (repeat for an ensemble of teachers): the student "
+        "learns their mean probabilities beside the labels; replaces the recipe's "
+        "distill.teachers (settings in its [distill] table)",
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
 
 
 def _cli_changes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Config fields set by flags; they are written into the run's config.toml."""
-    changes: dict[str, dict[str, Any]] = {"data": {}, "train": {}}
+    changes: dict[str, dict[str, Any]] = {"data": {}, "train": {}, "distill": {}}
     if args.epochs is not None:
         if args.epochs < 1:
             raise FerError("--epochs must be at least 1")
@@ -74,11 +83,20 @@ def _cli_changes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         changes["data"]["limit"] = args.limit
     if args.device is not None:
         changes["train"]["device"] = args.device
+    teachers = getattr(args, "teacher", None)
+    if teachers:
+        # absolute (shipped names stay as given): a resume from elsewhere finds the same files
+        changes["distill"]["teachers"] = [_teacher_path(t) for t in teachers]
     data = getattr(args, "data", None)
     if data:
         # absolute, so a resume from another working directory finds the same data
         changes["data"]["path"] = str(Path(data).expanduser().absolute())
     return {k: v for k, v in changes.items() if v}
+
+
+def _teacher_path(name: str) -> str:
+    given = Path(name).expanduser()
+    return str(given.absolute()) if given.exists() else name
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -96,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from fer_tui.config import ARCHS, load_config
     from fer_tui.models import resolve_device
     from fer_tui.runs import CONFIG, LAST, new_run_dir, read_config
+    from fer_tui.training.distill import check_teachers
     from fer_tui.training.distributed import Dist
     from fer_tui.training.group import train_many
     from fer_tui.training.run import fit_run
@@ -115,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             raise FerError(f"{run_dir} trains {cfg.archs[0]}, not {args.arch}")
         cfg = cfg.replace(**changes)
         resolve_device(cfg.train.device)  # no GPU: say so without marking the run failed
+        check_teachers(cfg)
         return _report([fit_run(cfg, run_dir, resume=True)], args.json)
     config_path = _config_path(args)
     if not args.config:
@@ -123,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     archs = list(ARCHS) if args.arch == "all" else [args.arch] if args.arch else cfg.archs
     cfgs = [cfg.for_arch(a).replace(**changes) for a in archs]
     resolve_device(cfgs[0].train.device)  # `--device cuda` without a GPU: fail before any dir
+    for c in cfgs:
+        check_teachers(c)  # a teacher that cannot teach this student: before any run dir
     if len(cfgs) > 1:
         if Dist.from_env().enabled:
             raise FerError(

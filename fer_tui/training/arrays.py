@@ -22,6 +22,9 @@ class Arrays:
     val_name: str
     """"test" or "holdout"."""
     fingerprint: str | None = None
+    train_rows: np.ndarray | None = None
+    """Rows of the dataset's train split that train_x holds, in order (teachers' targets are
+    looked up by them)."""
 
 
 def first_n(n_total: int, limit: int | None) -> np.ndarray:
@@ -64,7 +67,9 @@ def prepare_arrays(cfg: RunConfig, data: Any | None = None) -> Arrays:
     if cfg.data.val == "holdout":
         keep, held = holdout_rows(train.labels, cfg.data.holdout_fraction, cfg.data.limit)
         tx, ty = train.images, train.labels
-        return Arrays(tx[keep], ty[keep], tx[held], ty[held], "holdout", data.fingerprint)
+        return Arrays(
+            tx[keep], ty[keep], tx[held], ty[held], "holdout", data.fingerprint, train_rows=keep
+        )
     ti = first_n(len(train.labels), cfg.data.limit)
     tx, ty = train.images[ti], train.labels[ti]
     if test is None or len(test.labels) == 0:
@@ -73,4 +78,4 @@ def prepare_arrays(cfg: RunConfig, data: Any | None = None) -> Arrays:
             '"holdout" in the config to validate on a slice of train'
         )
     vi = first_n(len(test.labels), cfg.data.limit)
-    return Arrays(tx, ty, test.images[vi], test.labels[vi], "test", data.fingerprint)
+    return Arrays(tx, ty, test.images[vi], test.labels[vi], "test", data.fingerprint, train_rows=ti)

@@ -49,8 +49,12 @@ def fit_run(
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        arrays = prepare_arrays(cfg)
-        trainer = Trainer(cfg, run_dir, arrays, dist=dist, progress=True)
+        from fer_tui.data.load import load_dataset
+
+        data = load_dataset(cfg.data.path)
+        arrays = prepare_arrays(cfg, data)
+        soft = _teacher_targets(cfg, data, arrays, show=dist.is_main)
+        trainer = Trainer(cfg, run_dir, arrays, dist=dist, progress=True, soft_targets=soft)
         if stop_signal:
             trainer.stop_signal = stop_signal[-1]
         if resume and (run_dir / LAST).exists():
@@ -88,6 +92,37 @@ def fit_run(
         close_distributed(dist)
         if lock is not None:
             lock.release()
+
+
+def _teacher_targets(cfg: RunConfig, data: Any, arrays: Any, *, show: bool) -> Any:
+    """The teachers' probabilities for the faces the run trains on, or None without teachers.
+    The first run with a set of teachers predicts the train split once (a bar on stderr)."""
+    if not cfg.distill.teachers:
+        return None
+    import sys
+
+    from fer_tui.progress import ProgressBar
+    from fer_tui.training.distill import teacher_probs
+
+    bars: dict[str, ProgressBar] = {}  # one per teacher; the newest is the one drawn
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not show or not stage.startswith("predict ") or not total:
+            return
+        if stage not in bars:
+            for bar in bars.values():
+                bar.close()
+            name = f"teacher {stage.removeprefix('predict ')}"
+            bars.clear()
+            bars[stage] = ProgressBar(name, total, width=24, log_every=30.0)
+        bars[stage].update(done)
+
+    if show:
+        print(f"teachers: {', '.join(cfg.distill.teachers)}", file=sys.stderr)
+    probs = teacher_probs(cfg, data, arrays.train_rows, progress=progress)
+    for bar in bars.values():
+        bar.close()
+    return probs
 
 
 def _error_event(run_dir: Path, dist: Dist, kind: str, **fields: Any) -> None:

@@ -72,7 +72,10 @@ class Trainer(CheckpointState):
         device: torch.device | None = None,
         dist: Dist | None = None,
         progress: bool = False,
+        soft_targets: np.ndarray | None = None,
     ) -> None:
+        """`soft_targets`: the teachers' (N, 7) probabilities for arrays.train_x, row by row
+        (`training.distill.teacher_probs`); None trains on the labels alone."""
         self.cfg = cfg
         self.arch = cfg.archs[0]
         self.dist = dist or Dist()
@@ -104,6 +107,15 @@ class Trainer(CheckpointState):
         self.val_x = torch.from_numpy(np.ascontiguousarray(arrays.val_x)).to(self.device)
         self.val_y = torch.from_numpy(arrays.val_y.astype(np.int64)).to(self.device)
         self.val_name = arrays.val_name
+        self.teacher_logp: torch.Tensor | None = None
+        """log of the teachers' probabilities per training face (distillation), on the device."""
+        if soft_targets is not None:
+            if len(soft_targets) != len(self.train_y):
+                raise FerError(
+                    f"{len(soft_targets)} teacher predictions for {len(self.train_y)} faces"
+                )
+            p = torch.from_numpy(np.ascontiguousarray(soft_targets, dtype=np.float32))
+            self.teacher_logp = p.clamp_min(1e-8).log().to(self.device)
         n, world = len(self.train_y), self.dist.world
         if n < world:
             raise FerError(f"{n} training images cannot be shared by {world} processes")
@@ -253,7 +265,7 @@ class Trainer(CheckpointState):
         self._resume_aug_state = None
         return perm
 
-    def _batch(self, perm: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, perm: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         gb, world, rank = self.global_batch, self.dist.world, self.dist.rank
         if self.steps_per_epoch == 1 and len(perm) < gb:
             chunk = perm[: len(perm) - len(perm) % world]
@@ -263,7 +275,20 @@ class Trainer(CheckpointState):
         x = self.augment(self.train_x[idx], self.aug_gen, self.train_size)
         if self.cfg.model.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
-        return x.contiguous(memory_format=self.memory_format), self.train_y[idx]
+        return x.contiguous(memory_format=self.memory_format), self.train_y[idx], idx
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy on the labels; with teachers, mixed with the temperature-scaled KL
+        divergence from the teachers' softened probabilities (Hinton et al., 2015)."""
+        hard = self.criterion(out, y)
+        if self.teacher_logp is None:
+            return hard
+        k = self.cfg.distill
+        temp = k.temperature
+        target = F.softmax(self.teacher_logp[idx] / temp, dim=1)
+        student = F.log_softmax(out.float() / temp, dim=1)
+        soft = F.kl_div(student, target, reduction="batchmean") * temp * temp
+        return (1.0 - k.weight) * hard + k.weight * soft
 
     def train_one_epoch(self, epoch: int) -> None:
         """Train the steps of `epoch` left to do; raises StopRequested after a signal."""
@@ -283,12 +308,12 @@ class Trainer(CheckpointState):
         window_steps, window_imgs, window_t0 = 0, 0, time.perf_counter()
         for i in range(self.step_in_epoch, steps):
             t0 = time.perf_counter()
-            x, y = self._batch(perm, i)
+            x, y, idx = self._batch(perm, i)
             with torch.autocast(
                 self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.use_amp
             ):
                 out = self.net(x)
-                loss = self.criterion(out, y)
+                loss = self._loss(out, y, idx)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
