@@ -640,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         images, labels = test.images, test.labels
         n_train = len(fer.splits["train"].labels)
         if args.limit:
-            from fer_tui.training.arrays import first_n
+            from fer_tui.data.holdout import first_n
 
             idx = first_n(len(labels), args.limit)
             images, labels = images[idx], labels[idx]

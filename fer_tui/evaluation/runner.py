@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from fer_tui.backends import check_backend
+from fer_tui.data.holdout import holdout_rows
 from fer_tui.data.index import CLASSES, SPLITS, SUBSPLITS
 from fer_tui.data.records import Split
 from fer_tui.errors import CheckpointError, DataError, FerError
@@ -103,8 +104,6 @@ def holdout_cut(metas: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[float, in
 
 def holdout_part(train: Any, fraction: float, limit: int | None) -> Split:
     """The faces of `train` that a run with this holdout fraction and limit never trained on."""
-    from fer_tui.training.arrays import holdout_rows
-
     _, held = holdout_rows(train.labels, fraction, limit)
     return Split(train.images[held], train.labels[held], [train.names[i] for i in held])
 

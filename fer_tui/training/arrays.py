@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from fer_tui.config import RunConfig
+from fer_tui.data.holdout import first_n, holdout_rows
 from fer_tui.errors import FerError
 
 
@@ -25,36 +26,6 @@ class Arrays:
     train_rows: np.ndarray | None = None
     """Rows of the dataset's train split that train_x holds, in order (teachers' targets are
     looked up by them)."""
-
-
-def first_n(n_total: int, limit: int | None) -> np.ndarray:
-    # a fixed shuffle (not the run's seed) so every seed and arch sees the same subset
-    idx = np.random.default_rng(12345).permutation(n_total)
-    return np.sort(idx[:limit]) if limit is not None else np.arange(n_total)
-
-
-def holdout_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (train, holdout) index arrays: `fraction` of each class held out."""
-    rng = np.random.default_rng(seed)
-    keep, held = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        k = int(round(fraction * len(idx)))
-        k = min(max(k, 1), len(idx) - 1) if len(idx) > 1 else 0
-        held.append(idx[:k])
-        keep.append(idx[k:])
-    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
-
-
-def holdout_rows(
-    labels: np.ndarray, fraction: float, limit: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(trained on, held out): rows of the train split for a run with data.val = "holdout".
-    The cut does not depend on the run's seed, so every run of a recipe, and `fer-tui evaluate
-    --split holdout`, hold out the same faces."""
-    rows = first_n(len(labels), limit)
-    keep, held = holdout_split(np.asarray(labels)[rows], fraction, seed=0)
-    return rows[keep], rows[held]
 
 
 def prepare_arrays(cfg: RunConfig, data: Any | None = None) -> Arrays:

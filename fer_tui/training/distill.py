@@ -64,15 +64,20 @@ def teacher_probs(
     rows: np.ndarray,
     *,
     progress: Progress | None = None,
-    device: str = "cpu",
 ) -> np.ndarray:
-    """(len(rows), 7) float32: the teachers' mean probabilities for those rows of train."""
+    """(len(rows), 7) float32: the teachers' mean probabilities for those rows of train,
+    predicted where the run trains (train.device)."""
     from fer_tui.evaluation.runner import evaluate_checkpoints
 
     check_teachers(cfg)
     paths: Sequence[str | os.PathLike[str]] = teacher_paths(cfg)
     evals = evaluate_checkpoints(
-        paths, data=data, split="train", tta=cfg.distill.tta, device=device, progress=progress
+        paths,
+        data=data,
+        split="train",
+        tta=cfg.distill.tta,
+        device=cfg.train.device,
+        progress=progress,
     )
     mean = np.mean([e.probs for e in evals], axis=0).astype(np.float32)
     return mean[np.asarray(rows)]

@@ -19,10 +19,11 @@ import torch
 
 from fer_tui import launch
 from fer_tui.cli import main
+from fer_tui.data.holdout import holdout_split
 from fer_tui.models import load_checkpoint, read_checkpoint
 from fer_tui.runs import LOCK, read_events, read_run
 from fer_tui.training import group
-from fer_tui.training.arrays import holdout_split, prepare_arrays
+from fer_tui.training.arrays import prepare_arrays
 from fer_tui.training.optim import lr_lambda
 from fer_tui.training.trainer import Trainer
 from tests.helpers import wait_until
