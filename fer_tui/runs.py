@@ -9,6 +9,8 @@ A run is one model trained by one config. Its directory, `runs/<YYYYmmdd-HHMMSS>
     ema.pt         the moving average of the weights after the last epoch (train.ema_decay > 0)
     stdout.log     the trainer's stdout/stderr when started detached
     run.lock       the trainer's pid while it runs
+    tensorboard/   TensorBoard scalars made from the events (fer_tui.tensorboard), when the
+                   tensorboard package is installed
 
 Every event line is `{"v": 1, "t": <unix seconds>, "type": <type>, ...}`; non-finite numbers are
 written as null. Types and their keys:
@@ -16,7 +18,8 @@ written as null. Types and their keys:
     start    arch, recipe, epochs, start_epoch, steps_per_epoch, resumed, precision
              ("bf16", "fp16" or "fp32": what autocast computed in), precision_speeds (only
              where `auto` timed them on the CPU: {"bf16": img/s, "fp32": img/s}), config, env
-    step     epoch, step, step_in_epoch, steps_per_epoch, loss, lr, img_per_s
+    step     epoch, step, step_in_epoch, steps_per_epoch, loss, acc (training accuracy over
+             the logging window; not in older runs), lr, img_per_s
     epoch    epoch (1-based, completed), epochs, train_loss, train_acc, val_loss, val_acc,
              lr, seconds (train + eval), train_seconds, eval_seconds, img_per_s (training
              images / train_seconds), eta_seconds, best_metric, best_epoch; with an EMA also
@@ -45,6 +48,7 @@ from typing import Any
 
 from fer_tui.config import RunConfig, load_config
 from fer_tui.errors import RunError
+from fer_tui.tensorboard import live_writer
 
 EVENTS = "events.jsonl"
 CONFIG = "config.toml"
@@ -201,8 +205,10 @@ class EventWriter:
 
     DURABLE = frozenset({"start", "epoch", "end", "stopped", "error"})
 
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, run_dir: str | os.PathLike[str], tensorboard: bool = True) -> None:
         self.path = Path(run_dir) / EVENTS
+        # each event's scalars also go to RUN/tensorboard/ when tensorboard is installed
+        self.scalars = live_writer(run_dir) if tensorboard else None
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         # a trainer killed mid-line left a torn last line: end it, or the next event (a resume's
         # `start`) would be glued to it and lost to every reader
@@ -221,10 +227,14 @@ class EventWriter:
         self._file.flush()
         if type in self.DURABLE:
             os.fsync(self._file.fileno())
+        if self.scalars is not None:
+            self.scalars.add(event)  # never raises
         return event
 
     def close(self) -> None:
         self._file.close()
+        if self.scalars is not None:
+            self.scalars.close()
 
     def __enter__(self) -> EventWriter:
         return self

@@ -142,6 +142,7 @@ class EpochLoop:
             start=self.step_in_epoch,  # a resumed epoch: its rate counts only these steps
         )
         window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        window_sums = self.sums.clone()  # the window's accuracy: the epoch's sums since then
         window_steps, window_imgs, window_t0 = 0, 0, time.perf_counter()
         for i in range(self.step_in_epoch, steps):
             t0 = time.perf_counter()
@@ -170,6 +171,8 @@ class EpochLoop:
             window_end = (i + 1) % t.log_every_steps == 0 or i + 1 == steps
             if window_end:
                 mean_loss = window_loss.item() / window_steps  # sync point, once per window
+                _, window_correct, window_n = (self.sums - window_sums).tolist()
+                window_sums = self.sums.clone()
                 now = time.perf_counter()
                 ips = window_imgs / max(now - window_t0, 1e-9)
                 window_loss.zero_()
@@ -182,6 +185,7 @@ class EpochLoop:
                         step_in_epoch=i + 1,
                         steps_per_epoch=steps,
                         loss=mean_loss,
+                        acc=window_correct / max(window_n, 1.0),
                         lr=self.optimizer.param_groups[0]["lr"],
                         img_per_s=ips,
                     )

@@ -57,7 +57,16 @@ KEYS = {
         "config",
         "env",
     },
-    "step": {"epoch", "step", "step_in_epoch", "steps_per_epoch", "loss", "lr", "img_per_s"},
+    "step": {
+        "epoch",
+        "step",
+        "step_in_epoch",
+        "steps_per_epoch",
+        "loss",
+        "acc",
+        "lr",
+        "img_per_s",
+    },
     "epoch": {
         "epoch",
         "epochs",
