@@ -1,5 +1,5 @@
 """`fer-tui`: the TUI with no subcommand, or one of stats|train|evaluate|live|export|ship|
-tensorboard.
+tensorboard|serve.
 
 Importing this module must stay cheap (no torch, no textual): subcommand modules are imported
 only to add their arguments, and they defer their heavy imports into `run()`.
@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "export": "export a checkpoint to ONNX (fp32 or int8) or TorchScript",
     "ship": "a finished run's weights as an fp16 checkpoint, and its curves as a PNG",
     "tensorboard": "TensorBoard scalars of runs made before, from their events",
+    "serve": "the dashboard in a web browser (textual-serve), for a port forwarded over SSH",
 }
 
 
