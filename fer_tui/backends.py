@@ -1,9 +1,10 @@
 """Inference backends: PyTorch, or onnxruntime on the CPU running the checkpoint's ONNX export.
 
 `fer-tui live` and `fer-tui evaluate` (and the Live and Evaluation screens) choose, check and
-load their backend here, and both name it `--backend`. On a CPU onnxruntime is about 1.8x
-faster per face than PyTorch in the live loop and 2-3x faster over the test split
-(benchmarks/live_fps.py, benchmarks/eval_speed.py), with probabilities within 1e-4 of torch's.
+load their backend here, and both name it `--backend` ("auto" by default: `pick_backend`). On a
+CPU onnxruntime is about 1.8x faster per face than PyTorch in the live loop and needs 12-20%
+less CPU time over the test split on the shipped CPU models (benchmarks/live_fps.py,
+benchmarks/eval_speed.py), with probabilities within 1e-4 of torch's.
 It runs the checkpoint exported once into the cache dir (`export.cached_onnx`), or an .onnx file
 written by `fer-tui export` (fp32 or int8) as it is.
 
@@ -25,15 +26,18 @@ if TYPE_CHECKING:
 
 #: The backends a model runs on; "auto" (`pick_backend`) resolves to one of them.
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
+#: What `--backend` accepts: "auto" (the default of `fer-tui evaluate` and `fer-tui live`) first.
+CHOICES: tuple[str, ...] = ("auto", *BACKENDS)
 
 #: A loaded model: a float batch in, logits out (a torch module in eval mode, or export.OrtModel).
 Model = Callable[["torch.Tensor"], "torch.Tensor"]
 
 
 def check_backend(backend: str, device: str = "auto") -> None:
-    """Refuse a backend this machine cannot run on `device`, before anything slow happens."""
-    if backend not in BACKENDS:
-        raise FerError(f"unknown backend '{backend}': use {' or '.join(BACKENDS)}")
+    """Refuse a backend this machine cannot run on `device`, before anything slow happens
+    ("auto" always runs: it picks among the installed ones)."""
+    if backend not in CHOICES:
+        raise FerError(f"unknown backend '{backend}': use {', '.join(CHOICES)}")
     if backend == "onnxruntime":
         if device not in ("auto", "cpu"):
             raise FerError(
@@ -52,18 +56,23 @@ def check_backend(backend: str, device: str = "auto") -> None:
 
 
 def pick_backend(
-    backend: str, device: str = "auto", checkpoint: str | os.PathLike[str] | None = None
+    backend: str,
+    device: str = "auto",
+    checkpoint: str | os.PathLike[str] | None = None,
+    gpu: bool | None = None,
 ) -> str:
     """Resolve backend "auto": onnxruntime for an .onnx file, and on the CPU when installed
-    (about 1.8x faster per face than PyTorch there, probabilities equal to 1e-4); PyTorch
-    otherwise."""
+    (faster per face than PyTorch there, probabilities equal to 1e-4); PyTorch otherwise.
+    `gpu`: whether device "auto" finds a GPU, when the caller knows (else torch is asked)."""
     if backend != "auto":
         return backend
     if checkpoint is not None and Path(checkpoint).suffix == ".onnx":
         return "onnxruntime"
-    import torch
+    if device == "auto" and gpu is None:
+        import torch
 
-    if device not in ("auto", "cpu") or (device == "auto" and torch.cuda.is_available()):
+        gpu = torch.cuda.is_available()
+    if device not in ("auto", "cpu") or (device == "auto" and gpu):
         return "torch"
     have = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
     return "onnxruntime" if have else "torch"

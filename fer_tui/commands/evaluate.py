@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TextIO
 
-from fer_tui.backends import BACKENDS
+from fer_tui.backends import CHOICES
 from fer_tui.progress import ProgressBar as Bar
 
 JSON_HELP = (
@@ -59,13 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     parser.add_argument(
         "--backend",
-        default="torch",
-        choices=BACKENDS,
-        help="torch (default), or onnxruntime: the checkpoint's ONNX export on "
-        "the CPU, 2-3x faster there, probabilities within 1e-4",
+        default="auto",
+        choices=CHOICES,
+        help="auto (default): onnxruntime on the CPU when the [onnx] extra is installed "
+        "(the checkpoint's ONNX export, faster there, probabilities within 1e-4), else torch; "
+        "torch on a GPU",
     )
     # the flag's older name, still accepted
-    parser.add_argument("--engine", dest="backend", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--engine", dest="backend", choices=CHOICES, help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch (256)")
     parser.add_argument(
         "--no-cache",

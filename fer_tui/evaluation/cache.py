@@ -81,10 +81,11 @@ def find_cached_report(
     split: str = "test",
     tta: str = "none",
     source: str | os.PathLike[str] | None = None,
-    backend: str = "torch",
+    backend: str | None = "torch",
 ) -> dict[str, Any] | None:
     """The newest cached report for this checkpoint file (and data source, when given),
-    without loading the data: what the Evaluation screen shows at once when it opens."""
+    without loading the data: what the Evaluation screen shows at once when it opens.
+    backend None: whichever backend made it."""
     root = cache_root()
     if not root.is_dir() or not Path(checkpoint).is_file():
         return None
@@ -103,7 +104,7 @@ def find_cached_report(
             or data.get("split") != split
             or report.get("tta") != tta
             or report.get("cache_version") != CACHE_VERSION
-            or report.get("engine", "torch") != backend
+            or (backend is not None and report.get("engine", "torch") != backend)
         ):
             continue
         if want_source is not None and data.get("source") != want_source:

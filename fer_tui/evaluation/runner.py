@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_tui.backends import check_backend
+from fer_tui.backends import check_backend, pick_backend
 from fer_tui.data.holdout import holdout_rows
 from fer_tui.data.index import CLASSES, SPLITS, SUBSPLITS
 from fer_tui.data.records import Split
@@ -178,11 +178,15 @@ def evaluate_checkpoints(
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
     backend: str = "torch",
+    on_result: Callable[[int, Evaluation], None] | None = None,
 ) -> list[Evaluation]:
     """Evaluate each checkpoint on `split` of `data` (a path, None or a loaded FerData).
 
     Cheap checks come first (files, class sets, split name) so that bad input fails before the
     data is decoded; results come from the cache when the same files were evaluated before.
+    backend "auto" is `backends.pick_backend`'s choice (the fastest installed on this device:
+    what `fer-tui evaluate` and the Evaluation screen ask for by default).
+    on_result(i, evaluation) is called as each checkpoint is done, in order, before the next.
     """
     if not checkpoints:
         raise CheckpointError(
@@ -195,6 +199,7 @@ def evaluate_checkpoints(
         raise FerError(f"batch size must be at least 1 (got {batch_size})")
     check_backend(backend, device)
     check_split_name(split)
+    backend = pick_backend(backend, device)
     metas = [(Path(p), checkpoint_meta(p)) for p in checkpoints]
     cut = holdout_cut(metas) if split == HOLDOUT else None
     fer = load_data(data, progress, cancelled)
@@ -212,7 +217,13 @@ def evaluate_checkpoints(
     }
     # the cache tells holdouts apart by their cut
     cached_split = f"{split}-{cut[0]}-{cut[1]}" if cut is not None else split
-    out = []
+    out: list[Evaluation] = []
+
+    def done(evaluation: Evaluation) -> None:
+        out.append(evaluation)
+        if on_result is not None:
+            on_result(len(out) - 1, evaluation)
+
     for path, meta in metas:
         sha = file_sha256(path)
         key = cache_key(sha, fer.fingerprint, cached_split, tta, backend, device)
@@ -220,7 +231,7 @@ def evaluate_checkpoints(
         if hit is not None and len(hit[1]) == len(labels):
             report, probs = hit
             report["model"]["checkpoint"] = str(path)
-            out.append(Evaluation(report, probs, labels, list(part.names), cached=True))
+            done(Evaluation(report, probs, labels, list(part.names), cached=True))
             continue
         probs, seconds = _predict(
             path,
@@ -243,7 +254,7 @@ def evaluate_checkpoints(
             **compute_metrics(labels, probs),
         }
         cache_put(key, report, probs)
-        out.append(Evaluation(report, probs, labels, list(part.names)))
+        done(Evaluation(report, probs, labels, list(part.names)))
     return out
 
 

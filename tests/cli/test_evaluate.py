@@ -325,12 +325,15 @@ def test_progress_bar_shows_rate_and_eta_on_a_terminal() -> None:
 def test_onnxruntime_backend_matches_torch(
     ckpt: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--backend onnxruntime gives torch's predictions (probabilities within 1e-4) and says so;
-    it is refused for a GPU device before anything runs, also under the flag's older name."""
+    """--backend onnxruntime, and auto (the default) on a CPU with onnxruntime installed, give
+    torch's predictions (probabilities within 1e-4) and say so; onnxruntime is refused for a
+    GPU device before anything runs, also under the flag's older name."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     base = ["evaluate", "--checkpoint", str(ckpt), "--data", str(tiny_data), "--tta", "flip"]
-    assert main([*base, "--predictions", str(tmp_path / "t.csv")]) == 0
+    assert main([*base, "--backend", "torch", "--predictions", str(tmp_path / "t.csv")]) == 0
+    assert main([*base, "--device", "cpu", "--json", str(tmp_path / "auto.json")]) == 0
+    assert json.loads((tmp_path / "auto.json").read_text())["engine"] == "onnxruntime"
     assert (
         main(
             [
@@ -365,7 +368,7 @@ def test_engine_is_a_hidden_name_of_backend(capsys: pytest.CaptureFixture[str]) 
     parser = build_parser()
     args = parser.parse_args(["evaluate", "--checkpoint", "x.pt", "--engine", "onnxruntime"])
     assert args.backend == "onnxruntime"
-    assert parser.parse_args(["evaluate", "--checkpoint", "x.pt"]).backend == "torch"
+    assert parser.parse_args(["evaluate", "--checkpoint", "x.pt"]).backend == "auto"
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate", "--help"])
     out = capsys.readouterr().out
