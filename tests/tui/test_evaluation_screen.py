@@ -327,3 +327,45 @@ async def test_without_a_gpu_the_cpu_sized_models_are_picked(
         screen = await open_with_checkpoints(pilot, 2)
         selected = screen.query_one("#checkpoints").selected
         assert sorted(Path(p).name for p in selected) == (picked or names)
+
+
+async def test_each_model_s_rows_show_as_soon_as_it_is_done(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two picks, Table 1 holds the first model's rows while the second is still being
+    predicted, and the progress line says which model of how many it is at."""
+    import threading
+
+    from fer_tui.evaluation import runner
+
+    shipped = tmp_path / "checkpoints"
+    make_tiny_checkpoint(shipped / "resnet18.pt")
+    make_tiny_checkpoint(shipped / "resnet34.pt", arch="resnet34", seed=1)
+    go_on = threading.Event()
+    predict = runner._predict
+
+    def second_waits(path: Path, *args: object, **kwargs: object):
+        if path.name == "resnet34.pt":
+            progress = kwargs["progress"]
+            progress(f"predict {path.name}", 0, 28)  # what the screen shows while it waits
+            assert go_on.wait(EVALUATED), "the test never let the second model go on"
+        return predict(path, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "_predict", second_waits)
+    app = make_app(data=tiny_data, runs_dir=tmp_path / "runs", checkpoints_dir=shipped)
+    async with app.run_test(size=(140, 45)) as pilot:
+        screen = await open_with_checkpoints(pilot, 2)
+        await until(pilot, lambda: len(screen.query_one("#checkpoints").selected) == 2)
+        await pilot.press("e")
+        status = screen.query_one("#eval-status")
+        try:
+            await until(pilot, lambda: len(screen.reports) == 1, timeout=EVALUATED)
+            await until(pilot, lambda: "model 2 of 2" in str(status.render()))
+            table1 = screen.query_one("#table1")
+            assert table1.row_count == 3  # the first model, the paper's row, the difference
+            assert str(table1.get_row_at(0)[0]).startswith("resnet18")
+            assert "Predicting resnet34.pt, model 2 of 2" in str(status.render())
+        finally:
+            go_on.set()
+        await until(pilot, lambda: len(screen.reports) == 2, timeout=EVALUATED)
+        assert "Evaluated 2 checkpoint(s)" in str(status.render())

@@ -9,13 +9,15 @@ and two or more picks, the mean of their probabilities is one more row of Table 
 evaluate --ensemble`), and its Table 2, confusion matrix and ROC are a row highlight away.
 Other screens open a checkpoint here with `select_checkpoint(path)` after
 `app.switch_mode("evaluation")`. Torch is only imported inside the worker.
+
+This module is the layout and the checkpoint list; the worker and its progress line are in
+evaluation_run.py (`EvaluationRun`), the tables and the export keys in evaluation_tables.py
+(`EvaluationTables`), the screen's bases.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import (
     Checkbox,
-    DataTable,
     Footer,
     Header,
     Label,
@@ -38,30 +38,25 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
-from textual.worker import Worker, WorkerState, get_current_worker
 
 from fer_tui import launch
-from fer_tui.backends import BACKENDS, check_backend
+from fer_tui.backends import CHOICES
 from fer_tui.checkpoints import default_picks, finished_run_checkpoints, shipped_checkpoints
 from fer_tui.errors import FerError
 from fer_tui.evaluation.cache import find_cached_report
-from fer_tui.evaluation.ensemble import ENSEMBLE, ensemble_evaluation
-from fer_tui.evaluation.formatting import metrics_csv, to_markdown
-from fer_tui.evaluation.metrics import mean_report
-from fer_tui.evaluation.outputs import json_payload
 from fer_tui.evaluation.paper import paper_note
-from fer_tui.evaluation.runner import (
-    TTAS,
-    Cancelled,
-    evaluate_checkpoints,
-    load_data,
-)
-from fer_tui.evaluation.tables import model_label
-from fer_tui.files import atomic_write_text
+from fer_tui.evaluation.runner import TTAS
+from fer_tui.tui.screens.evaluation_run import EvaluationRun
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.confusion import ConfusionTable
 from fer_tui.tui.widgets.metric_table import ClassTableView, Table1View
 from fer_tui.tui.widgets.roc_plot import RocPlot
+
+PAPER_TABLE1 = (
+    "Table 1 of the paper: weighted averages on the test split (7,178 images). Pick "
+    "checkpoints and press e to see ours beside it."
+)
+PAPER_TABLE2 = "Table 2 of the paper: per class, the mean of its three models."
 
 
 class CheckpointsFound(Message):
@@ -76,31 +71,7 @@ class CheckpointsFound(Message):
         self.cached = cached
 
 
-class EvaluationProgressed(Message):
-    """The worker moved on (a stage and how far it is)."""
-
-    def __init__(self, stage: str, done: int, total: int) -> None:
-        super().__init__()
-        self.stage, self.done, self.total = stage, done, total
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, EvaluationProgressed)
-
-
-class EvaluationFinished(Message):
-    """Reports for the evaluated checkpoints, in the order they were picked, and their
-    ensemble's report when one was asked for."""
-
-    def __init__(
-        self, reports: list[dict[str, Any]], cached: int, ensemble: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__()
-        self.reports = reports
-        self.cached = cached
-        self.ensemble = ensemble
-
-
-class EvaluationScreen(Screen[None]):
+class EvaluationScreen(EvaluationRun):
     """Pick checkpoints, evaluate, and compare with the paper's tables."""
 
     BINDINGS = [
@@ -160,25 +131,33 @@ class EvaluationScreen(Screen[None]):
                     yield Select([(t, t) for t in TTAS], value="none", allow_blank=False, id="tta")
                 with Horizontal(id="backend-row"):
                     yield Label("Run")
-                    yield Select(
-                        [(b, b) for b in BACKENDS], value="torch", allow_blank=False, id="backend"
+                    backend = Select(
+                        [(b, b) for b in CHOICES], value="auto", allow_blank=False, id="backend"
                     )
+                    backend.tooltip = (
+                        "auto: onnxruntime on the CPU when installed (the faster there), else "
+                        "torch; torch on a GPU"
+                    )
+                    yield backend
                 ensemble = Checkbox("Ensemble of the picks", id="ensemble")
                 ensemble.tooltip = (
                     "Also evaluate the mean of the picked models' probabilities (two or more)"
                 )
                 yield ensemble
-                yield ProgressBar(id="eval-progress", show_eta=True)
+                progress = ProgressBar(id="eval-progress", show_eta=True)
+                progress.display = False  # while an evaluation runs
+                yield progress
                 yield Static("Looking for checkpoints...", id="eval-status")
             with TabbedContent(id="eval-tabs"):
                 with TabPane("Table 1", id="tab-table1"):
                     with VerticalScroll():
-                        yield Static("", id="table1-title", classes="table-note")
+                        # until a checkpoint is evaluated, the tables hold the paper's alone
+                        yield Static(PAPER_TABLE1, id="table1-title", classes="table-note")
                         yield Table1View(id="table1")
                         yield Static(paper_note(), id="paper-note", classes="table-note")
                 with TabPane("Table 2", id="tab-table2"):
                     with VerticalScroll():
-                        yield Static("", id="table2-title", classes="table-note")
+                        yield Static(PAPER_TABLE2, id="table2-title", classes="table-note")
                         yield ClassTableView(id="table2")
                 with TabPane("Confusion", id="tab-confusion"):
                     with VerticalScroll():
@@ -197,28 +176,9 @@ class EvaluationScreen(Screen[None]):
         )
 
     def on_mount(self) -> None:
-        self.query_one("#eval-progress", ProgressBar).display = False
-        # until a checkpoint is evaluated, the tables hold the paper's figures alone
-        self.query_one("#table1-title", Static).update(
-            "Table 1 of the paper: weighted averages on the test split (7,178 images). Pick "
-            "checkpoints and press e to see ours beside it."
-        )
-        self.query_one("#table2-title", Static).update(
-            "Table 2 of the paper: per class, the mean of its three models."
-        )
         self.scan_checkpoints()
 
     # --- checkpoints ------------------------------------------------------------------
-
-    @property
-    def tta(self) -> str:
-        value = self.query_one("#tta", Select).value
-        return value if isinstance(value, str) else "none"
-
-    @property
-    def backend(self) -> str:
-        value = self.query_one("#backend", Select).value
-        return value if isinstance(value, str) else "torch"
 
     @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
     def scan_checkpoints(self) -> None:
@@ -231,7 +191,8 @@ class EvaluationScreen(Screen[None]):
         picked = default_picks(shipped, gpu=launch.gpu_available()) or runs[-1:]
         cached = []
         for path in picked:
-            report = find_cached_report(path, tta="none", source=self._source())
+            # whichever backend made it: their probabilities agree to 1e-4
+            report = find_cached_report(path, tta="none", source=self._source(), backend=None)
             if report is not None:
                 cached.append(report)
         if len(cached) != len(picked):
@@ -325,189 +286,3 @@ class EvaluationScreen(Screen[None]):
         also = " and their ensemble" if ensemble else ""
         self._status(f"Evaluating {len(chosen)} checkpoint(s){also}, TTA {self.tta}...")
         self.run_evaluation(chosen, self.tta, self.backend, ensemble)
-
-    @work(
-        thread=True,
-        exclusive=True,
-        group="evaluate",
-        exit_on_error=False,
-        description="evaluate checkpoints",
-    )
-    def run_evaluation(
-        self, checkpoints: list[Path], tta: str, backend: str = "torch", ensemble: bool = False
-    ) -> None:
-        worker = get_current_worker()
-        check_backend(backend)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            self.post_message(EvaluationProgressed(stage, done, total))
-
-        if self._data is None:
-            self._data = load_data(
-                self.settings.data, progress, cancelled=lambda: worker.is_cancelled
-            )
-        results = evaluate_checkpoints(
-            checkpoints,
-            data=self._data,
-            tta=tta,
-            progress=progress,
-            cancelled=lambda: worker.is_cancelled,
-            backend=backend,
-        )
-        # the ensemble averages the probabilities just predicted (or cached): no second pass
-        combined = ensemble_evaluation(results).report if ensemble else None
-        if not worker.is_cancelled:
-            cached = sum(r.cached for r in results)
-            self.post_message(EvaluationFinished([r.report for r in results], cached, combined))
-
-    @on(EvaluationProgressed)
-    def _progressed(self, message: EvaluationProgressed) -> None:
-        bar = self.query_one("#eval-progress", ProgressBar)
-        if message.stage == "data":
-            # folders and zips count images, tar and CSV streams count bytes
-            bar.update(total=message.total or None, progress=message.done)
-            self._status(f"Loading the data ({self.settings.data or 'default places'})...")
-            return
-        bar.update(total=message.total, progress=message.done)
-        self._status(
-            f"{message.stage.replace('predict ', 'Predicting ')} "
-            f"(TTA {self.tta}): {message.done}/{message.total}"
-        )
-
-    @on(EvaluationFinished)
-    def _finished(self, message: EvaluationFinished) -> None:
-        self.query_one("#eval-progress", ProgressBar).display = False
-        self._show_reports(message.reports, message.ensemble)
-        n = len(message.reports)
-        from_cache = f", {message.cached} from the cache" if message.cached else ""
-        also = " and their ensemble" if message.ensemble is not None else ""
-        self._status(
-            f"Evaluated {n} checkpoint(s){also} on the test split, TTA "
-            f"{message.reports[0]['tta']}{from_cache}. Export: m / c / j."
-        )
-
-    @on(Worker.StateChanged)
-    def _worker_changed(self, event: Worker.StateChanged) -> None:
-        if event.state != WorkerState.ERROR:
-            return
-        error = event.worker.error
-        if isinstance(error, Cancelled):
-            return
-        text = str(error) if isinstance(error, FerError) else (f"{type(error).__name__}: {error}")
-        self.query_one("#eval-progress", ProgressBar).display = False
-        self._status(text, error=True)
-        self.notify(text, title="Evaluation failed", severity="error", timeout=10)
-
-    def _status(self, text: str, error: bool = False) -> None:
-        status = self.query_one("#eval-status", Static)
-        status.update(text)
-        status.set_class(error, "-error")
-
-    # --- views ------------------------------------------------------------------------
-
-    def _show_reports(
-        self, reports: list[dict[str, Any]], ensemble: dict[str, Any] | None = None
-    ) -> None:
-        self.reports = reports
-        self.ensemble = ensemble
-        focus = None
-        if self._focus is not None:
-            focus = next(
-                (i for i, r in enumerate(reports) if Path(r["model"]["checkpoint"]) == self._focus),
-                None,
-            )
-            self._focus = None
-        if focus is not None:
-            self.selected = focus
-        elif ensemble is not None:  # asked for: its Table 2 first
-            self.selected = ENSEMBLE
-        else:
-            self.selected = 0 if len(reports) == 1 else None
-        split = reports[0]["data"]["split"]
-        self.query_one("#table1-title", Static).update(
-            f"Table 1: weighted averages on {split} ({reports[0]['n']} images), TTA "
-            f"{', '.join(sorted({r['tta'] for r in reports}))}. AUC: one-vs-rest, macro "
-            f"(compared with the paper) and support-weighted. Green/red: better/worse than the "
-            f"paper. Highlight a row to see its Table 2."
-            + (
-                f" {model_label(ensemble)}: the mean of the models' probabilities."
-                if ensemble is not None
-                else ""
-            )
-        )
-        table1 = self.query_one("#table1", Table1View)
-        table1.show(reports, ensemble)
-        # park the cursor on the selected model's row, so its highlight keeps that selection
-        row = next(
-            (
-                i
-                for i, r in enumerate(table1.rows_meta)
-                if r["model"] == self.selected and r["kind"] in ("model", "mean", "ensemble")
-            ),
-            0,
-        )
-        table1.move_cursor(row=row, animate=False)
-        self._show_selected()
-
-    def _show_selected(self) -> None:
-        if not self.reports:
-            return
-        if self.selected == ENSEMBLE and self.ensemble is not None:
-            one = report = self.ensemble
-            title = (
-                f"Table 2: per class, {model_label(one)} (the mean of their probabilities), "
-                f"TTA {one['tta']}"
-            )
-        elif self.selected is None and len(self.reports) > 1:
-            report = mean_report(self.reports)
-            title = f"Table 2: per class, mean of {len(self.reports)} models"
-            one = None
-        else:
-            one = self.reports[self.selected if isinstance(self.selected, int) else 0]
-            report = one
-            title = f"Table 2: per class, {model_label(one)}, TTA {one['tta']}"
-        self.query_one("#table2-title", Static).update(title + " (paper: mean of its three models)")
-        self.query_one("#table2", ClassTableView).show(report)
-        confusion_title = self.query_one("#confusion-title", Static)
-        if one is None:
-            confusion_title.update("Confusion matrix: highlight one model's row in Table 1.")
-            self.query_one("#confusion", ConfusionTable).show(None)
-            self.query_one("#roc", RocPlot).show(None)
-            return
-        confusion_title.update(
-            f"Confusion matrix, {model_label(one)} (rows: true class, "
-            f"columns: predicted; shade: share of the row)"
-        )
-        self.query_one("#confusion", ConfusionTable).show(one)
-        self.query_one("#roc", RocPlot).show(one, f"ROC (one-vs-rest), {model_label(one)}")
-
-    @on(DataTable.RowHighlighted, "#table1")
-    def _table1_row(self, event: DataTable.RowHighlighted) -> None:
-        model = self.query_one("#table1", Table1View).model_at(event.cursor_row)
-        if model != self.selected:
-            self.selected = model
-            self._show_selected()
-
-    # --- export -----------------------------------------------------------------------
-
-    def action_export(self, kind: str) -> None:
-        """Write Tables 1 and 2 to reports/evaluation-<time>.<md|csv|json>."""
-        if not self.reports:
-            self.notify("Nothing to export yet: press e to evaluate first.", severity="warning")
-            return
-        text = {
-            "md": lambda: to_markdown(self.reports, self.ensemble),
-            "csv": lambda: metrics_csv(self.reports, self.ensemble),
-            "json": lambda: (
-                json.dumps(json_payload(self.reports, self.ensemble), indent=1, allow_nan=False)
-                + "\n"
-            ),
-        }[kind]()
-        path = self.reports_dir / f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}.{kind}"
-        try:
-            self.reports_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, text)
-        except OSError as exc:
-            self.notify(f"Cannot write {path}: {exc.strerror}", severity="error")
-            return
-        self.notify(f"Wrote {path}", title="Exported")
