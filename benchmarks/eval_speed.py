@@ -1,6 +1,7 @@
 """How long evaluating ResNet18 on the 7,178 FER-2013 test faces takes on the CPU.
 
     python3 benchmarks/eval_speed.py [--threads 2] [--stems cifar,imagenet] [--onnx] [--bf16]
+    python3 benchmarks/eval_speed.py --checkpoints checkpoints/resnet18-cpu.pt,... [--n 2048]
 
 The measured path is the one `fer-tui evaluate` runs: `fer_tui.models.predict_proba` (batched,
 `torch.inference_mode`, channels_last), random weights (timing does not depend on them), timed
@@ -11,6 +12,12 @@ process. Faces are the real test split when /tmp/fer or
 Options: --onnx times `fer-tui evaluate --backend onnxruntime` (the ONNX export through the same
 preprocessing and TTA code), --bf16 CPU autocast (with its agreement with fp32), --compile
 torch.compile (slow to compile on 2 cores).
+
+--checkpoints times real checkpoints instead, on both backends in one run: each one as
+`fer-tui evaluate --backend torch` and `--backend onnxruntime` predict it (`backends.load_model`
+then `predict_proba`, batch 256, TTA none), and prints the seconds of each, their ratio and the
+largest difference between their probabilities. The ONNX export (once per checkpoint, cached)
+is timed apart. --data PATH reads the test faces from a FER-2013 folder, archive or CSV.
 """
 
 from __future__ import annotations
@@ -28,9 +35,11 @@ N_TEST = 7178
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_faces(n: int, synthetic: bool = False) -> tuple[np.ndarray, str]:
+def load_faces(n: int, synthetic: bool = False, data: str | None = None) -> tuple[np.ndarray, str]:
     """The real test split if present, else synthetic faces; (N, 48, 48) uint8."""
     sources = (Path("/tmp/fer"), ROOT.parent / "shared" / "data" / "fer2013.tar.gz")
+    if data is not None:
+        sources = (Path(data).expanduser(),)
     for source in () if synthetic else sources:
         if source.exists():
             try:
@@ -90,6 +99,66 @@ def onnx_seconds(model, meta, images: np.ndarray, batch: int) -> float | None:
     ort_model, ort_meta, cpu = load_model(path, backend="onnxruntime", device="cpu")
     predict_proba(ort_model, ort_meta, images[:batch], batch_size=batch, device=cpu)  # warm-up
     return timed(lambda: predict_proba(ort_model, ort_meta, images, batch_size=batch, device=cpu))
+
+
+def bench_checkpoints(paths: list[str], images: np.ndarray, args: argparse.Namespace) -> dict:
+    """Each checkpoint on torch and on onnxruntime, as `fer-tui evaluate` runs them."""
+    from fer_tui.backends import load_model
+    from fer_tui.export import cached_onnx
+    from fer_tui.models import predict_proba
+
+    n, batch = len(images), 256
+    out: dict = {"images": n, "batch": batch, "models": []}
+    totals = {"torch": 0.0, "onnxruntime": 0.0}
+    cpu = {"torch": 0.0, "onnxruntime": 0.0}
+    for path in paths:
+        start = time.perf_counter()
+        cached_onnx(path)  # exported once per checkpoint, then read from the cache
+        export_s = time.perf_counter() - start
+        row: dict = {"checkpoint": path, "onnx_export_seconds": round(export_s, 2)}
+        probs = {}
+        for backend in ("torch", "onnxruntime"):
+            model, meta, dev = load_model(path, backend=backend, device="cpu", threads=args.threads)
+            predict_proba(model, meta, images[:batch], batch_size=batch, device=dev)  # warm-up
+            start, cpu_start = time.perf_counter(), time.process_time()
+            probs[backend] = predict_proba(model, meta, images, batch_size=batch, device=dev)
+            seconds = time.perf_counter() - start
+            # CPU time hardly grows when other processes share the cores; wall time does
+            cpu[backend] += time.process_time() - cpu_start
+            totals[backend] += seconds
+            row[f"{backend}_cpu_seconds"] = round(time.process_time() - cpu_start, 2)
+            row[f"{backend}_seconds"] = round(seconds, 2)
+            row[f"{backend}_seconds_for_7178"] = round(seconds * N_TEST / n, 2)
+        row["ratio"] = round(row["torch_seconds"] / row["onnxruntime_seconds"], 2)
+        row["max_abs_prob_diff"] = float(np.abs(probs["torch"] - probs["onnxruntime"]).max())
+        row["argmax_agreement"] = float(
+            (probs["torch"].argmax(1) == probs["onnxruntime"].argmax(1)).mean()
+        )
+        out["models"].append(row)
+        print(
+            f"  {Path(path).name}: torch {row['torch_seconds']:.1f} s, onnxruntime "
+            f"{row['onnxruntime_seconds']:.1f} s for {n} faces -> onnxruntime is "
+            f"{row['ratio']:.2f}x as fast (CPU seconds: {row['torch_cpu_seconds']:.1f} and "
+            f"{row['onnxruntime_cpu_seconds']:.1f}); max |dp| {row['max_abs_prob_diff']:.2g}, "
+            f"argmax agreement {row['argmax_agreement']:.4f} (ONNX export {export_s:.1f} s, once)",
+            flush=True,
+        )
+    scale = N_TEST / n
+    out["torch_seconds_for_7178"] = round(totals["torch"] * scale, 1)
+    out["onnxruntime_seconds_for_7178"] = round(totals["onnxruntime"] * scale, 1)
+    out["ratio"] = round(totals["torch"] / totals["onnxruntime"], 2)
+    out["torch_cpu_seconds_for_7178"] = round(cpu["torch"] * scale, 1)
+    out["onnxruntime_cpu_seconds_for_7178"] = round(cpu["onnxruntime"] * scale, 1)
+    out["cpu_ratio"] = round(cpu["torch"] / cpu["onnxruntime"], 2)
+    print(
+        f"all {len(paths)} on {N_TEST} faces{'' if n == N_TEST else f' (scaled from {n})'}: "
+        f"torch {out['torch_seconds_for_7178']:.0f} s, onnxruntime "
+        f"{out['onnxruntime_seconds_for_7178']:.0f} s: onnxruntime is {out['ratio']:.2f}x "
+        f"as fast; CPU seconds {out['torch_cpu_seconds_for_7178']:.0f} and "
+        f"{out['onnxruntime_cpu_seconds_for_7178']:.0f}: {out['cpu_ratio']:.2f}x",
+        flush=True,
+    )
+    return out
 
 
 def bench_stem(stem: str, images: np.ndarray, args: argparse.Namespace) -> dict:
@@ -208,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--synthetic", action="store_true", help="skip the real data")
+    parser.add_argument("--data", help="FER-2013 folder, archive or CSV for the test faces")
+    parser.add_argument(
+        "--checkpoints",
+        help="comma-separated checkpoints: time each on torch and onnxruntime instead",
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -215,13 +289,18 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    images, where = load_faces(args.n, args.synthetic)
+    images, where = load_faces(args.n, args.synthetic, args.data)
     print(
         f"{len(images)} faces from {where}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, target < 20 s",
         flush=True,
     )
     results = {"threads": args.threads, "faces": where, "torch": str(torch.__version__), "runs": []}
+    if args.checkpoints:
+        results["checkpoints"] = bench_checkpoints(args.checkpoints.split(","), images, args)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        return 0
     for stem in args.stems.split(","):
         r = bench_stem(stem, images, args)
         results["runs"].append(r)
