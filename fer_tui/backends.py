@@ -2,7 +2,7 @@
 
 `fer-tui live` and `fer-tui evaluate` (and the Live and Evaluation screens) choose, check and
 load their backend here, and both name it `--backend` ("auto" by default: `pick_backend`). On a
-CPU onnxruntime is about 1.8x faster per face than PyTorch in the live loop and needs 12-20%
+CPU onnxruntime is about 1.8x faster per face than PyTorch in the live loop and needs 12-16%
 less CPU time over the test split on the shipped CPU models (benchmarks/live_fps.py,
 benchmarks/eval_speed.py), with probabilities within 1e-4 of torch's.
 It runs the checkpoint exported once into the cache dir (`export.cached_onnx`), or an .onnx file
