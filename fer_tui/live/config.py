@@ -5,18 +5,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import tomllib
 
 from fer_tui.errors import ConfigError
+
+Detector = Literal["haar", "yunet"]
+DETECTORS: tuple[str, ...] = get_args(Detector)
 
 
 @dataclass(frozen=True)
 class LiveConfig:
     """Detection, tracking and smoothing parameters (`--live-config FILE.toml` overrides them)."""
 
-    detector: Literal["haar", "yunet"] = "haar"
+    detector: Detector = "haar"
     """Face detector: OpenCV's Haar cascade, or the YuNet network (finds turned, tilted and
     small faces, and gives five landmarks per face, which alignment needs)."""
     detector_model: str = ""
