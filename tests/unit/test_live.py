@@ -474,3 +474,17 @@ def test_detector_model_errors(tmp_path: Path) -> None:
     cfg.write_text('detector = "cnn"\n')
     with pytest.raises(ConfigError, match="detector"):
         load_live_config(cfg)
+
+
+def test_overlay_draws_every_face(tmp_path: Path, model) -> None:
+    """With two faces, the window marks both: each box edge and the label above each box."""
+    cv2.imwrite(str(tmp_path / "two.png"), _two_faces())
+    (result,) = _run(model, str(tmp_path), keep_frames=True, config=LiveConfig(detector="yunet"))
+    assert len(result.faces) == 2
+    img = result.frame.copy()
+    out = draw_overlay(result.frame, result)
+    for face in result.faces:
+        x, y, w, h = face.box
+        assert not np.array_equal(out[y + h // 2, x - 1 : x + 2], img[y + h // 2, x - 1 : x + 2])
+        label = (slice(max(0, y - 20), y - 2), slice(x, x + 60))
+        assert not np.array_equal(out[label], img[label])
