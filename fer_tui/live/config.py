@@ -19,7 +19,7 @@ DETECTORS: tuple[str, ...] = get_args(Detector)
 class LiveConfig:
     """Detection, tracking and smoothing parameters (`--live-config FILE.toml` overrides them)."""
 
-    detector: Detector = "haar"
+    detector: Detector = "yunet"
     """Face detector: OpenCV's Haar cascade, or the YuNet network (finds turned, tilted and
     small faces, and gives five landmarks per face, which alignment needs)."""
     detector_model: str = ""

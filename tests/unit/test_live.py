@@ -70,13 +70,13 @@ def test_tracker_follows_the_moving_face(clips, model, monkeypatch, slow_detecto
     """The face keeps one track id while it slides right, and its box moves with it, even
     when background detections arrive many frames late."""
     if slow_detector:
-        detect = FaceDetector.detect
+        find = FaceDetector.find  # both detectors' way in
 
-        def slow(self, small, scale, around=None):
+        def slow(self, *args, **kwargs):
             time.sleep(0.2)  # ~10 frames late: the face has moved ~40 px, over half its width
-            return detect(self, small, scale, around)
+            return find(self, *args, **kwargs)
 
-        monkeypatch.setattr(FaceDetector, "detect", slow)
+        monkeypatch.setattr(FaceDetector, "find", slow)
     cfg = LiveConfig(detect_every=2 if slow_detector else 8)
     results = _run(model, str(clips["face"]), config=cfg)
     tracked = [r.faces[0] for r in results if r.faces]
@@ -100,7 +100,7 @@ def _two_faces(second: bool = True) -> np.ndarray:
 def test_detection_near_tracks_finds_the_same_face_only() -> None:
     """Between full scans the cascade looks only around tracked faces: it finds the tracked
     face where the full scan does, and not a face elsewhere."""
-    det = FaceDetector(LiveConfig())
+    det = FaceDetector(LiveConfig(detector="haar"))
     small = cv2.resize(cv2.cvtColor(_two_faces(), cv2.COLOR_BGR2GRAY), (320, 240))
     full = det.detect(small, 0.5)
     assert len(full) == 2
@@ -130,13 +130,13 @@ def test_no_thread_outlives_the_loop(clips, model, monkeypatch) -> None:
     can abort it)."""
     import threading
 
-    detect = FaceDetector.detect
+    find = FaceDetector.find
 
-    def slow(self, small, scale, around=None):
+    def slow(self, *args, **kwargs):
         time.sleep(0.3)  # the last frame goes by while this runs
-        return detect(self, small, scale, around)
+        return find(self, *args, **kwargs)
 
-    monkeypatch.setattr(FaceDetector, "detect", slow)
+    monkeypatch.setattr(FaceDetector, "find", slow)
     _run(model, str(clips["face"]), config=LiveConfig(detect_every=1), max_frames=12)
     alive = {t.name for t in threading.enumerate()}
     assert not alive & {"fer-detect", "fer-capture"}
@@ -366,7 +366,9 @@ def test_yunet_finds_the_astronaut_with_landmarks() -> None:
     assert max(re[1], le[1]) < nose[1] < min(rm[1], lm[1])
     assert all(x <= px <= x + w and y <= py <= y + h for px, py in points[0])
     # the Haar cascade sees the same face
-    (haar,) = make_detector(LiveConfig()).detect(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), 1.0)
+    (haar,) = make_detector(LiveConfig(detector="haar")).detect(
+        cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), 1.0
+    )
     assert iou(haar, boxes[0]) > 0.4
 
 
@@ -386,7 +388,8 @@ def test_yunet_pipeline_tracks_the_face_with_landmarks(clips, model) -> None:
     assert all(
         x - 4 <= px <= x + w + 4 and y - 4 <= py <= y + h + 4 for px, py in face["landmarks"]
     )
-    assert to_record(_run(model, str(clips["face"]), max_frames=1)[0])["detector"] == "haar"
+    haar = _run(model, str(clips["face"]), max_frames=1, config=LiveConfig(detector="haar"))
+    assert to_record(haar[0])["detector"] == "haar" and haar[0].faces[0].landmarks is None
 
 
 @pytest.mark.parametrize("detector", ["haar", "yunet"])
@@ -418,9 +421,9 @@ def test_full_resolution_retry_finds_faces_too_small_for_the_small_frame(
     img = np.full((480, 640, 3), 96, np.uint8)
     img[120 : 120 + small.shape[0], 250 : 250 + small.shape[1]] = small
     cv2.imwrite(str(tmp_path / "tiny.png"), img)
-    off = LiveConfig(full_res_retry=False)
+    off = LiveConfig(detector="haar", full_res_retry=False)
     assert _run(model, str(tmp_path), config=off)[0].faces == []
-    (face,) = _run(model, str(tmp_path), config=LiveConfig())[0].faces
+    (face,) = _run(model, str(tmp_path), config=LiveConfig(detector="haar"))[0].faces
     assert 250 < face.box[0] < 250 + small.shape[1]
 
 
