@@ -76,7 +76,7 @@ class LiveScreen(Screen[None]):
     LiveScreen #live-form Label { padding: 1 1 0 0; }
     LiveScreen #live-source { width: 20; }
     LiveScreen #live-checkpoint { width: 1fr; }
-    LiveScreen #live-detector { width: 12; }
+    LiveScreen #live-detector { width: 13; }
     LiveScreen #live-form Button { min-width: 9; margin-left: 1; }
     LiveScreen #live-display { padding: 0 1; color: $text-muted; height: auto; }
     LiveScreen #live-error { display: none; margin: 0 1; }
