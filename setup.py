@@ -15,7 +15,7 @@ setup(
     packages=[*find_packages(include=["fer_tui", "fer_tui.*"]), *SHIPPED],
     package_dir=SHIPPED,
     package_data={
-        "fer_tui": ["tui/*.tcss", "reference/*.json"],
+        "fer_tui": ["tui/*.tcss", "reference/*.json", "live/models/*"],
         "fer_tui.shipped_configs": ["*.toml"],
         "fer_tui.shipped_checkpoints": ["*.pt"],
     },

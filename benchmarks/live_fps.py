@@ -19,6 +19,13 @@ Measured, each on the same video:
   3x3 stride-2 first conv, about 4x fewer FLOPs);
 - every `--model PATH` (a trained checkpoint or an exported .onnx), file and camera.
 
+With `--faces 1,4` (default) it also times the shipped live model (`checkpoints/resnet18-cpu.pt`,
+else the random ResNet18; `--model` replaces it) on two more clips made from a real photograph:
+the astronaut's head (150 px) once, and four times in a 2x2 grid, each copy drifting on its own,
+in a 640x480 frame: file mode (throughput, and each frame's own latency) and camera mode,
+with each detector. All faces of a frame go through the model in one batch.
+`--faces-only` skips the comparison above.
+
 "Latency" of a frame = the wall time from the end of its decode to its result; per-stage
 costs are the means of the per-frame timings (the Haar cascade's own cost is reported
 separately: with the default `detect_async` it runs in a background thread).
@@ -130,13 +137,14 @@ def ours(
     stages: dict[str, list[float]] = {"capture": [], "detect": [], "classify": [], "total": []}
     latency: list[float] = []
     haar: list[float] = []
-    done = with_face = 0
+    done = with_face = faces = 0
     start = last = None
     result = None
     for result in gen:
         now = time.time()
         done += 1
         with_face += bool(result.faces)
+        faces += len(result.faces)
         if result.haar_ms is not None:
             haar.append(result.haar_ms)
         if done <= WARMUP:
@@ -153,6 +161,7 @@ def ours(
         "name": name,
         "frames": done,
         "with_face": with_face,
+        "faces_per_frame": faces / max(done, 1),
         "fps": fps,
         "latency_p50_ms": pct(latency, 50),
         "latency_p95_ms": pct(latency, 95),
@@ -161,6 +170,58 @@ def ours(
         "haar_ms": float(np.mean(haar)) if haar else None,
         "dropped": result.dropped if result else 0,
     }
+
+
+def make_faces_video(path: Path, faces: int, frames: int) -> Path:
+    """A 640x480 MJPG video of the astronaut's head (150 px, from skimage's photograph) `faces`
+    times (1 or 4: a 2x2 grid), each copy drifting on its own over a grey background."""
+    from skimage.data import astronaut
+
+    head = cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)[0:260, 120:380]
+    tile = cv2.resize(head, (150, 150), interpolation=cv2.INTER_AREA)
+    spots = [(60, 50), (380, 60), (70, 280), (390, 270)][:faces]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (640, 480))
+    for i in range(frames):
+        img = np.full((480, 640, 3), 96, np.uint8)
+        for k, (x, y) in enumerate(spots):
+            dx = round(30 * np.sin(i / 20 + k))
+            dy = round(15 * np.cos(i / 25 + 2 * k))
+            img[y + dy : y + dy + 150, x + dx : x + dx + 150] = tile
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def multi_face(args: argparse.Namespace, tmp: Path, fallback: Path) -> list[dict]:
+    """The shipped live model (or --model), default backend, on the 1- and 4-face clips, with
+    each detector, file and camera mode."""
+    root = Path(__file__).resolve().parents[1]
+    shipped = root / "checkpoints" / "resnet18-cpu.pt"
+    models = args.model or [shipped if shipped.exists() else fallback]
+    runs = []
+    for n in args.faces:
+        clip = make_faces_video(tmp / f"faces{n}.avi", n, args.frames)
+        for model in models:
+            backend = pick_backend("auto", "cpu", model)
+            for detector in ("haar", "yunet"):
+                cfg = replace(LiveConfig(), detector=detector)
+                for realtime in (False, True):
+                    name = f"{n} face{'s' if n > 1 else ''}, {detector}, " + (
+                        "camera@30" if realtime else "file"
+                    )
+                    r = ours(
+                        name,
+                        clip,
+                        model,
+                        args.frames,
+                        cfg=cfg,
+                        backend=backend,
+                        realtime=realtime,
+                        threads=args.threads,
+                    )
+                    r.update(faces=n, detector=detector, model=model.name, backend=backend)
+                    runs.append(r)
+    return runs
 
 
 def one_face_ms(model: torch.nn.Module, n: int = 30) -> float:
@@ -189,6 +250,15 @@ def main() -> int:
         help="also time this checkpoint or exported .onnx (e.g. the shipped "
         "checkpoints/resnet18-cpu.pt), file and camera, default backend",
     )
+    ap.add_argument(
+        "--faces",
+        default="1,4",
+        type=lambda text: [int(v) for v in text.split(",") if v],
+        help="face counts of the multi-face clips (1 and/or 4; empty: none)",
+    )
+    ap.add_argument(
+        "--faces-only", action="store_true", help="only the multi-face clips (skip the rest)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="fer-live-bench-"))
@@ -206,6 +276,13 @@ def main() -> int:
         f"one 48x48 face through ResNet18 (cifar stem): {one_face_ms(model):.1f} ms",
         file=sys.stderr,
     )
+
+    if args.faces_only:
+        runs = multi_face(args, tmp, ckpt)
+        _table(runs)
+        if args.json:
+            Path(args.json).write_text(json.dumps(runs, indent=2))
+        return 0
 
     base = LiveConfig()
     runs = [naive(video, model, args.naive_frames)]
@@ -293,20 +370,8 @@ def main() -> int:
                 )
             )
 
-    head = (
-        f"{'pipeline':32} {'fps':>6} {'p50 ms':>7} {'p95 ms':>7} {'capture':>8} "
-        f"{'detect':>7} {'classify':>8} {'haar':>6} {'faces':>7} {'dropped':>7}"
-    )
-    print(head)
-    for r in runs:
-        s = r["stages_ms"]
-        haar = r.get("haar_ms")
-        print(
-            f"{r['name']:32} {r['fps']:6.1f} {r['latency_p50_ms']:7.1f} "
-            f"{r['latency_p95_ms']:7.1f} {s['capture']:8.1f} {s['detect']:7.1f} "
-            f"{s['classify']:8.1f} {(haar if haar is not None else s['detect']):6.1f} "
-            f"{r['with_face']:>3}/{r['frames']:<3} {r['dropped']:7d}"
-        )
+    multi = multi_face(args, tmp, ckpt) if args.faces else []
+    _table(runs + multi)
     naive_fps = runs[0]["fps"]
     by_name = {r["name"]: r for r in runs}
     print(
@@ -316,8 +381,26 @@ def main() -> int:
         f"onnx-int8: {by_name['fer-tui file, onnx-int8']['fps'] / naive_fps:.2f}x"
     )
     if args.json:
-        Path(args.json).write_text(json.dumps(runs, indent=2))
+        Path(args.json).write_text(json.dumps(runs + multi, indent=2))
     return 0
+
+
+def _table(runs: list[dict]) -> None:
+    head = (
+        f"{'pipeline':32} {'fps':>6} {'p50 ms':>7} {'p95 ms':>7} {'capture':>8} "
+        f"{'detect':>7} {'classify':>8} {'haar':>6} {'faces':>7} {'per fr':>6} {'dropped':>7}"
+    )
+    print(head)
+    for r in runs:
+        s = r["stages_ms"]
+        haar = r.get("haar_ms")
+        print(
+            f"{r['name']:32} {r['fps']:6.1f} {r['latency_p50_ms']:7.1f} "
+            f"{r['latency_p95_ms']:7.1f} {s['capture']:8.1f} {s['detect']:7.1f} "
+            f"{s['classify']:8.1f} {(haar if haar is not None else s['detect']):6.1f} "
+            f"{r['with_face']:>3}/{r['frames']:<3} {r.get('faces_per_frame', float('nan')):6.2f} "
+            f"{r['dropped']:7d}"
+        )
 
 
 if __name__ == "__main__":

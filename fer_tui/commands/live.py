@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from fer_tui.backends import BACKENDS
-from fer_tui.errors import FerError, LiveError
+from fer_tui.errors import ConfigError, FerError, LiveError
+from fer_tui.live.config import DETECTORS, LiveConfig
 from fer_tui.progress import ProgressBar
 
 
@@ -105,6 +106,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="WxH",
         help="add a small grey copy of each frame to the records (e.g. 64x36)",
+    )
+    parser.add_argument(
+        "--detector",
+        default=None,
+        metavar="haar|yunet",
+        help="face detector: haar (OpenCV's Haar cascade) or yunet (a small CNN shipped with "
+        "fer-tui: turned, tilted and small faces, eye landmarks to level each face) (default: "
+        f"the --live-config file's, else {LiveConfig.detector})",
+    )
+    parser.add_argument(
+        "--detector-model",
+        default=None,
+        metavar="ONNX",
+        help="a YuNet .onnx for --detector yunet (default: the one shipped with fer-tui)",
     )
     parser.add_argument(
         "--live-config",
@@ -241,11 +256,21 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from fer_tui.backends import load_model, pick_backend
     from fer_tui.live.config import load_live_config
+    from fer_tui.live.detection import make_detector
     from fer_tui.live.pipeline import face_transform, realtime_prediction
     from fer_tui.live.results import to_record
     from fer_tui.live.window import check_display, close_window, draw_overlay, open_window, show
 
     cfg = load_live_config(args.live_config)
+    if args.detector is not None:
+        if args.detector not in DETECTORS:
+            raise ConfigError(
+                f"unknown detector {args.detector!r}: use --detector "
+                + " or --detector ".join(DETECTORS)
+            )
+        cfg = replace(cfg, detector=args.detector)
+    if args.detector_model is not None:
+        cfg = replace(cfg, detector_model=args.detector_model)
     if args.every:
         cfg = replace(cfg, detect_every=args.every)
     if args.classify_every:
@@ -253,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
     window = not args.no_window
     if window:
         check_display()  # before loading the model: fail in milliseconds, not seconds
+    detector = make_detector(cfg)  # so is a detector model that will not load
     checkpoint = resolve_checkpoint(args.checkpoint, getattr(args, "runs_dir", None))
     args.backend = pick_backend(args.backend, args.device, checkpoint)
     model, meta, device = load_model(
@@ -278,6 +304,7 @@ def run(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             preview=args.preview,
             keep_frames=window,
+            detector=detector,
         )
     except BaseException:
         writer.close()
@@ -313,7 +340,8 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     print(
         f"live: {frames} frames, {with_faces} with a face, {faces} faces, "
-        f"{frames / max(seconds, 1e-9):.1f} fps ({args.backend}, {device.type})",
+        f"{frames / max(seconds, 1e-9):.1f} fps ({args.backend}, {device.type}, "
+        f"{cfg.detector})",
         file=sys.stderr,
     )
     if frames == 0:

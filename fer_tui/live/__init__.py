@@ -1,9 +1,9 @@
 """The live pipeline: capture -> face detection -> classification -> smoothing -> results.
 
-    source --(capture thread)--> frame --grey, 320 wide--> Haar cascade (every N frames, in its
-    own thread) --> tracker (template matching between detections) --> crops, 48x48 uint8
-    --> `to_input` (the training preprocessing) --> model, all faces of a frame in one batch
-    --> per-track EMA of probabilities + label hold --> FrameResult
+    source --(capture thread)--> frame --320 wide--> YuNet or the Haar cascade (every N frames,
+    in its own thread) --> tracker (template matching between detections) --> crops, eyes
+    levelled, 48x48 uint8 --> `to_input` (the training preprocessing) --> model, all faces of
+    a frame in one batch --> per-track EMA of probabilities + label hold --> FrameResult
 
 `pipeline.realtime_prediction(model, transform, label_hold_seconds, device, source)` has the
 paper's shape and is what `fer-tui live` and the Live screen (through that command) call. It
@@ -23,7 +23,8 @@ Modules, in the order a frame meets them:
 
     config.py     LiveConfig: detection, tracking and smoothing parameters (`--live-config`)
     capture.py    cameras, video files, image folders and URLs; the capture thread
-    detection.py  the Haar cascade, in line or in a background thread
+    detection.py  YuNet and the Haar cascade, in line or in a background thread
+    models/       the YuNet ONNX file, its licence and where it comes from
     boxes.py      box overlap and clipping
     tracking.py   faces followed between detections; probabilities smoothed per face
     pipeline.py   crop -> model -> FrameResult, one generator per source

@@ -5,16 +5,32 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import tomllib
 
 from fer_tui.errors import ConfigError
+
+Detector = Literal["haar", "yunet"]
+DETECTORS: tuple[str, ...] = get_args(Detector)
 
 
 @dataclass(frozen=True)
 class LiveConfig:
     """Detection, tracking and smoothing parameters (`--live-config FILE.toml` overrides them)."""
 
+    detector: Detector = "yunet"
+    """Face detector: OpenCV's Haar cascade, or the YuNet network (finds turned, tilted and
+    small faces, and gives five landmarks per face, which alignment needs)."""
+    detector_model: str = ""
+    """YuNet ONNX file; empty = the one shipped in fer_tui/live/models."""
+    score_threshold: float = 0.6
+    """YuNet: lowest face score kept; lower finds more faces and more false ones."""
+    nms_threshold: float = 0.3
+    """YuNet: overlap above which two detections are one face."""
+    full_res_retry: bool = True
+    """When a whole-frame scan of the downscaled frame finds no face, scan the full-resolution
+    frame too (finds faces too small to survive the downscaling)."""
     downscale_width: int = 320
     """Detection runs on the grey frame resized to this width, pixels (0 = full resolution)."""
     scale_factor: float = 1.1
@@ -42,7 +58,11 @@ class LiveConfig:
     classify_every: int = 1
     """Classify a tracked face every N frames; in between it keeps its smoothed probabilities."""
     crop_margin: float = 0.0
-    """Grow the detected box by this fraction of its side before cropping."""
+    """Grow the detected box by this fraction of its side before cropping (negative shrinks)."""
+    crop_shift_y: float = 0.0
+    """Move the crop down by this fraction of the box height (negative: up)."""
+    align: bool = True
+    """With YuNet's eye landmarks, rotate each face so its eyes are level before cropping."""
 
 
 def load_live_config(path: str | os.PathLike[str] | None) -> LiveConfig:
@@ -65,6 +85,10 @@ def load_live_config(path: str | os.PathLike[str] | None) -> LiveConfig:
 
 def _validate(cfg: LiveConfig, where: str) -> None:
     checks = [
+        (0.0 < cfg.score_threshold < 1.0, "score_threshold", "must be in (0, 1)"),
+        (0.0 < cfg.nms_threshold < 1.0, "nms_threshold", "must be in (0, 1)"),
+        (-0.4 < cfg.crop_margin <= 1.0, "crop_margin", "must be in (-0.4, 1]"),
+        (abs(cfg.crop_shift_y) <= 0.5, "crop_shift_y", "must be in [-0.5, 0.5]"),
         (cfg.scale_factor > 1.0, "scale_factor", "must be > 1"),
         (cfg.min_neighbors >= 0, "min_neighbors", "must be >= 0"),
         (cfg.min_size >= 1, "min_size", "must be >= 1"),

@@ -20,7 +20,7 @@ from fer_tui.data.index import CLASSES
 from fer_tui.live.boxes import clip_box
 from fer_tui.live.capture import FrameGrabber, open_reader
 from fer_tui.live.config import LiveConfig
-from fer_tui.live.detection import AsyncDetector, Detection, FaceDetector
+from fer_tui.live.detection import AsyncDetector, Detection, FaceDetector, make_detector
 from fer_tui.live.results import FaceResult, FrameResult, make_preview
 from fer_tui.live.tracking import FaceTracker
 
@@ -40,18 +40,66 @@ def face_transform(
 
 
 def crop_faces(
-    grey: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], size: int, margin: float = 0.0
+    grey: np.ndarray,
+    boxes: Sequence[Sequence[float]],
+    size: int,
+    margin: float = 0.0,
+    shift_y: float = 0.0,
+    eyes: Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
-    """uint8 (N, size, size) crops of the grey frame at full-resolution x, y, w, h boxes."""
+    """uint8 (N, size, size) crops of the grey frame at full-resolution x, y, w, h boxes.
+
+    Each crop is the square of side max(w, h) * (1 + 2 * margin) centred on the box, moved down
+    by shift_y * h. `eyes`: per face None or its (2, 2) eye centres (the face's right eye, the
+    left one, as YuNet gives them), about which the face is turned so that they are level.
+    """
     H, W = grey.shape[:2]
     out = np.empty((len(boxes), size, size), np.uint8)
     for i, (x, y, w, h) in enumerate(boxes):
-        m = margin * max(w, h)
-        bx = clip_box(np.array([x - m, y - m, w + 2 * m, h + 2 * m], np.float32), W, H)
+        side = max(w, h) * (1 + 2 * margin)
+        cx, cy = x + w / 2, y + h / 2 + shift_y * h
+        pair = None if eyes is None else eyes[i]
+        if pair is not None:
+            (rx, ry), (lx, ly) = pair
+            out[i] = _rotated_crop(
+                grey, cx, cy, side, np.degrees(np.arctan2(ly - ry, lx - rx)), size
+            )
+            continue
+        bx = clip_box(np.array([cx - side / 2, cy - side / 2, side, side], np.float32), W, H)
         patch = grey[bx[1] : bx[1] + bx[3], bx[0] : bx[0] + bx[2]]
+        if patch.size == 0:
+            out[i] = 0
+            continue
         # INTER_AREA: the proper filter for shrinking a face crop down to 48x48
         out[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return out
+
+
+def _rotated_crop(
+    grey: np.ndarray, cx: float, cy: float, side: float, angle: float, size: int
+) -> np.ndarray:
+    """The square of `side` centred on (cx, cy), turned by `angle` degrees (counter-clockwise
+    on screen) and shrunk to size x size: first shrunk (INTER_AREA, as the plain crop), then
+    turned, so the small warp does not alias."""
+    H, W = grey.shape[:2]
+    # room for the square's corners to turn in: half its diagonal each way, and a pixel
+    half = side * 0.71 + 1
+    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    x1, y1 = min(W, int(np.ceil(cx + half))), min(H, int(np.ceil(cy + half)))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.zeros((size, size), np.uint8)
+    patch = grey[y0:y1, x0:x1]
+    f = min(1.0, size / side)
+    if f < 1.0:
+        pw, ph = max(2, round(patch.shape[1] * f)), max(2, round(patch.shape[0] * f))
+        patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_AREA)
+        f = pw / (x1 - x0)
+    # turn about the centre, scale the rest of the way, then move the centre to the middle
+    m = cv2.getRotationMatrix2D(((cx - x0) * f, (cy - y0) * f), angle, size / (side * f))
+    m[:, 2] += size / 2 - np.array([(cx - x0) * f, (cy - y0) * f])
+    return cv2.warpAffine(
+        patch, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def realtime_prediction(
@@ -68,6 +116,7 @@ def realtime_prediction(
     max_frames: int | None = None,
     preview: tuple[int, int] | None = None,
     keep_frames: bool = False,
+    detector: FaceDetector | None = None,
 ) -> Iterator[FrameResult]:
     """Open `source` and return a generator of FrameResult, one per processed frame.
 
@@ -83,12 +132,14 @@ def realtime_prediction(
             at its frame rate and drop like a camera; False = never drop.
         preview: (w, h): add a small grey copy of each frame to its result.
         keep_frames: keep the BGR frame on each result (for drawing).
+        detector: a loaded detector (default: the one `config.detector` names).
 
-    Raises LiveError at once when the source cannot be opened or gives no frames.
+    Raises LiveError at once when the source cannot be opened or gives no frames, or the
+    detector's model cannot be loaded.
     """
     cfg = config or LiveConfig()
+    detector = detector or make_detector(cfg)
     reader = open_reader(source)
-    detector = FaceDetector(cfg)
     drop = reader.live if realtime is None else bool(realtime)
     pace = reader.fps if (realtime and not reader.live) else None
     return _loop(
@@ -107,6 +158,16 @@ def realtime_prediction(
         keep_frames,
         image_size,
     )
+
+
+def _small(full: np.ndarray, small_grey: np.ndarray) -> np.ndarray:
+    """The frame the detector scans: `small_grey`, or for a colour `full` frame the colour
+    frame shrunk the same way."""
+    if full.ndim == 2:
+        return small_grey
+    if full.shape[:2] == small_grey.shape:
+        return full
+    return cv2.resize(full, small_grey.shape[::-1], interpolation=cv2.INTER_AREA)
 
 
 def _loop(
@@ -166,6 +227,8 @@ def _loop(
                 )
             else:
                 small = grey
+            # the full frame as the detector wants it: in colour for YuNet, else grey
+            full = img if detector.colour and img.ndim == 3 else grey
             tracker.follow(small)
             due = n % cfg.detect_every == 0
             haar_ms = None
@@ -173,24 +236,32 @@ def _loop(
                 # the first frame detects in line: nothing to track yet
                 if due or n == 0:
                     start = time.perf_counter()
-                    boxes = detector.detect(small, scale, around())
+                    found, points = detector.find(_small(full, small), scale, around(), full)
                     haar_ms = (time.perf_counter() - start) * 1000
-                    tracker.update(Detection(boxes, haar_ms, small), small)
+                    tracker.update(Detection(found, haar_ms, small, points=points), small)
             else:
                 done = worker.poll()
                 if done is not None:
                     tracker.update(done, small)
                     haar_ms = done.ms
-                if (
-                    n - last_submit >= cfg.detect_every
-                    and not worker.busy
-                    and worker.submit(small, scale, tracker.snapshot(), around())
-                ):
+                if n - last_submit >= cfg.detect_every and not worker.busy:
+                    worker.submit(
+                        small,
+                        scale,
+                        tracker.snapshot(),
+                        around(),
+                        image=_small(full, small),
+                        full=full,
+                    )
                     last_submit = n
             t1 = time.perf_counter()
 
             live_tracks = [t for t in tracker.tracks if t.misses == 0 or t.probs is not None]
             boxes = [clip_box(t.box / scale, W, H) for t in live_tracks]
+            # landmarks in the full frame, where the detector gave them
+            points = [
+                None if t.points is None else (t.points + t.box[:2]) / scale for t in live_tracks
+            ]
             todo = [
                 i
                 for i, t in enumerate(live_tracks)
@@ -199,7 +270,14 @@ def _loop(
             todo = [i for i in todo if boxes[i][2] > 0 and boxes[i][3] > 0]
             now = frame.media_s if frame.media_s is not None else time.monotonic()
             if todo:
-                crops = crop_faces(grey, [boxes[i] for i in todo], image_size, cfg.crop_margin)
+                crops = crop_faces(
+                    grey,
+                    [live_tracks[i].box / scale for i in todo],
+                    image_size,
+                    cfg.crop_margin,
+                    cfg.crop_shift_y,
+                    [points[i][:2] if cfg.align and points[i] is not None else None for i in todo],
+                )
                 with torch.inference_mode():
                     x = transform(torch.from_numpy(crops)).to(device)
                     probs = model(x).float().softmax(1).cpu().numpy()
@@ -216,6 +294,7 @@ def _loop(
                     confidence=float(t.probs[t.label]),
                     probs=t.probs,
                     probs_raw=t.probs_raw,
+                    landmarks=points[i],
                 )
                 for i, t in enumerate(live_tracks)
                 if t.probs is not None
@@ -237,6 +316,7 @@ def _loop(
                 fps=fps,
                 dropped=grabber.dropped,
                 haar_ms=haar_ms,
+                detector=detector.name,
                 total=reader.length,
                 preview=make_preview(grey, *preview) if preview else None,
                 frame=img if keep_frames else None,

@@ -26,6 +26,9 @@ class FaceResult:
     """(7,) smoothed probabilities, CLASSES order."""
     probs_raw: np.ndarray
     """(7,) this frame's probabilities (the last classification when it was skipped)."""
+    landmarks: np.ndarray | None = None
+    """(5, 2) x, y in pixels of the full frame: the face's right eye, left eye, nose tip, right
+    and left mouth corner (YuNet); None for Haar."""
 
 
 @dataclass
@@ -47,8 +50,10 @@ class FrameResult:
     total: int | None = None
     """Frames in the source when known (video files, image folders), for progress bars."""
     haar_ms: float | None = None
-    """Cost of the Haar detection whose faces this frame took in (it may have run in the
-    background thread during earlier frames); None when no detection finished."""
+    """Cost of the detection (Haar or YuNet) whose faces this frame took in (it may have run
+    in the background thread during earlier frames); None when no detection finished."""
+    detector: str = ""
+    """The face detector: "haar" or "yunet"."""
     preview: dict[str, Any] | None = None
     """A small grey copy of the frame when asked for: {"w", "h", "data": base64 of w*h bytes}."""
     frame: np.ndarray | None = field(default=None, repr=False)
@@ -66,6 +71,7 @@ def to_record(result: FrameResult, classes: Sequence[str] = CLASSES) -> dict[str
         "fps": round(result.fps, 2),
         "dropped": result.dropped,
         "haar_ms": None if result.haar_ms is None else round(result.haar_ms, 3),
+        "detector": result.detector,
         "faces": [
             {
                 "track_id": f.track_id,
@@ -76,6 +82,9 @@ def to_record(result: FrameResult, classes: Sequence[str] = CLASSES) -> dict[str
                 "probs_raw": {
                     c: round(float(p), 6) for c, p in zip(classes, f.probs_raw, strict=True)
                 },
+                "landmarks": None
+                if f.landmarks is None
+                else [[round(float(x), 1), round(float(y), 1)] for x, y in f.landmarks],
             }
             for f in result.faces
         ],

@@ -18,6 +18,9 @@ class Track:
     box: np.ndarray
     """x, y, w, h (float) in the coordinates of the small detection frame."""
     template: np.ndarray | None = None
+    points: np.ndarray | None = None
+    """(5, 2) landmarks from the last detection (YuNet), relative to the box's top-left corner,
+    so they move with the box as it is followed; None for Haar."""
     probs: np.ndarray | None = None
     probs_raw: np.ndarray | None = None
     label: int = -1
@@ -78,6 +81,7 @@ class FaceTracker:
             moved = t.box[:2] - ref[t.track_id][:2]
             t.box = np.array([d[0] + moved[0], d[1] + moved[1], d[2], d[3]], np.float32)
             t.template = self._template(small, t.box)
+            t.points = None if det.points is None else det.points[di] - d[:2]
             t.misses = 0
         kept = []
         for ti, t in enumerate(self.tracks):
@@ -89,7 +93,8 @@ class FaceTracker:
             if di not in used_d:
                 box = d.astype(np.float32).copy()
                 # the face as the detector saw it; follow() finds where it went since
-                kept.append(Track(self._next_id, box, self._template(det.frame, box)))
+                points = None if det.points is None else det.points[di] - box[:2]
+                kept.append(Track(self._next_id, box, self._template(det.frame, box), points))
                 self._next_id += 1
         kept.sort(key=lambda t: -t.box[2] * t.box[3])
         self.tracks = kept[: self.cfg.max_faces]

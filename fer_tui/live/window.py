@@ -51,15 +51,19 @@ _COLOURS = [
 def draw_overlay(
     img: np.ndarray, result: FrameResult, classes: Sequence[str] = CLASSES
 ) -> np.ndarray:
-    """Box, label, confidence and a bar chart of the seven probabilities per face; FPS."""
+    """Every face's box, track id, label and confidence; a bar chart of the seven
+    probabilities beside the largest face; FPS."""
     font = cv2.FONT_HERSHEY_SIMPLEX
     H, W = img.shape[:2]
+    largest = max(result.faces, key=lambda f: f.box[2] * f.box[3], default=None)
     for face in result.faces:
         x, y, w, h = face.box
         colour = _COLOURS[list(classes).index(face.label) % len(_COLOURS)]
         cv2.rectangle(img, (x, y), (x + w, y + h), colour, 2)
-        text = f"{face.label} {face.confidence:.0%}"
+        text = f"#{face.track_id} {face.label} {face.confidence:.0%}"
         cv2.putText(img, text, (x, max(14, y - 6)), font, 0.6, colour, 2, cv2.LINE_AA)
+        if face is not largest:
+            continue
         # the chart goes right of the box, or left when the box touches the right edge
         bar_w, row = 70, 13
         bx = x + w + 6 if x + w + 6 + bar_w + 60 < W else max(0, x - bar_w - 66)

@@ -331,3 +331,37 @@ def test_camera_unplugged_mid_stream(assets, tmp_path: Path, monkeypatch, capsys
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert 1 <= len(recs) <= 6 and camera.closed
     assert "live: " in capsys.readouterr().err
+
+
+def test_yunet_detector_in_the_records(assets, tmp_path: Path) -> None:
+    """`--detector yunet` finds the face and says so in every record, with five landmarks."""
+    out = tmp_path / "r.jsonl"
+    assert main(_live(assets, "--output", str(out), "--detector", "yunet")) == 0
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["detector"] for r in recs} == {"yunet"}
+    assert sum(bool(r["faces"]) for r in recs) >= 18
+    assert len(next(r for r in recs if r["faces"])["faces"][0]["landmarks"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--detector", "cnn"], "unknown detector 'cnn': use --detector haar or --detector yunet"),
+        (["--detector", "yunet", "--detector-model", "missing.onnx"], "no YuNet model at"),
+        (["--detector", "yunet", "--detector-model", "{bad}"], "cannot load"),
+        (["--live-config", "{toml}"], "detector"),
+    ],
+)
+def test_bad_detector_exits_2(assets, tmp_path: Path, capsys, extra, says) -> None:
+    """An unknown detector, a missing or corrupt model file, or a bad detector in the live
+    config: one line on stderr naming the fix, exit code 2."""
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07" + b"\x00" * 300)
+    toml = tmp_path / "live.toml"
+    toml.write_text('detector = "cnn"\n')
+    extra = [a.format(bad=bad, toml=toml) for a in extra]
+    assert main(_live(assets, *extra)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fer-tui: error: ") and says in err[0]
+    if "--detector-model" in extra:
+        assert "--detector haar" in err[0]

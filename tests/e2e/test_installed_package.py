@@ -30,6 +30,7 @@ from fer_tui.commands.live import resolve_checkpoint
 from fer_tui.commands.train import _config_path
 from fer_tui.config import load_config
 from fer_tui.launch import gpu_available
+from fer_tui.live.detection import YUNET, load_yunet
 
 class Args:
     config = None
@@ -50,6 +51,9 @@ print(json.dumps({
     "ship_dir": str(paths.ship_dir()),
     "tcss": files("fer_tui").joinpath("tui/app.tcss").is_file(),
     "paper": files("fer_tui").joinpath("reference/paper.json").is_file(),
+    "yunet": str(YUNET),
+    "yunet_files": sorted(p.name for p in YUNET.parent.iterdir()),
+    "yunet_loads": load_yunet(YUNET) is not None,
 }))
 """
 
@@ -59,8 +63,8 @@ def test_a_plain_install_finds_the_shipped_recipes_and_models(tmp_path: Path) ->
     """`pip install .` (not -e) puts configs/*.toml and checkpoints/*.pt into the package, and
     paths.configs_dir()/checkpoints_dir() find them there when the working folder has none:
     the default recipe loads, live's default model is resnet18-cpu.pt, `fer-tui ship` would
-    write to ./checkpoints rather than into the package, and the TUI's stylesheet and the
-    paper's figures come along."""
+    write to ./checkpoints rather than into the package, and the TUI's stylesheet, the
+    paper's figures and the YuNet face detector come along."""
     # built from a copy: an in-place build leaves build/ and *.egg-info in the checkout, and
     # files left in build/ by an older build would end up in the wheel
     src, target, elsewhere = tmp_path / "src", tmp_path / "site", tmp_path / "elsewhere"
@@ -112,3 +116,7 @@ def test_a_plain_install_finds_the_shipped_recipes_and_models(tmp_path: Path) ->
         assert found["found"] == found["live_default"] == default
     assert found["ship_dir"] == "checkpoints"
     assert found["tcss"] and found["paper"]
+    # the YuNet face detector, its licence and its source notes: the live view works offline
+    assert Path(found["yunet"]) == package / "live" / "models" / "yunet_s_320_320.onnx"
+    assert found["yunet_files"] == ["LICENSE", "README.md", "yunet_s_320_320.onnx"]
+    assert found["yunet_loads"]

@@ -284,7 +284,16 @@ def live_record() -> dict[str, Any]:
         "fps": 29.7,
         "dropped": 3,
         "frame_size": [640, 480],
-        "faces": [{"box": [220, 110, 200, 220], "label": "happy", "probs": probs}],
+        "detector": "yunet",
+        "faces": [
+            {
+                "track_id": 1,
+                "box": [220, 110, 200, 220],
+                "label": "happy",
+                "confidence": probs["happy"],
+                "probs": probs,
+            }
+        ],
         "timings_ms": {"capture": 1.9, "detect": 7.4, "classify": 3.1, "total": 12.6},
         "preview": {
             "w": preview.shape[1],

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, Select, Static
 
 from fer_tui.data.index import CLASSES
+from fer_tui.live.config import LiveConfig
 from fer_tui.tui.app import make_app
 from fer_tui.tui.screens.live import LiveScreen
 from fer_tui.tui.widgets.big_label import BigLabel, block_text
@@ -191,3 +192,75 @@ async def test_start_hands_the_focus_to_stop(tmp_path, no_display, monkeypatch) 
         screen.running = False  # as when the child ends
         await pilot.pause()
         assert app.focused is screen.query_one("#live-start")
+
+
+def _face(track_id: int, box: list[int], label: str, confidence: float) -> dict:
+    probs = dict.fromkeys(CLASSES, (1 - confidence) / 6)
+    probs[label] = confidence
+    return {
+        "track_id": track_id,
+        "box": box,
+        "label": label,
+        "confidence": confidence,
+        "probs": probs,
+    }
+
+
+async def test_every_face_is_listed_and_the_largest_is_shown_big(tmp_path, no_display) -> None:
+    """A record with three faces: the list has one line per face (track id, label,
+    confidence), largest first; the big label and the bars are the largest face's, even when
+    the record lists it last; the detector's name is in the stats."""
+    from fer_tui.tui.screens.live import RecordReceived
+
+    record = {
+        "frame": 7,
+        "fps": 30.0,
+        "detector": "yunet",
+        "frame_size": [640, 480],
+        "faces": [
+            _face(4, [20, 30, 60, 70], "sad", 0.61),
+            _face(2, [400, 40, 90, 100], "surprise", 0.55),
+            _face(9, [200, 100, 160, 180], "angry", 0.82),
+        ],
+        "timings_ms": {"capture": 1.0, "detect": 2.0, "classify": 6.0, "total": 9.0},
+    }
+    app = make_app(runs_dir=tmp_path, checkpoints_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        screen.post_message(RecordReceived(record))
+        await until(pilot, lambda: screen.last_record is not None)
+        await pilot.pause()
+        assert screen.query_one(BigLabel).word == "angry"
+        assert "82.0%" in _text(screen.query_one(ProbBars))
+        lines = _text(screen.query_one("#live-faces", Static)).splitlines()
+        assert len(lines) == 3
+        for line, (track, label, pct) in zip(
+            lines, [(9, "angry", "82%"), (2, "surprise", "55%"), (4, "sad", "61%")], strict=True
+        ):
+            assert f"#{track} " in line and label in line and pct in line
+        assert lines[0].startswith("▶")
+        stats = _text(screen.query_one("#live-stats", Static))
+        assert "faces 3 (yunet)" in stats
+
+
+async def test_the_detector_choice_reaches_the_child(tmp_path, no_display, monkeypatch) -> None:
+    """The detector picked on the screen is passed to `fer-tui live --detector`."""
+    started: list[list[str]] = []
+    monkeypatch.setattr(LiveScreen, "run_pipeline", lambda self, argv: started.append(argv))
+    app = make_app(runs_dir=tmp_path, checkpoints_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        select = screen.query_one("#live-detector", Select)
+        await pilot.pause()
+        assert select.value == LiveConfig.detector
+        select.value = "yunet"
+        await pilot.press("s")
+        screen.running = False
+        await pilot.pause()
+        select.value = "haar"
+        await pilot.press("s")
+    (first, second) = started
+    assert first[first.index("--detector") + 1] == "yunet"
+    assert second[second.index("--detector") + 1] == "haar"

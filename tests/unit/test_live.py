@@ -17,8 +17,8 @@ from fer_tui.errors import ConfigError, LiveError
 from fer_tui.live import capture, display
 from fer_tui.live.boxes import iou
 from fer_tui.live.config import LiveConfig, load_live_config
-from fer_tui.live.detection import Detection, FaceDetector
-from fer_tui.live.pipeline import face_transform, realtime_prediction
+from fer_tui.live.detection import YUNET, Detection, FaceDetector, YuNetDetector, make_detector
+from fer_tui.live.pipeline import crop_faces, face_transform, realtime_prediction
 from fer_tui.live.results import FrameResult, to_record
 from fer_tui.live.tracking import FaceTracker, Track
 from fer_tui.live.window import check_display, draw_overlay
@@ -70,13 +70,13 @@ def test_tracker_follows_the_moving_face(clips, model, monkeypatch, slow_detecto
     """The face keeps one track id while it slides right, and its box moves with it, even
     when background detections arrive many frames late."""
     if slow_detector:
-        detect = FaceDetector.detect
+        find = FaceDetector.find  # both detectors' way in
 
-        def slow(self, small, scale, around=None):
+        def slow(self, *args, **kwargs):
             time.sleep(0.2)  # ~10 frames late: the face has moved ~40 px, over half its width
-            return detect(self, small, scale, around)
+            return find(self, *args, **kwargs)
 
-        monkeypatch.setattr(FaceDetector, "detect", slow)
+        monkeypatch.setattr(FaceDetector, "find", slow)
     cfg = LiveConfig(detect_every=2 if slow_detector else 8)
     results = _run(model, str(clips["face"]), config=cfg)
     tracked = [r.faces[0] for r in results if r.faces]
@@ -100,7 +100,7 @@ def _two_faces(second: bool = True) -> np.ndarray:
 def test_detection_near_tracks_finds_the_same_face_only() -> None:
     """Between full scans the cascade looks only around tracked faces: it finds the tracked
     face where the full scan does, and not a face elsewhere."""
-    det = FaceDetector(LiveConfig())
+    det = FaceDetector(LiveConfig(detector="haar"))
     small = cv2.resize(cv2.cvtColor(_two_faces(), cv2.COLOR_BGR2GRAY), (320, 240))
     full = det.detect(small, 0.5)
     assert len(full) == 2
@@ -130,13 +130,13 @@ def test_no_thread_outlives_the_loop(clips, model, monkeypatch) -> None:
     can abort it)."""
     import threading
 
-    detect = FaceDetector.detect
+    find = FaceDetector.find
 
-    def slow(self, small, scale, around=None):
+    def slow(self, *args, **kwargs):
         time.sleep(0.3)  # the last frame goes by while this runs
-        return detect(self, small, scale, around)
+        return find(self, *args, **kwargs)
 
-    monkeypatch.setattr(FaceDetector, "detect", slow)
+    monkeypatch.setattr(FaceDetector, "find", slow)
     _run(model, str(clips["face"]), config=LiveConfig(detect_every=1), max_frames=12)
     alive = {t.name for t in threading.enumerate()}
     assert not alive & {"fer-detect", "fer-capture"}
@@ -329,3 +329,165 @@ def test_auto_backend_prefers_onnxruntime_on_the_cpu(monkeypatch: pytest.MonkeyP
     assert pick_backend("auto", "cuda") == "torch"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert pick_backend("auto", "cpu") == "torch"
+
+
+def _tilted_frame(degrees: float) -> np.ndarray:
+    """A 640x480 BGR frame of the astronaut turned `degrees` counter-clockwise about her face."""
+    from skimage.data import astronaut
+
+    img = cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)
+    m = cv2.getRotationMatrix2D((225, 120), degrees, 1.0)
+    tilted = cv2.warpAffine(img, m, (512, 512), borderMode=cv2.BORDER_REPLICATE)
+    frame = np.full((480, 640, 3), 96, np.uint8)
+    frame[:, 64:576] = cv2.resize(tilted, (512, 480), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def _eye_angle(points: np.ndarray) -> float:
+    """Degrees of the line from the face's right eye to its left one (0 = level)."""
+    (rx, ry), (lx, ly) = points[:2]
+    return float(np.degrees(np.arctan2(ly - ry, lx - rx)))
+
+
+def test_yunet_finds_the_astronaut_with_landmarks() -> None:
+    """YuNet finds the one face in skimage's astronaut photo, with the eyes above the nose,
+    the nose above the mouth corners, the face's right eye on the left, all inside the box."""
+    from skimage.data import astronaut
+
+    det = make_detector(LiveConfig(detector="yunet"))
+    assert isinstance(det, YuNetDetector) and det.colour
+    img = cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)
+    boxes, points = det.find(img, 1.0)
+    assert boxes.shape == (1, 4) and points is not None and points.shape == (1, 5, 2)
+    x, y, w, h = boxes[0]
+    assert 150 < x + w / 2 < 280 and 60 < y + h / 2 < 180 and 60 < w < 140
+    (re, le, nose, rm, lm) = points[0]
+    assert re[0] < nose[0] < le[0] and rm[0] < lm[0]
+    assert max(re[1], le[1]) < nose[1] < min(rm[1], lm[1])
+    assert all(x <= px <= x + w and y <= py <= y + h for px, py in points[0])
+    # the Haar cascade sees the same face
+    (haar,) = make_detector(LiveConfig(detector="haar")).detect(
+        cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), 1.0
+    )
+    assert iou(haar, boxes[0]) > 0.4
+
+
+def test_yunet_pipeline_tracks_the_face_with_landmarks(clips, model) -> None:
+    """With YuNet the sliding astronaut is found in (almost) every frame under one track id,
+    and its records carry the detector's name and five landmarks inside the face's box."""
+    results = _run(model, str(clips["face"]), config=LiveConfig(detector="yunet"))
+    tracked = [r.faces[0] for r in results if r.faces]
+    assert len(tracked) >= 0.9 * len(results)
+    assert {f.track_id for f in tracked} == {tracked[0].track_id}
+    assert tracked[-1].box[0] - tracked[0].box[0] > 50  # it followed the face
+    rec = to_record(results[-1])
+    assert rec["detector"] == "yunet" and rec["haar_ms"] is None or rec["haar_ms"] >= 0
+    face = rec["faces"][0]
+    x, y, w, h = face["box"]
+    assert len(face["landmarks"]) == 5
+    assert all(
+        x - 4 <= px <= x + w + 4 and y - 4 <= py <= y + h + 4 for px, py in face["landmarks"]
+    )
+    haar = _run(model, str(clips["face"]), max_frames=1, config=LiveConfig(detector="haar"))
+    assert to_record(haar[0])["detector"] == "haar" and haar[0].faces[0].landmarks is None
+
+
+@pytest.mark.parametrize("detector", ["haar", "yunet"])
+def test_a_64_pixel_face_is_found(tmp_path: Path, model, detector: str) -> None:
+    """A face 64 px wide in a 640x480 frame is found at the default detection width."""
+    from skimage.data import astronaut
+
+    photo = cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)
+    k = 64 / 100  # the astronaut's face is about 100 px of the 512 px photo
+    small = cv2.resize(photo, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    img = np.full((480, 640, 3), 96, np.uint8)
+    img[120 : 120 + small.shape[0], 250 : 250 + small.shape[1]] = small
+    cv2.imwrite(str(tmp_path / "small.png"), img)
+    (result,) = _run(model, str(tmp_path), config=LiveConfig(detector=detector))
+    (face,) = result.faces
+    assert 45 < face.box[2] < 90 and 250 < face.box[0] < 250 + small.shape[1]
+
+
+def test_full_resolution_retry_finds_faces_too_small_for_the_small_frame(
+    tmp_path: Path, model
+) -> None:
+    """A 50 px face vanishes for the Haar cascade in the frame shrunk to 320 px; when that
+    whole-frame scan finds nothing, the full-resolution frame is scanned and finds it."""
+    from skimage.data import astronaut
+
+    photo = cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)
+    k = 46 / 100
+    small = cv2.resize(photo, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+    img = np.full((480, 640, 3), 96, np.uint8)
+    img[120 : 120 + small.shape[0], 250 : 250 + small.shape[1]] = small
+    cv2.imwrite(str(tmp_path / "tiny.png"), img)
+    off = LiveConfig(detector="haar", full_res_retry=False)
+    assert _run(model, str(tmp_path), config=off)[0].faces == []
+    (face,) = _run(model, str(tmp_path), config=LiveConfig(detector="haar"))[0].faces
+    assert 250 < face.box[0] < 250 + small.shape[1]
+
+
+@pytest.mark.parametrize("degrees", [20, -20])
+def test_alignment_levels_tilted_eyes(degrees: float) -> None:
+    """The astronaut turned 20 degrees: the crop made with the detected eyes has them level
+    (the detector, run again on the crop, measures under 5 degrees); without them, the crop's
+    eyes are as tilted as the frame's."""
+    det = make_detector(LiveConfig(detector="yunet"))
+    frame = _tilted_frame(degrees)
+    small = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
+    (box,), (points,) = det.find(small, 0.5, None, frame)
+    assert abs(_eye_angle(points) + degrees) < 8  # the eye line follows the tilt
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    angles = []
+    for eyes in (None, [points[:2] / 0.5]):
+        crop = crop_faces(grey, [box / 0.5], 160, margin=0.25, eyes=eyes)[0]
+        _, (found, *_) = det.find(cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR), 1.0, None, crop)
+        angles.append(_eye_angle(found))
+    plain, aligned = angles
+    assert abs(plain) > 10 and abs(aligned) < 5
+
+
+def test_crop_framing_margin_and_shift() -> None:
+    """crop_margin grows the square crop about the box's centre; crop_shift_y moves it down."""
+    grey = np.zeros((200, 200), np.uint8)
+    grey[100:, :] = 255  # the lower half white
+    box = [(50, 50, 100, 100)]
+    (plain,) = crop_faces(grey, box, 40)
+    (shifted,) = crop_faces(grey, box, 40, shift_y=0.25)
+    (wide,) = crop_faces(grey, box, 40, margin=0.25)
+    assert plain.mean() == pytest.approx(127.5, abs=8)  # half white
+    assert shifted.mean() == pytest.approx(0.75 * 255, abs=8)  # 3/4 of it below the edge
+    assert wide.mean() == pytest.approx(127.5, abs=8)
+    grey[:, :] = 0
+    grey[40:160, 40:160] = 255  # white where a margin of 0.1 reaches, black beyond
+    (m1,) = crop_faces(grey, box, 40, margin=0.1)
+    (m3,) = crop_faces(grey, box, 40, margin=0.3)
+    assert m1.mean() > 250 and m3.mean() < 200
+
+
+def test_detector_model_errors(tmp_path: Path) -> None:
+    """A missing, corrupt or non-YuNet detector model is a LiveError naming the way out."""
+    with pytest.raises(LiveError, match="no YuNet model at .*--detector haar"):
+        make_detector(LiveConfig(detector="yunet", detector_model=str(tmp_path / "no.onnx")))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(YUNET.read_bytes()[:50_000])
+    with pytest.raises(LiveError, match="cannot load .*bad.onnx.*--detector-model"):
+        make_detector(LiveConfig(detector="yunet", detector_model=str(bad)))
+    cfg = tmp_path / "live.toml"
+    cfg.write_text('detector = "cnn"\n')
+    with pytest.raises(ConfigError, match="detector"):
+        load_live_config(cfg)
+
+
+def test_overlay_draws_every_face(tmp_path: Path, model) -> None:
+    """With two faces, the window marks both: each box edge and the label above each box."""
+    cv2.imwrite(str(tmp_path / "two.png"), _two_faces())
+    (result,) = _run(model, str(tmp_path), keep_frames=True, config=LiveConfig(detector="yunet"))
+    assert len(result.faces) == 2
+    img = result.frame.copy()
+    out = draw_overlay(result.frame, result)
+    for face in result.faces:
+        x, y, w, h = face.box
+        assert not np.array_equal(out[y + h // 2, x - 1 : x + 2], img[y + h // 2, x - 1 : x + 2])
+        label = (slice(max(0, y - 20), y - 2), slice(x, x + 60))
+        assert not np.array_equal(out[label], img[label])

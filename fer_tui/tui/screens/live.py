@@ -25,11 +25,12 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Static
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from fer_tui.checkpoints import find_checkpoint
 from fer_tui.launch import fer_tui_command
+from fer_tui.live.config import DETECTORS, LiveConfig
 from fer_tui.live.display import has_display
 from fer_tui.tui.settings import Settings
 from fer_tui.tui.widgets.big_label import BigLabel
@@ -58,7 +59,8 @@ class ChildEnded(Message):
 
 
 class LiveScreen(Screen[None]):
-    """Webcam or video: current label, seven probabilities, faces, FPS and stage latencies."""
+    """Webcam or video: the largest face's label and seven probabilities, every face's track
+    id, label and confidence, FPS and stage latencies."""
 
     # focus Start, not the source field: a focused Input would swallow the app's 1-4 and q keys
     # (escape leaves a field: FerApp's leave_field)
@@ -72,8 +74,9 @@ class LiveScreen(Screen[None]):
     DEFAULT_CSS = """
     LiveScreen #live-form { height: 3; padding: 0 1; }
     LiveScreen #live-form Label { padding: 1 1 0 0; }
-    LiveScreen #live-source { width: 24; }
+    LiveScreen #live-source { width: 20; }
     LiveScreen #live-checkpoint { width: 1fr; }
+    LiveScreen #live-detector { width: 13; }
     LiveScreen #live-form Button { min-width: 9; margin-left: 1; }
     LiveScreen #live-display { padding: 0 1; color: $text-muted; height: auto; }
     LiveScreen #live-error { display: none; margin: 0 1; }
@@ -82,6 +85,7 @@ class LiveScreen(Screen[None]):
     LiveScreen #live-preview { margin: 0 1; }
     LiveScreen #live-side { width: 1fr; }
     LiveScreen #live-stats { padding: 1 1; height: auto; }
+    LiveScreen #live-faces { padding: 0 1; height: auto; }
     """
 
     terminal_only: reactive[bool] = reactive(False)
@@ -125,6 +129,13 @@ class LiveScreen(Screen[None]):
                 id="live-checkpoint",
                 placeholder="checkpoints/*.pt, runs/<run>/best.pt or a .onnx",
             )
+            yield Label("detector")
+            yield Select(
+                [(name, name) for name in DETECTORS],
+                value=LiveConfig.detector,
+                allow_blank=False,
+                id="live-detector",
+            )
             yield Checkbox("terminal only", not self.display_ok, id="live-terminal")
             yield Button("Start", id="live-start", variant="success")
             yield Button("Stop", id="live-stop", variant="error", disabled=True)
@@ -136,6 +147,7 @@ class LiveScreen(Screen[None]):
                 yield BigLabel(id="live-label")
                 yield ProbBars(id="live-probs")
                 yield Static("faces -   FPS -", id="live-stats")
+                yield Static(id="live-faces")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -200,6 +212,9 @@ class LiveScreen(Screen[None]):
         checkpoint = self.query_one("#live-checkpoint", Input).value.strip()
         # --realtime: a video file plays at its own speed, like a camera
         argv = [*fer_tui_command("live"), "--output", "-", "--source", source, "--realtime"]
+        detector = self.query_one("#live-detector", Select).value
+        if detector in DETECTORS:  # not yet set while the screen is being mounted
+            argv += ["--detector", str(detector)]
         if checkpoint:
             argv += ["--checkpoint", checkpoint]
         else:  # the child picks the default model (the live-size one first) where we look
@@ -284,6 +299,8 @@ class LiveScreen(Screen[None]):
         faces = rec.get("faces", [])
         label = self.query_one(BigLabel)
         bars = self.query_one(ProbBars)
+        # the largest face gets the big label and the bars; every face has a line in the list
+        faces = sorted(faces, key=lambda f: -f["box"][2] * f["box"][3])
         if faces:
             label.word = faces[0]["label"]
             bars.show_probs(faces[0]["probs"], faces[0]["label"])
@@ -291,12 +308,14 @@ class LiveScreen(Screen[None]):
             label.word = "no face"
             bars.show_probs(None)
         t = rec.get("timings_ms", {})
+        detector = f" ({rec['detector']})" if rec.get("detector") else ""
         self.query_one("#live-stats", Static).update(
-            f"faces [b]{len(faces)}[/b]   [b]{rec.get('fps', 0):.1f}[/b] FPS   "
+            f"faces [b]{len(faces)}[/b]{detector}   [b]{rec.get('fps', 0):.1f}[/b] FPS   "
             f"frame {rec.get('frame')}   dropped {rec.get('dropped', 0)}\n"
             f"capture {t.get('capture', 0):.1f} ms   detect {t.get('detect', 0):.1f} ms   "
             f"classify {t.get('classify', 0):.1f} ms   total {t.get('total', 0):.1f} ms"
         )
+        self.query_one("#live-faces", Static).update(face_lines(faces))
         if self.terminal_only:
             self.query_one(FramePreview).show_record(rec)
 
@@ -324,3 +343,19 @@ class LiveScreen(Screen[None]):
             self._show_error(f"fer-tui live exited with code {message.code}:\n{tail}")
         elif summary:
             self.notify(summary, title="Live ended")
+
+
+def face_lines(faces: list[dict[str, Any]], limit: int = 8) -> str:
+    """One line per face, largest first: track id, label, confidence, box size; the largest
+    (shown above in big letters) marked."""
+    lines = []
+    for i, f in enumerate(faces[:limit]):
+        conf = f.get("confidence", f["probs"].get(f["label"], 0.0))
+        track = f.get("track_id")
+        lines.append(
+            f"{'▶' if i == 0 else ' '} #{track if track is not None else '?':<3} "
+            f"{f['label']:<9} {conf:4.0%}  {f['box'][2]}x{f['box'][3]} px"
+        )
+    if len(faces) > limit:
+        lines.append(f"  and {len(faces) - limit} more")
+    return "\n".join(lines)
