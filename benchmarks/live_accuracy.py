@@ -733,8 +733,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["runs"].append(
                 {"config": asdict(cfg), "conditions": rows, "mean": mean, "live_mode": live}
             )
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+            sys.stdout.flush()
+            if args.json:  # after every config: a long sweep that is stopped keeps what it did
+                Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
 
 
