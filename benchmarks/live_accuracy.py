@@ -487,10 +487,8 @@ def live_mode(
 
 def holdout_cut(labels: np.ndarray) -> np.ndarray:
     """Rows of train that runs with a holdout never train on (the 5% cut every run shares)."""
-    try:
-        from fer_tui.data.holdout import holdout_rows  # type: ignore[import-not-found]
-    except ImportError:
-        from fer_tui.training.arrays import holdout_rows
+    from fer_tui.data.holdout import holdout_rows
+
     return holdout_rows(labels, 0.05, None)[1]
 
 
