@@ -27,7 +27,7 @@ TRAIN_IMAGES = 28_709
 #: one `step` or `epoch` line of events.jsonl, generously
 EVENT_BYTES = 400
 #: never let a write take the last of the disk: other programs need some too
-RESERVE = 16 << 20
+RESERVE = 1 << 20
 
 
 def state_bytes(arch: str) -> int:
