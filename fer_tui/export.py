@@ -14,6 +14,7 @@ and both accuracies, and it passes when int8 loses at most `INT8_MAX_DROP` of ac
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 
 from fer_tui.errors import DiskError, FerError, LiveError, disk_error
-from fer_tui.files import sweep_temp_files, temp_path
+from fer_tui.files import atomic_write_bytes, sweep_temp_files, temp_path
 from fer_tui.preprocess import to_input
 
 FORMATS = ("onnx", "onnx-int8", "torchscript")
@@ -207,19 +208,16 @@ def export_torchscript(
     """Write `model` traced to TorchScript with the checkpoint meta as `meta.json`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
     # torch.jit is deprecated in favour of torch.export, but a traced file is still what
     # C++/mobile runtimes load; the warnings would only alarm the user
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore", FutureWarning)
-            traced = torch.jit.trace(model.eval(), _example(meta), check_trace=False)
-            extra = {"meta.json": json.dumps(meta, default=str)}
-            torch.jit.save(traced, str(tmp), _extra_files=extra)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(model.eval(), _example(meta), check_trace=False)
+        # saved in memory, then written by Python: torch's own file writer aborts the process
+        # when the disk fills, where Python raises an OSError that can be reported
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf, _extra_files={"meta.json": json.dumps(meta, default=str)})
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

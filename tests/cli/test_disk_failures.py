@@ -415,3 +415,21 @@ def test_export_to_a_really_full_disk_is_refused_and_old_leftovers_go(
         line = error_line(capsys.readouterr().err)
         assert f"not enough space for {out}" in line
         assert list(small.iterdir()) == []
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("onnx", "model.onnx"), ("torchscript", "model.pt")])
+def test_export_that_fills_a_really_full_disk(
+    ckpt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, fmt: str, name: str
+) -> None:
+    """With the free-space check out of the way, the disk fills in the middle of the export:
+    one line (not a crash of torch's own writer), and nothing left on the disk."""
+    if fmt == "onnx":
+        pytest.importorskip("onnx")
+    monkeypatch.setattr("fer_tui.space.check_free_space", lambda *a: None)
+    with small_tmpfs(tmp_path / "small", "2m") as small:
+        out = small / name
+        argv = ["export", "--format", fmt, "--checkpoint", str(ckpt), "--output", str(out)]
+        assert main(argv) == 2
+        line = error_line(capsys.readouterr().err)
+        assert f"cannot write {out}: no space left on the device" in line
+        assert list(small.iterdir()) == []

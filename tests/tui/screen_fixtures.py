@@ -402,6 +402,16 @@ def _columns_fit(table: Any) -> bool:
     return all(column.content_width >= widest(key) for key, column in table.columns.items())
 
 
+def _rows_drawn_whole(app: Any, table: Any) -> bool:
+    """Whether the screen shows every cell of the table uncut: what is drawn, not what the
+    table holds (a cell drawn before its column widened could stay cut)."""
+    drawn = screen_text(app).splitlines()
+    return all(
+        any(all(str(cell) in line for cell in table.get_row(key)) for line in drawn)
+        for key in table.rows
+    )
+
+
 async def show_training(pilot: Any) -> None:
     """The Training screen once every fixture run is listed and shown in its panel."""
     from fer_tui.tui.widgets.run_list import RunList
@@ -417,6 +427,7 @@ async def show_training(pilot: Any) -> None:
             # laid out: the header and four rows (the table sizes itself when next idle)
             and table.virtual_size.height == 5
             and _columns_fit(table)
+            and _rows_drawn_whole(pilot.app, table)
             and all(p.view is not None for p in screen.query(RunPanel))
             and str(screen.query_one("#system").render()) == SYSTEM_LINE
         ),
