@@ -40,6 +40,8 @@ from tests.helpers import make_folder_dataset, until
 
 SIZE = (120, 40)
 """The terminal every picture is taken at."""
+LOADED = 180.0
+"""Seconds a picture may wait for its screen: a fresh checkout on two busy cores takes long."""
 
 #: The Training screen's "now": 2026-03-01 11:10:00 UTC, while the resnet34 run is in epoch 8.
 NOW = 1_772_363_400.0
@@ -358,7 +360,7 @@ def world(root: Path) -> Iterator[Callable[[], FerApp]]:
 # --- showing --------------------------------------------------------------------------------
 
 
-async def _still(pilot: Any, timeout: float = 30.0) -> None:
+async def _still(pilot: Any, timeout: float = LOADED) -> None:
     """Wait until two pictures taken 0.1 s apart are the same: on a loaded machine a widget
     may hold new content that it has not laid out yet (a DataTable sizes its columns and
     height for new rows only when it is next idle)."""
@@ -385,7 +387,7 @@ async def show_dataset(pilot: Any) -> None:
     await until(
         pilot,
         lambda: screen.has_class("-ready") or screen.has_class("-failed"),
-        timeout=30,
+        timeout=LOADED,
         what="the Dataset screen to load the fixture data",
     )
     await _settled(pilot)
@@ -431,7 +433,7 @@ async def show_training(pilot: Any) -> None:
             and all(p.view is not None for p in screen.query(RunPanel))
             and str(screen.query_one("#system").render()) == SYSTEM_LINE
         ),
-        timeout=30,
+        timeout=LOADED,
         what="the fixture runs on the Training screen",
     )
     await pilot.pause()
@@ -445,7 +447,7 @@ async def show_evaluation(pilot: Any) -> None:
     await until(
         pilot,
         lambda: len(screen.reports) == 3,
-        timeout=30,
+        timeout=LOADED,
         what="the cached fixture reports in Table 1",
     )
     await _settled(pilot)
