@@ -8,13 +8,15 @@ only to add their arguments, and they defer their heavy imports into `run()`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from fer_tui import __version__
-from fer_tui.errors import FerError
+from fer_tui.errors import FerError, os_error_message
 
 #: subcommand -> one-line help; each lives in fer_tui/commands/<name>.py with
 #: `add_arguments(parser)` and `run(args) -> int`.
@@ -72,12 +74,29 @@ def _run_tui(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
+#: commands that write files and keep no signal handlers of their own: a SIGTERM unwinds them
+#: like Ctrl-C, so each write removes its temp file on the way out
+UNWIND_ON_SIGTERM = ("stats", "evaluate", "export", "ship")
+
+
+class Terminated(BaseException):
+    """Raised in the main thread by SIGTERM while a command of UNWIND_ON_SIGTERM runs."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    old_term = None
     try:
         if args.command is None:
             return _run_tui(args)
+        if args.command in UNWIND_ON_SIGTERM:
+            with contextlib.suppress(ValueError):  # only the main thread sets handlers
+                old_term = signal.signal(signal.SIGTERM, _terminate)
         module = importlib.import_module(f"fer_tui.commands.{args.command}")
         return int(module.run(args) or 0)
     except FerError as exc:
@@ -86,11 +105,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fer-tui: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("fer-tui: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
         # `fer-tui stats | head`: the reader went away; not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a full disk, a read-only folder, no permission, too many files
+        print(f"fer-tui: error: {os_error_message(exc)}", file=sys.stderr)
+        return FerError.exit_code
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ and both accuracies, and it passes when int8 loses at most `INT8_MAX_DROP` of ac
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -26,7 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_tui.errors import FerError, LiveError
+from fer_tui.errors import DiskError, FerError, LiveError, disk_error
+from fer_tui.files import atomic_write_bytes, sweep_temp_files, temp_path
 from fer_tui.preprocess import to_input
 
 FORMATS = ("onnx", "onnx-int8", "torchscript")
@@ -69,23 +71,27 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], path: str | os.PathLike[
         raise FerError("ONNX export needs the onnx package: pip install 'fer-tui[onnx]'") from None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with warnings.catch_warnings():
-        # the TorchScript-based exporter is deprecated in favour of one needing onnxscript; it
-        # still handles a plain ResNet exactly and needs nothing extra
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model.eval(),
-            (_example(meta),),
-            str(tmp),
-            input_names=["input"],
-            output_names=["logits"],
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        )
-    _attach_meta(tmp, meta)
-    os.replace(tmp, path)
+    tmp = temp_path(path)
+    try:
+        with warnings.catch_warnings():
+            # the TorchScript-based exporter is deprecated in favour of one needing onnxscript;
+            # it still handles a plain ResNet exactly and needs nothing extra
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model.eval(),
+                (_example(meta),),
+                str(tmp),
+                input_names=["input"],
+                output_names=["logits"],
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+            )
+        _attach_meta(tmp, meta)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -168,9 +174,7 @@ def export_onnx_int8(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fp32 = path.with_name(path.name + ".fp32.tmp")
-    pre = path.with_name(path.name + ".pre.tmp")
-    tmp = path.with_name(path.name + ".tmp")
+    fp32, pre, tmp = temp_path(path), temp_path(path), temp_path(path)
     try:
         export_onnx(model, meta, fp32)
         quant_pre_process(str(fp32), str(pre))
@@ -204,14 +208,16 @@ def export_torchscript(
     """Write `model` traced to TorchScript with the checkpoint meta as `meta.json`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     # torch.jit is deprecated in favour of torch.export, but a traced file is still what
     # C++/mobile runtimes load; the warnings would only alarm the user
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(model.eval(), _example(meta), check_trace=False)
-        torch.jit.save(traced, str(tmp), _extra_files={"meta.json": json.dumps(meta, default=str)})
-    os.replace(tmp, path)
+        # saved in memory, then written by Python: torch's own file writer aborts the process
+        # when the disk fills, where Python raises an OSError that can be reported
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf, _extra_files={"meta.json": json.dumps(meta, default=str)})
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -336,13 +342,11 @@ def export_checkpoint(
                 f"check), and {dataset.source} lacks one: point --data at FER-2013"
             )
     model, meta = load_checkpoint(checkpoint, "cpu")
-    if fmt == "onnx":
-        path = export_onnx(model, meta, output)
-    elif fmt == "torchscript":
-        path = export_torchscript(model, meta, output)
-    else:
+    calib = None
+    if fmt == "onnx-int8":
         calib, _ = _sample(dataset.splits["train"], calibration, seed=0)
-        path = export_onnx_int8(model, meta, output, calib)
+    path = _write_export(model, meta, fmt, Path(output), calib)
+    if calib is not None:
         images, labels = _sample(dataset.splits["test"], check, seed=1)
         report = int8_check(model, meta, load_exported(path, fmt), images, labels)
         report["calibration_faces"] = int(len(calib))
@@ -356,6 +360,46 @@ def export_checkpoint(
         )
     diff = parity(model, meta, load_exported(path, fmt), faces=faces)
     return ExportReport(path, fmt, diff, faces, time.perf_counter() - start)
+
+
+def export_bytes(model: nn.Module, fmt: str) -> int:
+    """About how much disk an export of `model` takes while it is written: its fp32 weights,
+    and for int8 also the fp32 and pre-processed models it is quantized from."""
+    from fer_tui.space import OVERHEAD
+
+    weights = sum(v.numel() * v.element_size() for v in model.state_dict().values())
+    return int(weights * (2.5 if fmt == "onnx-int8" else 1.0)) + OVERHEAD
+
+
+def _write_export(
+    model: nn.Module, meta: dict[str, Any], fmt: str, path: Path, calib: np.ndarray | None
+) -> Path:
+    """Write the export after removing what killed exports left beside `path` and checking
+    the disk has room; a disk that fails is a DiskError naming `path`."""
+    from fer_tui.space import check_free_space, free_bytes, human_bytes
+
+    needed = export_bytes(model, fmt)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(path.parent, [path.name])
+        check_free_space(path.parent, needed, str(path))
+        if fmt == "onnx":
+            return export_onnx(model, meta, path)
+        if fmt == "torchscript":
+            return export_torchscript(model, meta, path)
+        assert calib is not None
+        return export_onnx_int8(model, meta, path, calib)
+    except OSError as exc:
+        raise disk_error(exc, path) from None
+    except RuntimeError:
+        # the exporters' C++ writers report a full disk as a RuntimeError
+        free = free_bytes(path.parent)
+        if free is not None and free < needed:
+            raise DiskError(
+                f"cannot write {path}: no space left on the device ({human_bytes(free)} "
+                f"free): free some space there or write elsewhere, then try again"
+            ) from None
+        raise
 
 
 def cached_onnx(checkpoint: str | os.PathLike[str]) -> Path:

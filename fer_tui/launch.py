@@ -31,6 +31,7 @@ from fer_tui.runs import (
     read_run,
     running_pid,
 )
+from fer_tui.space import check_run_space
 
 
 def fer_tui_command(subcommand: str) -> list[str]:
@@ -143,6 +144,7 @@ def start_training(
     if data is not None and not Path(data).exists():
         raise DataError(f"dataset {data} does not exist: pass --data to your FER-2013 copy")
     runs = ensure_runs_dir(runs_dir)
+    check_run_space([cfg.for_arch(a) for a in (ARCHS if arch == "all" else [arch])], runs)
 
     argv = [*TRAINER, "--config", str(Path(config_path).absolute())]
     argv += ["--arch", arch]

@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from fer_tui.config import RunConfig, load_config
-from fer_tui.errors import RunError
+from fer_tui.errors import RunError, disk_error
+from fer_tui.files import pid_alive
 from fer_tui.tensorboard import live_writer
 
 EVENTS = "events.jsonl"
@@ -113,23 +114,6 @@ def list_runs(runs_dir: str | os.PathLike[str]) -> list[Path]:
 # --- lock ---------------------------------------------------------------------------------
 
 
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists (zombies count as dead)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child that nobody reaped is not a running trainer
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def read_lock(run_dir: str | os.PathLike[str]) -> int | None:
     """The pid in `run.lock`, or None when there is no readable lock."""
     try:
@@ -158,7 +142,8 @@ class RunLock:
     def acquire(self) -> None:
         for _ in range(3):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                self._create()
+                return
             except FileExistsError:
                 pid = read_lock(self.path.parent)
                 if pid is not None and pid != os.getpid() and pid_alive(pid):
@@ -166,13 +151,23 @@ class RunLock:
                         f"run {self.path.parent} is already being trained by pid {pid}: "
                         f"stop it first (fer-tui's Training screen, or kill {pid})"
                     ) from None
-                self.path.unlink(missing_ok=True)  # stale: its trainer is gone
-                continue
+                try:
+                    self.path.unlink(missing_ok=True)  # stale: its trainer is gone
+                except OSError as exc:
+                    raise disk_error(exc, self.path) from None
+            except OSError as exc:  # a read-only copy of a run, a full disk, no permission
+                raise disk_error(exc, self.path) from None
+        raise RunError(f"could not take the lock {self.path}")
+
+    def _create(self) -> None:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        try:
             with os.fdopen(fd, "w") as f:
                 f.write(f"{os.getpid()} {socket.gethostname()}\n")
-            self.held = True
-            return
-        raise RunError(f"could not take the lock {self.path}")
+        except BaseException:
+            self.path.unlink(missing_ok=True)
+            raise
+        self.held = True
 
     def release(self) -> None:
         if self.held and read_lock(self.path.parent) == os.getpid():
@@ -201,7 +196,10 @@ def _finite(value: Any) -> Any:
 
 
 class EventWriter:
-    """Appends events to `events.jsonl`: one line each, flushed; fsynced on epoch/end."""
+    """Appends events to `events.jsonl`: one line each, in one write; fsynced on epoch/end.
+
+    A write that fails (a full disk) raises OSError naming the file and leaves at most a torn
+    line, which readers skip and the next line starts after."""
 
     DURABLE = frozenset({"start", "epoch", "end", "stopped", "error"})
 
@@ -209,32 +207,49 @@ class EventWriter:
         self.path = Path(run_dir) / EVENTS
         # each event's scalars also go to RUN/tensorboard/ when tensorboard is installed
         self.scalars = live_writer(run_dir) if tensorboard else None
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        # a trainer killed mid-line left a torn last line: end it, or the next event (a resume's
-        # `start`) would be glued to it and lost to every reader
-        with open(self.path, "rb") as f:
-            torn = False
-            if f.seek(0, os.SEEK_END) > 0:
-                f.seek(-1, os.SEEK_END)
-                torn = f.read(1) != b"\n"
-        if torn:
-            self._file.write("\n")
-            self._file.flush()
+        try:
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            # a trainer killed mid-line left a torn last line: end it, or the next event (a
+            # resume's `start`) would be glued to it and lost to every reader
+            with open(self.path, "rb") as f:
+                self._torn = False
+                if f.seek(0, os.SEEK_END) > 0:
+                    f.seek(-1, os.SEEK_END)
+                    self._torn = f.read(1) != b"\n"
+        except OSError as exc:
+            self.close()
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def write(self, type: str, **fields: Any) -> dict[str, Any]:
         event = {"v": SCHEMA_VERSION, "t": time.time(), "type": type, **fields}
-        self._file.write(json.dumps(_finite(event), allow_nan=False, default=str) + "\n")
-        self._file.flush()
-        if type in self.DURABLE:
-            os.fsync(self._file.fileno())
+        line = json.dumps(_finite(event), allow_nan=False, default=str) + "\n"
+        data = ("\n" if self._torn else "") + line
+        self._append(data.encode("utf-8"), durable=type in self.DURABLE)
         if self.scalars is not None:
             self.scalars.add(event)  # never raises
         return event
 
+    def _append(self, data: bytes, *, durable: bool) -> None:
+        if self._fd is None:
+            raise ValueError(f"{self.path} is closed")
+        try:
+            view = memoryview(data)
+            while view:
+                self._torn = True  # until the whole line is in
+                view = view[os.write(self._fd, view) :]
+            self._torn = False
+            if durable:
+                os.fsync(self._fd)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+
     def close(self) -> None:
-        self._file.close()
-        if self.scalars is not None:
-            self.scalars.close()
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)
+        scalars, self.scalars = getattr(self, "scalars", None), None
+        if scalars is not None:
+            scalars.close()
 
     def __enter__(self) -> EventWriter:
         return self

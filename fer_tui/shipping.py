@@ -22,13 +22,14 @@ is read.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fer_tui.config import RunConfig
-from fer_tui.errors import FerError, RunError
+from fer_tui.errors import FerError, RunError, disk_error
+from fer_tui.files import atomic_write, lock_target, sweep_temp_files
 from fer_tui.runs import (
     CONFIG,
     EMA,
@@ -39,6 +40,7 @@ from fer_tui.runs import (
     read_run,
     running_pid,
 )
+from fer_tui.space import check_free_space
 
 if TYPE_CHECKING:  # numpy comes with it: finding a run's weights needs none
     from fer_tui.logit_adjustment import Adjustment
@@ -195,8 +197,14 @@ def ship_run(
     unfinished: bool = False,
     adjust_logits: bool = False,
     data: str | os.PathLike[str] | None = None,
+    on_wait: Callable[[int | None], object] | None = None,
 ) -> Shipped:
     """Write the run's chosen weights as `<checkpoints_dir>/<name>.pt` in fp16.
+
+    The file is written whole or not at all, under a lock beside it (`.<name>.pt.lock`): a
+    second ship to the same name waits for the first (`on_wait(its pid)` is called once), then
+    refuses unless `replace`. What killed ships left there is removed first, and the disk's
+    free space checked.
 
     Args:
         run_dir: a run directory (events.jsonl, config.toml, last.pt; ema.pt when kept).
@@ -209,6 +217,7 @@ def ship_run(
             weights (it stays off when it does not help there).
         data: the dataset, when it is no longer where the run's config says (for
             `adjust_logits`, which reads the holdout).
+        on_wait: called with the pid of another ship writing the same file, before waiting.
 
     Returns:
         What was written. Raises a FerError (RunError, CheckpointError) for anything the
@@ -256,10 +265,30 @@ def ship_run(
         meta["logit_adjustment"] = adjustment.as_meta(list(meta["classes"]))
         selection += f"; {adjustment.describe()}"
     meta.update(selection=selection, source_run=run_dir.name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, weights_sd, meta, half=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(out_dir, [out.name])
+        with lock_target(out, on_wait=on_wait):
+            if out.exists() and not replace:
+                raise RunError(
+                    f"{out} exists (another ship wrote it just now): pass --replace to overwrite it"
+                )
+            check_free_space(out_dir, _fp16_bytes(weights_sd), str(out))
+            save_checkpoint(out, weights_sd, meta, half=True)
+            size = out.stat().st_size
+    except OSError as exc:
+        raise disk_error(exc, out) from None
     arch = str(meta.get("arch") or state.arch)
-    return Shipped(out, arch, selection, out.stat().st_size, run_dir)
+    return Shipped(out, arch, selection, size, run_dir)
+
+
+def _fp16_bytes(state_dict: dict[str, Any]) -> int:
+    """About the size of `state_dict` saved with fp16 floats."""
+    from fer_tui.space import OVERHEAD
+
+    return OVERHEAD + sum(
+        v.numel() * (2 if v.is_floating_point() else v.element_size()) for v in state_dict.values()
+    )
 
 
 # --- logit adjustment ---------------------------------------------------------------------
@@ -358,7 +387,11 @@ def plot_curves(run_dirs: Sequence[str | os.PathLike[str]], png: str | os.PathLi
         ax.legend(fontsize=7)
     fig.tight_layout()
     png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png)
-    plt.close(fig)
+    try:
+        png.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(png, lambda f: fig.savefig(f, format="png"))
+    except OSError as exc:
+        raise disk_error(exc, png) from None
+    finally:
+        plt.close(fig)
     return png

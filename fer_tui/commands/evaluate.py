@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     check_split_name(args.split)
     check_backend(args.backend, args.device)
     check_output_path(args.json, "--json")
-    check_output_path(args.predictions, "--predictions")
+    check_output_path(args.predictions, "--predictions", exact=len(args.checkpoint) == 1)
     check_output_path(args.markdown, "--markdown")
 
     bar = ProgressBar()

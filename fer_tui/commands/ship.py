@@ -55,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _say_waiting(pid: int | None) -> None:
+    import sys
+
+    who = f"pid {pid}" if pid else "another fer-tui"
+    print(f"waiting for {who}, which is writing the same file...", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from fer_tui.errors import FerError
     from fer_tui.shipping import import_pyplot, plot_curves, ship_run
@@ -80,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             unfinished=args.unfinished,
             adjust_logits=args.adjust_logits,
             data=args.data,
+            on_wait=_say_waiting,
         )
         print(
             f"{shipped.path}: {shipped.arch}, {shipped.selection}, "

@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from fer_tui.config import ARCHS, load_config
     from fer_tui.models import resolve_device
     from fer_tui.runs import CONFIG, LAST, new_run_dir, read_config
+    from fer_tui.space import check_free_space, check_run_space, run_bytes_needed
     from fer_tui.training.distill import check_teachers
     from fer_tui.training.distributed import Dist
     from fer_tui.training.group import train_many
@@ -135,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         cfg = cfg.replace(**changes)
         resolve_device(cfg.train.device)  # no GPU: say so without marking the run failed
         check_teachers(cfg)
+        if Dist.from_env().is_main:
+            check_free_space(run_dir, run_bytes_needed(cfg, run_dir), f"the rest of {run_dir}")
         return _report([fit_run(cfg, run_dir, resume=True)], args.json)
     config_path = _config_path(args)
     if not args.config:
@@ -153,8 +156,11 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.run_dir:
             raise FerError("--run-dir names one run: pick one --arch, or drop --run-dir")
+        check_run_space(cfgs, _runs_root(args))
         return train_many(cfgs, getattr(args, "runs_dir", None), as_json=args.json)
     dist = Dist.from_env()
+    if dist.is_main:
+        check_run_space(cfgs, Path(args.run_dir) if args.run_dir else _runs_root(args))
     if args.run_dir:
         run_dir = Path(args.run_dir)
         if (run_dir / LAST).exists():
@@ -171,6 +177,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         run_dir = Path(os.devnull)  # other ranks never write into the run dir
     return _report([fit_run(cfgs[0], run_dir, resume=False, dist=dist)], args.json)
+
+
+def _runs_root(args: argparse.Namespace) -> Path:
+    from fer_tui.paths import runs_dir
+
+    return Path(runs_dir(getattr(args, "runs_dir", None)))
 
 
 def _report(summaries: list[dict[str, Any]], as_json: bool) -> int:

@@ -14,7 +14,7 @@ from fer_tui.errors import FerError
 from fer_tui.evaluation.metrics import mean_report
 from fer_tui.evaluation.runner import Evaluation
 from fer_tui.evaluation.tables import paper_comparison
-from fer_tui.files import atomic_write_text
+from fer_tui.files import atomic_write_text, sweep_temp_files
 
 
 def json_payload(
@@ -35,8 +35,12 @@ def json_payload(
     return payload
 
 
-def check_output_path(path: str | os.PathLike[str] | None, what: str) -> None:
-    """An output file's folder must exist (checked before the slow part)."""
+def check_output_path(
+    path: str | os.PathLike[str] | None, what: str, *, exact: bool = True
+) -> None:
+    """An output file's folder must exist (checked before the slow part). The temp files that
+    killed writers left there are removed: of this file only, unless not `exact` (the
+    predictions of several models get numbered names)."""
     if path is None or str(path) == "-":
         return
     parent = Path(path).expanduser().resolve().parent
@@ -44,6 +48,7 @@ def check_output_path(path: str | os.PathLike[str] | None, what: str) -> None:
         raise FerError(f"{what}: the folder {parent} does not exist; create it or write elsewhere")
     if Path(path).is_dir():
         raise FerError(f"{what}: {path} is a folder; give a file name")
+    sweep_temp_files(parent, [Path(path).name] if exact else None)
 
 
 def write_predictions(path: str | os.PathLike[str], evaluation: Evaluation) -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import signal
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
 from fer_tui.config import RunConfig, to_toml
-from fer_tui.errors import FerError
-from fer_tui.files import atomic_write_text
-from fer_tui.runs import CONFIG, LAST, EventWriter, RunLock, summarize
+from fer_tui.errors import FerError, disk_error
+from fer_tui.files import atomic_write_text, sweep_temp_files
+from fer_tui.runs import BEST, CONFIG, EMA, LAST, EventWriter, RunLock, summarize
 from fer_tui.training.arrays import prepare_arrays
 from fer_tui.training.distributed import Dist, close_distributed
 from fer_tui.training.trainer import Trainer
@@ -29,9 +30,14 @@ def fit_run(
     if lock is not None:
         lock.acquire()
         try:
+            # what a killed trainer of this run was writing; the lock says none runs now
+            sweep_temp_files(run_dir, [LAST, BEST, EMA, CONFIG])
             # the resolved config (flags applied), written under the lock: a resume with
             # --epochs keeps the new total for the next resume too
             atomic_write_text(run_dir / CONFIG, to_toml(cfg))
+        except OSError as exc:
+            lock.release()
+            raise disk_error(exc, run_dir / CONFIG) from None
         except BaseException:
             lock.release()
             raise
@@ -59,8 +65,11 @@ def fit_run(
             trainer.stop_signal = stop_signal[-1]
         if resume and (run_dir / LAST).exists():
             trainer.load(run_dir / LAST)
-        elif cfg.model.init_from:
-            trainer.start_from(cfg.model.init_from)
+        else:
+            if resume:
+                _no_checkpoint_yet(run_dir, dist)
+            if cfg.model.init_from:
+                trainer.start_from(cfg.model.init_from)
         summary = trainer.fit(resume=resume)
         summary["val_acc"] = summarize(run_dir)["val_acc"] if dist.is_main else None
         return summary
@@ -75,6 +84,10 @@ def fit_run(
     except FerError as exc:
         _error_event(run_dir, dist, "error", message=str(exc), traceback=traceback.format_exc())
         raise
+    except OSError as exc:  # a full disk, a folder gone read-only: the cause, in one line
+        error = disk_error(exc)
+        _error_event(run_dir, dist, "error", message=str(error), traceback=traceback.format_exc())
+        raise error from None
     except BaseException as exc:
         _error_event(
             run_dir,
@@ -123,6 +136,17 @@ def _teacher_targets(cfg: RunConfig, data: Any, arrays: Any, *, show: bool) -> A
     for bar in bars.values():
         bar.close()
     return probs
+
+
+NO_CHECKPOINT_YET = "no checkpoint was written yet: starting from epoch 1"
+
+
+def _no_checkpoint_yet(run_dir: Path, dist: Dist) -> None:
+    """Say that a resume starts over: the run never saved an epoch (or its last.pt is gone)."""
+    if not dist.is_main:
+        return
+    print(f"{run_dir}: {NO_CHECKPOINT_YET}", file=sys.stderr)
+    _error_event(run_dir, dist, "warning", message=f"resumed, but {NO_CHECKPOINT_YET}")
 
 
 def _error_event(run_dir: Path, dist: Dist, kind: str, **fields: Any) -> None:

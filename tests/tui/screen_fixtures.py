@@ -40,6 +40,8 @@ from tests.helpers import make_folder_dataset, until
 
 SIZE = (120, 40)
 """The terminal every picture is taken at."""
+LOADED = 180.0
+"""Seconds a picture may wait for its screen: a fresh checkout on two busy cores takes long."""
 
 #: The Training screen's "now": 2026-03-01 11:10:00 UTC, while the resnet34 run is in epoch 8.
 NOW = 1_772_363_400.0
@@ -367,7 +369,7 @@ def world(root: Path) -> Iterator[Callable[[], FerApp]]:
 # --- showing --------------------------------------------------------------------------------
 
 
-async def _still(pilot: Any, timeout: float = 30.0) -> None:
+async def _still(pilot: Any, timeout: float = LOADED) -> None:
     """Wait until two pictures taken 0.1 s apart are the same: on a loaded machine a widget
     may hold new content that it has not laid out yet (a DataTable sizes its columns and
     height for new rows only when it is next idle)."""
@@ -394,7 +396,7 @@ async def show_dataset(pilot: Any) -> None:
     await until(
         pilot,
         lambda: screen.has_class("-ready") or screen.has_class("-failed"),
-        timeout=30,
+        timeout=LOADED,
         what="the Dataset screen to load the fixture data",
     )
     await _settled(pilot)
@@ -409,6 +411,16 @@ def _columns_fit(table: Any) -> bool:
         return max((cell_len(str(cell)) for cell in table.get_column(key)), default=0)
 
     return all(column.content_width >= widest(key) for key, column in table.columns.items())
+
+
+def _rows_drawn_whole(app: Any, table: Any) -> bool:
+    """Whether the screen shows every cell of the table uncut: what is drawn, not what the
+    table holds (a cell drawn before its column widened could stay cut)."""
+    drawn = screen_text(app).splitlines()
+    return all(
+        any(all(str(cell) in line for cell in table.get_row(key)) for line in drawn)
+        for key in table.rows
+    )
 
 
 async def show_training(pilot: Any) -> None:
@@ -426,10 +438,11 @@ async def show_training(pilot: Any) -> None:
             # laid out: the header and four rows (the table sizes itself when next idle)
             and table.virtual_size.height == 5
             and _columns_fit(table)
+            and _rows_drawn_whole(pilot.app, table)
             and all(p.view is not None for p in screen.query(RunPanel))
             and str(screen.query_one("#system").render()) == SYSTEM_LINE
         ),
-        timeout=30,
+        timeout=LOADED,
         what="the fixture runs on the Training screen",
     )
     await pilot.pause()
@@ -443,7 +456,7 @@ async def show_evaluation(pilot: Any) -> None:
     await until(
         pilot,
         lambda: len(screen.reports) == 3,
-        timeout=30,
+        timeout=LOADED,
         what="the cached fixture reports in Table 1",
     )
     await _settled(pilot)

@@ -3,6 +3,9 @@
 The config offered first is `scratch.toml` where an NVIDIA driver is visible and `cpu.toml`
 where none is.
 
+Below the fields it shows where the runs go and how much space their disk has free; a launch
+that would not fit there is refused inline.
+
 The dialog calls the launcher itself, so a bad config, an unwritable runs dir or cuda without
 a GPU is shown inline and the user can fix the field and try again; when the error is "no GPU",
 a "Start on CPU" button appears. It dismisses with the trainer's pid once one has started.
@@ -25,6 +28,7 @@ from fer_tui import launch
 from fer_tui.config import ARCHS
 from fer_tui.errors import FerError
 from fer_tui.launch import DEVICES, NoGpuError
+from fer_tui.space import free_bytes, human_bytes
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class StartDialog(ModalScreen[int | None]):
     StartDialog .field { height: auto; }
     StartDialog .field > Label { width: 10; padding: 1 0 0 0; }
     StartDialog .field > Select, StartDialog .field > Input { width: 1fr; }
+    StartDialog #start-space { color: $text-muted; height: auto; padding: 1 0 0 1; }
     StartDialog #start-error { color: $error; height: auto; padding: 0 0 0 1; }
     StartDialog #start-error.-hidden { display: none; }
     StartDialog .buttons { height: auto; align-horizontal: right; }
@@ -71,10 +76,21 @@ class StartDialog(ModalScreen[int | None]):
     StartDialog.-no-gpu #start-cpu { display: block; }
     """
 
-    def __init__(self, configs_dir: Path, launcher: Launcher) -> None:
+    def __init__(
+        self, configs_dir: Path, launcher: Launcher, runs_dir: Path | str | None = None
+    ) -> None:
         super().__init__()
         self.configs_dir = Path(configs_dir)
         self.launcher = launcher
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else None
+
+    def space_text(self) -> str:
+        """Where the runs go and the free space of their disk, as the dialog shows it."""
+        if self.runs_dir is None:
+            return ""
+        free = free_bytes(self.runs_dir)
+        shown = "free space unknown" if free is None else f"{human_bytes(free)} free"
+        return f"runs go to {self.runs_dir} ({shown})"
 
     def _configs(self) -> list[Path]:
         try:
@@ -123,6 +139,7 @@ class StartDialog(ModalScreen[int | None]):
                     type="integer",
                     id="start-limit",
                 )
+            yield Static(self.space_text(), id="start-space")
             yield Static("", id="start-error", classes="-hidden")
             with Horizontal(classes="buttons"):
                 yield Button("Start on CPU", id="start-cpu", variant="warning")

@@ -182,7 +182,8 @@ class TrainingScreen(Screen[None]):
 
     def action_start_run(self) -> None:
         """Open the start dialog; it launches the trainer and reports errors inline."""
-        self.app.push_screen(StartDialog(self.settings.configs_dir, self._launch), self._started)
+        dialog = StartDialog(self.settings.configs_dir, self._launch, self.settings.runs_dir)
+        self.app.push_screen(dialog, self._started)
 
     def _started(self, pid: int | None) -> None:
         if pid is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
@@ -35,6 +36,17 @@ class RunList(DataTable[Text | str]):
     def on_mount(self) -> None:
         for column in COLUMNS:
             self.add_column(column, key=column)
+
+    async def _on_idle(self, event: events.Idle) -> None:
+        # A DataTable widens its columns for new rows only when idle, and caches each drawn cell
+        # by its content, not its width: on a busy machine the screen may be painted first, and
+        # the cells drawn then would stay cut to the old widths. Drop them once a width changed.
+        before = [column.content_width for column in self.columns.values()]
+        await super()._on_idle(event)
+        clear = getattr(self, "_clear_caches", None)
+        if clear is not None and [c.content_width for c in self.columns.values()] != before:
+            clear()
+            self.refresh()
 
     @property
     def selected(self) -> RunView | None:
