@@ -81,7 +81,7 @@ def find_cached_report(
     split: str = "test",
     tta: str = "none",
     source: str | os.PathLike[str] | None = None,
-    backend: str | None = "torch",
+    backend: str | None = None,
 ) -> dict[str, Any] | None:
     """The newest cached report for this checkpoint file (and data source, when given),
     without loading the data: what the Evaluation screen shows at once when it opens.

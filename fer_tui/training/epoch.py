@@ -170,8 +170,11 @@ class EpochLoop:
             window_imgs += len(y) * self.dist.world
             window_end = (i + 1) % t.log_every_steps == 0 or i + 1 == steps
             if window_end:
-                mean_loss = window_loss.item() / window_steps  # sync point, once per window
-                _, window_correct, window_n = (self.sums - window_sums).tolist()
+                # the one host sync of the window: its loss and its accuracy together
+                loss_sum, _, window_correct, window_n = torch.cat(
+                    [window_loss.reshape(1), self.sums - window_sums]
+                ).tolist()
+                mean_loss = loss_sum / window_steps
                 window_sums = self.sums.clone()
                 now = time.perf_counter()
                 ips = window_imgs / max(now - window_t0, 1e-9)

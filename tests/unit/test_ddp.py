@@ -80,7 +80,7 @@ def _count_worker(rank: int, world: int, port: int, out: str) -> None:
     """Trains one epoch of 7 steps logged once, counting the collectives of the step loop."""
     import torch.distributed as td
 
-    from fer_tui.training import trainer as trainer_module
+    from fer_tui.training import epoch as epoch_module
     from fer_tui.training.distributed import Dist
     from fer_tui.training.trainer import Trainer
 
@@ -89,17 +89,17 @@ def _count_worker(rank: int, world: int, port: int, out: str) -> None:
     config = {**CONFIG, "train": {**CONFIG["train"], "batch_size": 2, "log_every_steps": 7}}
     trainer = Trainer(from_dict(config), None, _arrays(), dist=Dist(rank, world, rank))
     calls = []
-    real = trainer_module.all_sum
+    real = epoch_module.all_sum
 
     def counting(t, dist):
         calls.append(tuple(t.shape))
         return real(t, dist)
 
-    trainer_module.all_sum = counting
+    epoch_module.all_sum = counting
     try:
         trainer.train_one_epoch(1)
     finally:
-        trainer_module.all_sum = real
+        epoch_module.all_sum = real
         trainer.close()
     Path(out, f"calls{rank}.txt").write_text(f"{trainer.steps_per_epoch} {len(calls)}")
     td.destroy_process_group()
