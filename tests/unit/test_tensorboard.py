@@ -11,7 +11,7 @@ import pytest
 from fer_tui.cli import main
 from fer_tui.runs import EventWriter, read_events
 from fer_tui.tensorboard import LOGDIR, ScalarWriter, replay, scalars
-from tests.unit.test_train import args, only_run, tiny_config, train_cli
+from tests.unit.test_train import tiny_run_dir
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -30,16 +30,7 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 def tiny_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-epoch run of 6 steps each, logging every step, with tensorboard installed."""
     pytest.importorskip("tensorboard")
-    import torch
-
-    tmp = tmp_path_factory.mktemp("tb")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert train_cli(args(tiny_config(tmp), tiny_data, tmp / "runs")) == 0
-    finally:
-        torch.set_num_threads(before)
-    return only_run(tmp / "runs")
+    return tiny_run_dir(tmp_path_factory.mktemp("tb"), tiny_data)
 
 
 def expected(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -157,11 +157,15 @@ def assert_same_weights(a: Path, b: Path) -> None:
 @pytest.fixture(scope="module")
 def reference(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An uninterrupted 2-epoch run: the run dir every interrupted run is compared with."""
-    tmp = tmp_path_factory.mktemp("ref")
+    return tiny_run_dir(tmp_path_factory.mktemp("ref"), tiny_data)
+
+
+def tiny_run_dir(tmp: Path, data: Path) -> Path:
+    """A finished 2-epoch run of the tiny config in `tmp/runs`, trained on one thread."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert train_cli(args(tiny_config(tmp), tiny_data, tmp / "runs")) == 0
+        assert train_cli(args(tiny_config(tmp), data, tmp / "runs")) == 0
     finally:
         torch.set_num_threads(before)
     return only_run(tmp / "runs")
