@@ -311,6 +311,7 @@ def independent(cfg: LiveConfig) -> LiveConfig:
         ema_alpha=1.0,
         max_misses=0,
         classify_every=1,
+        classify_budget_ms=0.0,
     )
 
 

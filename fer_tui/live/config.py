@@ -33,6 +33,10 @@ class LiveConfig:
     full_res_retry: bool = True
     """When a whole-frame scan of the downscaled frame finds no face, scan the full-resolution
     frame too (finds faces too small to survive the downscaling)."""
+    turn_retry: bool = True
+    """When a whole-frame scan still finds no face, scan the downscaled frame turned 30 degrees
+    each way too (finds heads tilted 20-45 degrees, which both detectors miss upright; with
+    YuNet the landmarks then give the crop its angle)."""
     downscale_width: int = 320
     """Detection runs on the grey frame resized to this width, pixels (0 = full resolution)."""
     scale_factor: float = 1.1
@@ -59,6 +63,10 @@ class LiveConfig:
     """Weight of the newest frame in the per-face moving average of probabilities (1 = none)."""
     classify_every: int = 1
     """Classify a tracked face every N frames; in between it keeps its smoothed probabilities."""
+    classify_budget_ms: float = 15.0
+    """Time a frame may spend classifying faces: with more faces than fit (the cost of one is
+    measured as it runs), the faces waiting longest are classified this frame and the others
+    keep their probabilities until their turn (0 = every due face, every frame)."""
     crop_margin: float = 0.0
     """Grow the detected box by this fraction of its side before cropping (negative shrinks).
     YuNet's square crop on its box's height frames a face within a few per cent of FER-2013's
@@ -100,6 +108,7 @@ def _validate(cfg: LiveConfig, where: str) -> None:
         (cfg.detect_every >= 1, "detect_every", "must be >= 1"),
         (cfg.full_detect_every >= 0, "full_detect_every", "must be >= 0 (0 = always)"),
         (cfg.classify_every >= 1, "classify_every", "must be >= 1"),
+        (cfg.classify_budget_ms >= 0, "classify_budget_ms", "must be >= 0 (0 = no limit)"),
         (cfg.max_faces >= 1, "max_faces", "must be >= 1"),
         (0.0 < cfg.ema_alpha <= 1.0, "ema_alpha", "must be in (0, 1]"),
         (

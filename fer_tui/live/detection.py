@@ -27,6 +27,9 @@ from fer_tui.live.config import LiveConfig
 
 CASCADE = "haarcascade_frontalface_default.xml"
 EYE_CASCADE = "haarcascade_eye.xml"
+TURN_DEGREES = 30.0
+"""How far `turn_retry` turns the frame each way: heads tilted 15-45 degrees come out upright
+enough for either detector."""
 YUNET = Path(__file__).resolve().parent / "models" / "yunet_s_320_320.onnx"
 """The YuNet model shipped with the package (models/README.md: source, commit, sha256)."""
 
@@ -67,17 +70,57 @@ class FaceDetector:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """`detect`, and the landmarks of each face (K, 5, 2) where the detector gives them.
 
-        `full`: the frame at full resolution; when a whole-frame scan of `small` finds no face
-        (and `full_res_retry` is on), it is scanned too, for faces too small to survive the
-        downscaling. Boxes and landmarks are in the coordinates of `small` either way.
+        When a whole-frame scan of `small` finds no face, two retries follow: `full` (the frame
+        at full resolution) is scanned, for faces too small to survive the downscaling
+        (`full_res_retry`), then `small` turned 30 degrees each way, for tilted heads
+        (`turn_retry`). Boxes and landmarks are in the coordinates of `small` either way.
         """
         boxes, points = self._find(small, scale, around)
-        if len(boxes) or around is not None or full is None or scale >= 1.0:
-            return boxes, points
-        if not self.cfg.full_res_retry:
-            return boxes, points
-        boxes, points = self._find(full, 1.0, None)
-        return boxes * scale, None if points is None else points * scale
+        if len(boxes) or around is not None:
+            return self._upright(boxes, points, scale, full)
+        if self.cfg.full_res_retry and full is not None and scale < 1.0:
+            boxes, points = self._find(full, 1.0, None)
+            boxes, points = boxes * scale, None if points is None else points * scale
+            if len(boxes):
+                return self._upright(boxes, points, scale, full)
+        return self._turned(small, scale) if self.cfg.turn_retry else (boxes, points)
+
+    def _upright(
+        self, boxes: np.ndarray, points: np.ndarray | None, scale: float, full: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Faces found on the frame as it is (YuNet refines their eye points here)."""
+        return boxes, points
+
+    def _turned(self, small: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """Faces of `small` turned TURN_DEGREES each way, from the turn whose best face scores
+        higher (the one that brings the head closer to upright): each box keeps its size about
+        its centre mapped back, landmarks map back exactly (so the crop's alignment turns the
+        face upright again)."""
+        h, w = small.shape[:2]
+        best: tuple[np.ndarray, np.ndarray | None] = (np.zeros((0, 4), np.float32), None)
+        best_score = 0.0
+        for angle in (TURN_DEGREES, -TURN_DEGREES):
+            m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+            cos, sin = abs(m[0, 0]), abs(m[0, 1])
+            size = (round(w * cos + h * sin), round(w * sin + h * cos))  # the whole frame, turned
+            m[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+            turned = cv2.warpAffine(small, m, size, borderMode=cv2.BORDER_REPLICATE)
+            boxes, points, score = self._scan(turned, scale)
+            if not len(boxes) or score <= best_score:
+                continue
+            back = cv2.invertAffineTransform(m)
+            centres = (boxes[:, :2] + boxes[:, 2:] / 2) @ back[:, :2].T + back[:, 2]
+            boxes = np.concatenate([centres - boxes[:, 2:] / 2, boxes[:, 2:]], 1)
+            if points is not None:
+                points = (points @ back[:, :2].T + back[:, 2]).astype(np.float32)
+            best, best_score = (boxes.astype(np.float32), points), score
+        return best
+
+    def _scan(self, img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """A whole-frame scan: boxes, landmarks and the best face's score (the cascade gives
+        none: 1 when it finds a face)."""
+        boxes, points = self._find(img, scale, None)
+        return boxes, points, float(len(boxes) > 0)
 
     def _find(
         self, img: np.ndarray, scale: float, around: Sequence[np.ndarray] | None
@@ -157,15 +200,10 @@ class YuNetDetector(FaceDetector):
         self._size = (0, 0)
         self.eyes = _cascade(EYE_CASCADE) if cfg.align else None
 
-    def find(
-        self,
-        small: np.ndarray,
-        scale: float,
-        around: Sequence[np.ndarray] | None = None,
-        full: np.ndarray | None = None,
+    def _upright(
+        self, boxes: np.ndarray, points: np.ndarray | None, scale: float, full: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        boxes, points = super().find(small, scale, around, full)
-        if self.eyes is not None and points is not None and full is not None:
+        if self.eyes is not None and points is not None and full is not None and len(boxes):
             points = self._refine_eyes(full, boxes, points, scale)
         return boxes, points
 
@@ -214,13 +252,24 @@ class YuNetDetector(FaceDetector):
         if img.ndim == 2:
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         if around is None:
-            faces = self._net(img)
-            faces = faces[np.maximum(faces[:, 2], faces[:, 3]) >= self.cfg.min_size * scale]
+            faces = self._whole(img, scale)
         else:
             found = [self._near(img, box) for box in around]
             faces = np.concatenate(found) if found else np.zeros((0, 15), np.float32)
         boxes, points = faces[:, :4], faces[:, 4:14].reshape(-1, 5, 2)
         return _largest(boxes, points, self.cfg.max_faces)  # type: ignore[return-value]
+
+    def _scan(self, img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray | None, float]:
+        if img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        faces = self._whole(img, scale)
+        boxes, points = _largest(faces[:, :4], faces[:, 4:14].reshape(-1, 5, 2), self.cfg.max_faces)
+        return boxes, points, float(faces[:, 14].max()) if len(faces) else 0.0
+
+    def _whole(self, img: np.ndarray, scale: float) -> np.ndarray:
+        """YuNet's faces on the whole of `img`, of at least `min_size` (full-frame pixels)."""
+        faces = self._net(img)
+        return faces[np.maximum(faces[:, 2], faces[:, 3]) >= self.cfg.min_size * scale]
 
     def _net(self, img: np.ndarray) -> np.ndarray:
         """YuNet's faces (N, 15): x, y, w, h, five x, y landmarks, score."""

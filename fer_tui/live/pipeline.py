@@ -102,6 +102,32 @@ def _rotated_crop(
     )
 
 
+class ClassifyBudget:
+    """Which of the faces due for classification a frame classifies: all that fit in
+    `budget_ms` at the measured cost of one face (at least one), faces never classified first,
+    then those waiting longest; the rest keep their probabilities until their turn. With four
+    faces and a model that takes 12 ms a face, each face is classified every fourth frame and
+    the frame rate stays that of one face."""
+
+    def __init__(self, budget_ms: float) -> None:
+        self.budget_ms = budget_ms
+        self.face_ms: float | None = None
+        """Moving average of the cost of one face (crop, preprocessing, model), ms."""
+
+    def pick(self, todo: list[int], tracks: Sequence[Any]) -> list[int]:
+        if self.budget_ms <= 0 or self.face_ms is None or len(todo) <= 1:
+            return todo
+        fits = max(1, int(self.budget_ms / self.face_ms))
+        if len(todo) <= fits:
+            return todo
+        waiting = sorted(todo, key=lambda i: (tracks[i].probs is not None, tracks[i].classified_at))
+        return sorted(waiting[:fits])
+
+    def spent(self, faces: int, ms: float) -> None:
+        per_face = ms / faces
+        self.face_ms = per_face if self.face_ms is None else 0.8 * self.face_ms + 0.2 * per_face
+
+
 def realtime_prediction(
     model: Callable[[torch.Tensor], torch.Tensor],
     transform: Callable[[torch.Tensor], torch.Tensor],
@@ -189,6 +215,7 @@ def _loop(
     grabber = FrameGrabber(reader, drop=drop, pace_fps=pace)
     tracker = FaceTracker(cfg, hold)
     worker = AsyncDetector(detector) if cfg.detect_async else None
+    budget = ClassifyBudget(cfg.classify_budget_ms)
     recent: deque[float] = deque(maxlen=32)
     n = last_submit = 0
     last_full = -(10**9)
@@ -268,6 +295,7 @@ def _loop(
                 if t.probs is None or n - t.classified_at >= cfg.classify_every
             ]
             todo = [i for i in todo if boxes[i][2] > 0 and boxes[i][3] > 0]
+            todo = budget.pick(todo, live_tracks)
             now = frame.media_s if frame.media_s is not None else time.monotonic()
             if todo:
                 crops = crop_faces(
@@ -285,6 +313,8 @@ def _loop(
                     tracker.smooth(live_tracks[i], probs[j], now)
                     live_tracks[i].classified_at = n
             t2 = time.perf_counter()
+            if todo:
+                budget.spent(len(todo), (t2 - t1) * 1000)
 
             faces = [
                 FaceResult(
@@ -295,6 +325,7 @@ def _loop(
                     probs=t.probs,
                     probs_raw=t.probs_raw,
                     landmarks=points[i],
+                    classified=t.classified_at == n,
                 )
                 for i, t in enumerate(live_tracks)
                 if t.probs is not None

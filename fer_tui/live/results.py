@@ -29,6 +29,9 @@ class FaceResult:
     landmarks: np.ndarray | None = None
     """(5, 2) x, y in pixels of the full frame: the face's right eye, left eye, nose tip, right
     and left mouth corner (YuNet); None for Haar."""
+    classified: bool = True
+    """Whether this frame classified the face; False: it kept the probabilities of an earlier
+    frame (`classify_every`, or `classify_budget_ms` with more faces than fit in a frame)."""
 
 
 @dataclass
@@ -85,6 +88,7 @@ def to_record(result: FrameResult, classes: Sequence[str] = CLASSES) -> dict[str
                 "landmarks": None
                 if f.landmarks is None
                 else [[round(float(x), 1), round(float(y), 1)] for x, y in f.landmarks],
+                "classified": f.classified,
             }
             for f in result.faces
         ],

@@ -491,3 +491,81 @@ def test_overlay_draws_every_face(tmp_path: Path, model) -> None:
         assert not np.array_equal(out[y + h // 2, x - 1 : x + 2], img[y + h // 2, x - 1 : x + 2])
         label = (slice(max(0, y - 20), y - 2), slice(x, x + 60))
         assert not np.array_equal(out[label], img[label])
+
+
+def test_a_tilted_head_is_found_by_the_turned_scan(tmp_path: Path, model) -> None:
+    """The astronaut turned 40 degrees: the Haar cascade misses her upright; when the whole
+    frame yields nothing, the frame turned 30 degrees each way is scanned and finds her where
+    YuNet (which sees her upright) puts her."""
+    frame = _tilted_frame(-40)
+    cv2.imwrite(str(tmp_path / "tilted.png"), frame)
+    off = LiveConfig(detector="haar", turn_retry=False)
+    assert _run(model, str(tmp_path), config=off)[0].faces == []
+    (face,) = _run(model, str(tmp_path), config=LiveConfig(detector="haar"))[0].faces
+    small = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_AREA)
+    (yunet,), _ = make_detector(LiveConfig(detector="yunet")).find(small, 0.5, None, frame)
+    assert iou(np.asarray(face.box, np.float32), yunet / 0.5) > 0.5
+
+
+@pytest.mark.parametrize("degrees", [30, -30])
+def test_the_turned_scan_maps_boxes_and_eyes_back(degrees: float) -> None:
+    """YuNet on the turned frame: the box comes back centred on the face as found upright,
+    and the eye points come back on the tilted eye line (so the crop turns the face level),
+    from the turn that makes the head upright, not the one that doubles its tilt."""
+    det = make_detector(LiveConfig(detector="yunet", align=False))
+    small = cv2.resize(_tilted_frame(degrees), (320, 240), interpolation=cv2.INTER_AREA)
+    (upright,), _ = det.find(small, 0.5)
+    (box,), (points,) = det._turned(small, 0.5)
+    centre = box[:2] + box[2:] / 2
+    assert np.hypot(*(centre - upright[:2] - upright[2:] / 2)) < 0.15 * upright[2]
+    assert abs(_eye_angle(points) + degrees) < 6
+
+
+class _SlowModel(torch.nn.Module):
+    """A model that takes 20 ms per face, like a big model on a slow CPU."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.02 * len(x))
+        return torch.zeros(len(x), len(CLASSES))
+
+
+def _four_faces(tmp_path: Path) -> Path:
+    from skimage.data import astronaut
+
+    tile = cv2.resize(cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR)[0:260, 120:380], (150, 150))
+    img = np.full((480, 640, 3), 96, np.uint8)
+    for x, y in [(60, 50), (380, 60), (70, 280), (390, 270)]:
+        img[y : y + 150, x : x + 150] = tile
+    for i in range(12):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), img)
+    return tmp_path
+
+
+def test_faces_take_turns_when_they_do_not_fit_in_the_budget(tmp_path: Path, model) -> None:
+    """Four faces and a model at 20 ms a face: the first frame classifies all four (and
+    measures the cost), then each frame classifies one, the face waiting longest, so every
+    face is renewed every fourth frame and a frame costs one face; every face keeps its label
+    and probabilities in between. With the budget off, every face every frame."""
+    _, meta, device = model
+    folder = str(_four_faces(tmp_path))
+    runs = {}
+    for budget in (15.0, 0.0):
+        gen = realtime_prediction(
+            _SlowModel(),
+            face_transform(meta),
+            0.0,
+            device,
+            folder,
+            config=LiveConfig(classify_budget_ms=budget, detect_async=False),
+        )
+        runs[budget] = list(gen)
+    turns = runs[15.0]
+    assert all(len(r.faces) == 4 for r in turns)
+    assert [sum(f.classified for f in r.faces) for r in turns] == [4] + [1] * 11
+    for track in {f.track_id for f in turns[0].faces}:
+        renewed = [r.index for r in turns for f in r.faces if f.track_id == track and f.classified]
+        assert renewed[0] == 0 and len(renewed) >= 3 and set(np.diff(renewed[1:])) == {4}
+    assert np.median([r.timings["classify"] for r in turns[1:]]) < 35
+    assert all(sum(f.classified for f in r.faces) == 4 for r in runs[0.0])
+    assert np.median([r.timings["classify"] for r in runs[0.0][1:]]) > 75
+    assert sum(face["classified"] for face in to_record(turns[3])["faces"]) == 1
