@@ -302,8 +302,8 @@ def _loop(
                     grey,
                     [live_tracks[i].box / scale for i in todo],
                     image_size,
-                    cfg.crop_margin,
-                    cfg.crop_shift_y,
+                    cfg.crop_margin + detector.framing[0],
+                    cfg.crop_shift_y + detector.framing[1],
                     [points[i][:2] if cfg.align and points[i] is not None else None for i in todo],
                 )
                 with torch.inference_mode():

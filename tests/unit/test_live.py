@@ -569,3 +569,49 @@ def test_faces_take_turns_when_they_do_not_fit_in_the_budget(tmp_path: Path, mod
     assert all(sum(f.classified for f in r.faces) == 4 for r in runs[0.0])
     assert np.median([r.timings["classify"] for r in runs[0.0][1:]]) > 75
     assert sum(face["classified"] for face in to_record(turns[3])["faces"]) == 1
+
+
+class _Recorder(torch.nn.Module):
+    """A model that keeps the batches it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone())
+        return torch.zeros(len(x), len(CLASSES))
+
+
+@pytest.mark.parametrize("detector", ["haar", "yunet"])
+def test_each_detector_crops_with_its_own_framing(clips, model, detector: str) -> None:
+    """The crop the model sees is the detector's own framing of its box (YuNet's tall boxes
+    shrunk and moved up, Haar's square ones as they are), plus the config's margin and shift."""
+    _, meta, device = model
+    transform = face_transform(meta)
+    cls = YuNetDetector if detector == "yunet" else FaceDetector
+    assert (cls.framing == (0.0, 0.0)) == (detector == "haar")
+    for extra in (0.0, 0.1):
+        net = _Recorder()
+        cfg = LiveConfig(detector=detector, align=False, crop_margin=extra, detect_async=False)
+        (result,) = realtime_prediction(
+            net,
+            transform,
+            0.0,
+            device,
+            str(clips["face"]),
+            max_frames=1,
+            config=cfg,
+            keep_frames=True,
+        )
+        grey = cv2.cvtColor(result.frame, cv2.COLOR_BGR2GRAY)
+        seen = net.seen[0][0]
+        # the record's box is rounded to pixels: the crop is the closest of the two framings
+        gaps = {}
+        for framing in {FaceDetector.framing, YuNetDetector.framing}:
+            margin, shift = framing
+            crop = crop_faces(
+                grey, [result.faces[0].box], meta["image_size"], margin + extra, shift
+            )
+            gaps[framing] = (seen - transform(torch.from_numpy(crop))[0]).abs().mean().item()
+        assert min(gaps, key=gaps.get) == cls.framing and gaps[cls.framing] < 0.1

@@ -141,8 +141,8 @@ def test_smoke_run_on_synthetic_faces_reports_every_field(tmp_path: Path) -> Non
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_real_test_faces_are_found_and_classified(tmp_path: Path) -> None:
-    """A few real test faces at 192 px on grey: most are found, and the accuracy over them
-    is that of a real model, not chance."""
+    """Real test faces at 192 px on grey: nearly all are found, and the live path classifies
+    them about as well as the model does when handed the faces directly."""
     data = next((p for p in REAL_DATA if p.exists()), None)
     if data is None:
         pytest.skip(f"real FER-2013 not found at {', '.join(map(str, REAL_DATA))}")
@@ -161,5 +161,5 @@ def test_real_test_faces_are_found_and_classified(tmp_path: Path) -> None:
     )
     row = report["runs"][0]["conditions"]["size-192"]
     assert FIELDS <= set(row)
-    assert row["found"] >= 0.5
-    assert row["acc_direct"] >= 0.4 and row["acc_all"] >= 0.25
+    assert row["found"] >= 0.9
+    assert row["acc_direct"] >= 0.4 and row["acc_all"] >= 0.85 * row["acc_direct"]
