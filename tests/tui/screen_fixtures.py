@@ -269,8 +269,21 @@ def drawn_face(w: int = 64, h: int = 48) -> np.ndarray:
     return img.clip(0, 255).astype(np.uint8)
 
 
+def _side_face(track_id: int, box: list[int], label: str, confidence: float) -> dict[str, Any]:
+    rest = (1 - confidence) / 6
+    probs = {name: confidence if name == label else rest for name in CLASSES}
+    return {
+        "track_id": track_id,
+        "box": box,
+        "label": label,
+        "confidence": confidence,
+        "probs": probs,
+    }
+
+
 def live_record() -> dict[str, Any]:
-    """One `fer-tui live --output -` record with a 64x48 terminal preview and one happy face."""
+    """One `fer-tui live --output -` record with a 64x48 terminal preview and three faces: a
+    large happy one and two smaller ones."""
     preview = drawn_face()
     probs = {
         "angry": 0.012,
@@ -294,7 +307,9 @@ def live_record() -> dict[str, Any]:
                 "label": "happy",
                 "confidence": probs["happy"],
                 "probs": probs,
-            }
+            },
+            _side_face(2, [30, 170, 120, 130], "neutral", 0.61),
+            _side_face(3, [480, 70, 100, 110], "surprise", 0.72),
         ],
         "timings_ms": {"capture": 1.9, "detect": 7.4, "classify": 3.1, "total": 12.6},
         "preview": {

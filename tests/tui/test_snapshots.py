@@ -40,7 +40,8 @@ def test_snapshot_of_the_evaluation_screen(tmp_path: Path, snap_compare) -> None
 
 
 def test_snapshot_of_the_live_screen(tmp_path: Path, snap_compare) -> None:
-    """The Live screen in terminal-only mode: the preview with the face's box, the label in
-    block letters, seven probability bars and the timings."""
+    """The Live screen in terminal-only mode: the preview with the faces' boxes, the largest
+    face's label in block letters and seven probability bars, the timings, and every face in
+    the list, largest first."""
     with world(tmp_path / "world") as make_app:
         assert snap_compare(make_app(), terminal_size=SIZE, run_before=show_live)
