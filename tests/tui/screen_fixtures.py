@@ -269,16 +269,11 @@ def drawn_face(w: int = 64, h: int = 48) -> np.ndarray:
     return img.clip(0, 255).astype(np.uint8)
 
 
-def _side_face(track_id: int, box: list[int], label: str, confidence: float) -> dict[str, Any]:
-    rest = (1 - confidence) / 6
-    probs = {name: confidence if name == label else rest for name in CLASSES}
-    return {
-        "track_id": track_id,
-        "box": box,
-        "label": label,
-        "confidence": confidence,
-        "probs": probs,
-    }
+def live_face(track_id: int, box: list[int], label: str, confidence: float) -> dict[str, Any]:
+    """One face of a live record: `label` at `confidence`, the rest shared by the others."""
+    probs = dict.fromkeys(CLASSES, (1 - confidence) / 6)
+    probs[label] = confidence
+    return dict(track_id=track_id, box=box, label=label, confidence=confidence, probs=probs)
 
 
 def live_record() -> dict[str, Any]:
@@ -308,8 +303,8 @@ def live_record() -> dict[str, Any]:
                 "confidence": probs["happy"],
                 "probs": probs,
             },
-            _side_face(2, [30, 170, 120, 130], "neutral", 0.61),
-            _side_face(3, [480, 70, 100, 110], "surprise", 0.72),
+            live_face(2, [30, 170, 120, 130], "neutral", 0.61),
+            live_face(3, [480, 70, 100, 110], "surprise", 0.72),
         ],
         "timings_ms": {"capture": 1.9, "detect": 7.4, "classify": 3.1, "total": 12.6},
         "preview": {

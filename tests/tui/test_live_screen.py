@@ -15,6 +15,7 @@ from fer_tui.tui.widgets.big_label import BigLabel, block_text
 from fer_tui.tui.widgets.frame_preview import FramePreview, render_halfblocks
 from fer_tui.tui.widgets.prob_bars import ProbBars, bar
 from tests.helpers import make_face_video, make_tiny_checkpoint, until, wait_until
+from tests.tui.screen_fixtures import live_face
 
 
 @pytest.fixture(scope="module")
@@ -194,18 +195,6 @@ async def test_start_hands_the_focus_to_stop(tmp_path, no_display, monkeypatch) 
         assert app.focused is screen.query_one("#live-start")
 
 
-def _face(track_id: int, box: list[int], label: str, confidence: float) -> dict:
-    probs = dict.fromkeys(CLASSES, (1 - confidence) / 6)
-    probs[label] = confidence
-    return {
-        "track_id": track_id,
-        "box": box,
-        "label": label,
-        "confidence": confidence,
-        "probs": probs,
-    }
-
-
 async def test_every_face_is_listed_and_the_largest_is_shown_big(tmp_path, no_display) -> None:
     """A record with three faces: the list has one line per face (track id, label,
     confidence), largest first; the big label and the bars are the largest face's, even when
@@ -218,9 +207,9 @@ async def test_every_face_is_listed_and_the_largest_is_shown_big(tmp_path, no_di
         "detector": "yunet",
         "frame_size": [640, 480],
         "faces": [
-            _face(4, [20, 30, 60, 70], "sad", 0.61),
-            _face(2, [400, 40, 90, 100], "surprise", 0.55),
-            _face(9, [200, 100, 160, 180], "angry", 0.82),
+            live_face(4, [20, 30, 60, 70], "sad", 0.61),
+            live_face(2, [400, 40, 90, 100], "surprise", 0.55),
+            live_face(9, [200, 100, 160, 180], "angry", 0.82),
         ],
         "timings_ms": {"capture": 1.0, "detect": 2.0, "classify": 6.0, "total": 9.0},
     }
