@@ -49,6 +49,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_tui.backends import load_model, pick_backend  # noqa: E402
+from fer_tui.checkpoints import find_checkpoint  # noqa: E402
 from fer_tui.live.config import DETECTORS, LiveConfig  # noqa: E402
 from fer_tui.live.detection import make_detector  # noqa: E402
 from fer_tui.live.pipeline import face_transform, realtime_prediction  # noqa: E402
@@ -57,7 +58,8 @@ from fer_tui.models import predict_proba  # noqa: E402
 FRAME_W, FRAME_H = 640, 480
 PHOTOS = ("coffee", "chelsea", "rocket", "coins", "brick", "gravel")
 """scikit-image's sample photos without a human face in them, grey, as backgrounds."""
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "resnet18-cpu.pt"
+DEFAULT_MODEL = find_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints")
+"""The live view's default model (what `fer-tui live` runs without --checkpoint)."""
 
 
 @dataclass(frozen=True)
@@ -677,6 +679,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = replace(base, detector=args.detector)
 
     ckpt = args.model or DEFAULT_MODEL
+    if ckpt is None:
+        sys.exit("live_accuracy: no shipped model in checkpoints/; pass --model PATH")
     backend = pick_backend(args.backend, "cpu", ckpt)
     model, meta, device = load_model(
         ckpt, backend=backend, device="cpu", threads=args.threads, channels_last=True

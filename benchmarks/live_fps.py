@@ -19,13 +19,13 @@ Measured, each on the same video:
   3x3 stride-2 first conv, about 4x fewer FLOPs);
 - every `--model PATH` (a trained checkpoint or an exported .onnx), file and camera.
 
-With `--faces 1,4` (default) it also times the shipped live model (`checkpoints/resnet18-cpu.pt`,
-else the random ResNet18; `--model` replaces it) on two more clips made from a real photograph:
-the astronaut's head (150 px) once, and four times in a 2x2 grid, each copy drifting on its own,
-in a 640x480 frame: file mode (throughput, and each frame's own latency) and camera mode,
-with each detector. The faces a frame classifies go through the model in one batch; with more
-faces than fit in `classify_budget_ms`, they take turns: `renewed` is the share of a frame's
-faces classified in that frame (1.00: every face, every frame; 0.25: each face every 4th).
+With `--faces 1,4` (default) it also times the live view's default model (what `fer-tui live` runs
+without --checkpoint, else the random ResNet18; `--model` replaces it) on two more clips made from
+a real photograph: the astronaut's head (150 px) once, and four times in a 2x2 grid, each copy
+drifting on its own, in a 640x480 frame: file mode (throughput, and each frame's own latency) and
+camera mode, with each detector. The faces a frame classifies go through the model in one batch;
+with more faces than fit in `classify_budget_ms`, they take turns: `renewed` is the share of a
+frame's faces classified in that frame (1.00: every face, every frame; 0.25: each face every 4th).
 `--faces-only` skips the comparison above.
 
 "Latency" of a frame = the wall time from the end of its decode to its result; per-stage
@@ -54,6 +54,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fer_tui.backends import load_model, pick_backend  # noqa: E402
+from fer_tui.checkpoints import find_checkpoint  # noqa: E402
 from fer_tui.live.config import LiveConfig  # noqa: E402
 from fer_tui.live.detection import CASCADE  # noqa: E402
 from fer_tui.live.pipeline import face_transform, realtime_prediction  # noqa: E402
@@ -200,9 +201,8 @@ def make_faces_video(path: Path, faces: int, frames: int) -> Path:
 def multi_face(args: argparse.Namespace, tmp: Path, fallback: Path) -> list[dict]:
     """The shipped live model (or --model), default backend, on the 1- and 4-face clips, with
     each detector, file and camera mode."""
-    root = Path(__file__).resolve().parents[1]
-    shipped = root / "checkpoints" / "resnet18-cpu.pt"
-    models = args.model or [shipped if shipped.exists() else fallback]
+    shipped = find_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints")
+    models = args.model or [shipped or fallback]
     runs = []
     for n in args.faces:
         clip = make_faces_video(tmp / f"faces{n}.avi", n, args.frames)
@@ -252,8 +252,8 @@ def main() -> int:
         action="append",
         default=[],
         type=Path,
-        help="also time this checkpoint or exported .onnx (e.g. the shipped "
-        "checkpoints/resnet18-cpu.pt), file and camera, default backend",
+        help="time this checkpoint or exported .onnx (e.g. a shipped one in checkpoints/) "
+        "instead of the live default, file and camera, default backend",
     )
     ap.add_argument(
         "--faces",
