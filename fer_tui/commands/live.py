@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         default=None,
         help="model checkpoint, or an .onnx from `fer-tui export` (default: "
-        "checkpoints/resnet18-cpu.pt, the live-size model, else checkpoints/resnet18.pt, "
+        "checkpoints/resnet18-distilled-cpu.pt, the live-size model, else "
+        "checkpoints/resnet18-cpu.pt, else checkpoints/resnet18.pt, "
         "else the final weights of the newest finished run)",
     )
     parser.add_argument(
@@ -227,8 +228,8 @@ def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
     found = find_checkpoint(paths.checkpoints_dir(), paths.runs_dir(runs_dir))
     if found is None:
         raise FerError(
-            "no checkpoint: neither checkpoints/resnet18-cpu.pt nor checkpoints/resnet18.pt is "
-            "here and no run has finished. Train one (`fer-tui train --config "
+            "no checkpoint: none of checkpoints/resnet18-distilled-cpu.pt, resnet18-cpu.pt or "
+            "resnet18.pt is here and no run has finished. Train one (`fer-tui train --config "
             "configs/<recipe>.toml`), or pass --checkpoint runs/<run>/last.pt"
         )
     return found

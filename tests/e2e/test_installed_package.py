@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fer_tui.checkpoints import DEFAULT_CHECKPOINTS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: What a build reads from the repository.
@@ -62,9 +64,10 @@ print(json.dumps({
 def test_a_plain_install_finds_the_shipped_recipes_and_models(tmp_path: Path) -> None:
     """`pip install .` (not -e) puts configs/*.toml and checkpoints/*.pt into the package, and
     paths.configs_dir()/checkpoints_dir() find them there when the working folder has none:
-    the default recipe loads, live's default model is resnet18-cpu.pt, `fer-tui ship` would
-    write to ./checkpoints rather than into the package, and the TUI's stylesheet, the
-    paper's figures and the YuNet face detector come along."""
+    the default recipe loads, live's default model is the first shipped one of
+    DEFAULT_CHECKPOINTS, `fer-tui ship` would write to ./checkpoints rather than into the
+    package, and the TUI's stylesheet, the paper's figures and the YuNet face detector come
+    along."""
     # built from a copy: an in-place build leaves build/ and *.egg-info in the checkout, and
     # files left in build/ by an older build would end up in the wheel
     src, target, elsewhere = tmp_path / "src", tmp_path / "site", tmp_path / "elsewhere"
@@ -111,8 +114,9 @@ def test_a_plain_install_finds_the_shipped_recipes_and_models(tmp_path: Path) ->
     assert Path(found["checkpoints_dir"]) == package / "shipped_checkpoints"
     shipped = {p.name: p.stat().st_size for p in sorted((ROOT / "checkpoints").glob("*.pt"))}
     assert found["shipped_bytes"] == shipped
-    if "resnet18-cpu.pt" in shipped:
-        default = str(package / "shipped_checkpoints" / "resnet18-cpu.pt")
+    live = next((name for name in DEFAULT_CHECKPOINTS if name in shipped), None)
+    if live is not None:
+        default = str(package / "shipped_checkpoints" / live)
         assert found["found"] == found["live_default"] == default
     assert found["ship_dir"] == "checkpoints"
     assert found["tcss"] and found["paper"]

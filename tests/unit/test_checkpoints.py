@@ -48,9 +48,9 @@ def _run(
 
 
 def test_default_checkpoint_prefers_the_live_size_model(tmp_path: Path) -> None:
-    """Without --checkpoint: checkpoints/resnet18-cpu.pt (keeps 30 FPS on a CPU), else
-    resnet18.pt, else the final weights of the newest finished run; an unfinished run is never
-    the default."""
+    """Without --checkpoint: checkpoints/resnet18-distilled-cpu.pt, else resnet18-cpu.pt (both
+    keep 30 FPS on a CPU), else resnet18.pt, else the final weights of the newest finished run;
+    an unfinished run is never the default."""
     ckpts, runs = tmp_path / "checkpoints", tmp_path / "runs"
     ckpts.mkdir()
     assert find_checkpoint(ckpts, runs) is None
@@ -66,6 +66,8 @@ def test_default_checkpoint_prefers_the_live_size_model(tmp_path: Path) -> None:
     (ckpts / "resnet18-cpu.pt").write_bytes(b"x")
     assert find_checkpoint(ckpts, runs) == ckpts / "resnet18-cpu.pt"
     assert find_checkpoint(ckpts) == ckpts / "resnet18-cpu.pt"
+    (ckpts / "resnet18-distilled-cpu.pt").write_bytes(b"x")
+    assert find_checkpoint(ckpts, runs) == ckpts / "resnet18-distilled-cpu.pt"
 
 
 def test_finished_runs_offer_their_final_weights(tmp_path: Path) -> None:
