@@ -252,8 +252,9 @@ def main() -> int:
         action="append",
         default=[],
         type=Path,
-        help="time this checkpoint or exported .onnx (e.g. a shipped one in checkpoints/) "
-        "instead of the live default, file and camera, default backend",
+        help="also time this checkpoint or exported .onnx (e.g. a shipped one in "
+        "checkpoints/), file and camera, default backend; on the 1- and 4-face clips it "
+        "replaces the live default",
     )
     ap.add_argument(
         "--faces",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fer_tui.backends import BACKENDS
+from fer_tui.checkpoints import DEFAULT_CHECKPOINTS, find_checkpoint
 from fer_tui.errors import ConfigError, FerError, LiveError
 from fer_tui.live.config import DETECTORS, LiveConfig
 from fer_tui.progress import ProgressBar
@@ -48,10 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         default=None,
-        help="model checkpoint, or an .onnx from `fer-tui export` (default: "
-        "checkpoints/resnet18-distilled-cpu.pt, the live-size model, else "
-        "checkpoints/resnet18-cpu.pt, else checkpoints/resnet18.pt, "
-        "else the final weights of the newest finished run)",
+        help="model checkpoint, or an .onnx from `fer-tui export` (default: the first of "
+        + ", ".join(f"checkpoints/{name}" for name in DEFAULT_CHECKPOINTS)
+        + " that exists, the live-size models first; else the final weights of the newest "
+        "finished run)",
     )
     parser.add_argument(
         "--no-window",
@@ -223,13 +224,13 @@ def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
     if arg:
         return Path(arg)
     from fer_tui import paths
-    from fer_tui.checkpoints import find_checkpoint
 
     found = find_checkpoint(paths.checkpoints_dir(), paths.runs_dir(runs_dir))
     if found is None:
         raise FerError(
-            "no checkpoint: none of checkpoints/resnet18-distilled-cpu.pt, resnet18-cpu.pt or "
-            "resnet18.pt is here and no run has finished. Train one (`fer-tui train --config "
+            "no checkpoint: none of "
+            + ", ".join(f"checkpoints/{name}" for name in DEFAULT_CHECKPOINTS)
+            + " is here and no run has finished. Train one (`fer-tui train --config "
             "configs/<recipe>.toml`), or pass --checkpoint runs/<run>/last.pt"
         )
     return found
