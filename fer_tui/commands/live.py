@@ -21,6 +21,9 @@ from fer_tui.errors import ConfigError, FerError, LiveError
 from fer_tui.live.config import DETECTORS, LiveConfig
 from fer_tui.progress import ProgressBar
 
+#: The shipped models live runs without --checkpoint, in the order it looks for them.
+_DEFAULTS = ", ".join(f"checkpoints/{name}" for name in DEFAULT_CHECKPOINTS)
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -50,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         default=None,
         help="model checkpoint, or an .onnx from `fer-tui export` (default: the first of "
-        + ", ".join(f"checkpoints/{name}" for name in DEFAULT_CHECKPOINTS)
+        + _DEFAULTS
         + " that exists, the live-size models first; else the final weights of the newest "
         "finished run)",
     )
@@ -229,7 +232,7 @@ def resolve_checkpoint(arg: str | None, runs_dir: str | None) -> Path:
     if found is None:
         raise FerError(
             "no checkpoint: none of "
-            + ", ".join(f"checkpoints/{name}" for name in DEFAULT_CHECKPOINTS)
+            + _DEFAULTS
             + " is here and no run has finished. Train one (`fer-tui train --config "
             "configs/<recipe>.toml`), or pass --checkpoint runs/<run>/last.pt"
         )
