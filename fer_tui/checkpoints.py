@@ -15,8 +15,8 @@ from fer_tui.runs import iter_run_states
 from fer_tui.shipping import final_weights
 
 #: What `fer-tui live` and the Live screen run by default, first found first. The live-size
-#: models lead: resnet18-distilled-cpu.pt (the small stem, distilled from two of the CPU
-#: models: above resnet18-cpu.pt on the holdout and the test split at the same cost) and
+#: models lead: resnet18-distilled-cpu.pt (the small stem, distilled from the CPU models:
+#: above resnet18-cpu.pt on the holdout and the test split at the same cost) and
 #: resnet18-cpu.pt keep 30 FPS on two CPU cores with room to spare, while resnet18.pt (the
 #: "cifar" stem) costs about 1.8 GFLOP per face and sits at the edge of 30 FPS there. Pass
 #: --checkpoint for another.
